@@ -1,0 +1,67 @@
+"""kernel -- a generator-based async microkernel in the style of curio.
+
+Coroutines yield small trap tuples (``kernel/traps.py``); a kernel with a ready queue, a
+sleeping queue and an I/O wait table decides who runs next (``kernel/scheduler.py``).
+
+Start reading at ``kernel/traps.py``, then ``kernel/scheduler.py``.
+"""
+
+from .clock import Clock, MonotonicClock, VirtualClock
+from .errors import (
+    CancelledError,
+    KernelError,
+    ResourceBusy,
+    TaskCancelled,
+    TaskError,
+    TaskTimeout,
+    TimeoutCancellationError,
+    UncaughtTimeoutError,
+)
+from .generators import coroutine
+from .scheduler import Kernel, Tracer, current_kernel, run
+from .task import Task, check_cancellation, current_task, disable_cancellation, spawn
+from .taskgroup import TASK_STATUS_IGNORED, TaskGroup
+from .time import (
+    TimeoutBlock,
+    clock,
+    ignore_after,
+    ignore_at,
+    sleep,
+    timeout_after,
+    timeout_at,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TASK_STATUS_IGNORED",
+    "CancelledError",
+    "Clock",
+    "Kernel",
+    "KernelError",
+    "MonotonicClock",
+    "ResourceBusy",
+    "Task",
+    "TaskCancelled",
+    "TaskError",
+    "TaskGroup",
+    "TaskTimeout",
+    "TimeoutBlock",
+    "TimeoutCancellationError",
+    "Tracer",
+    "UncaughtTimeoutError",
+    "VirtualClock",
+    "check_cancellation",
+    "clock",
+    "coroutine",
+    "current_kernel",
+    "current_task",
+    "disable_cancellation",
+    "ignore_after",
+    "ignore_at",
+    "run",
+    "sleep",
+    "spawn",
+    "timeout_after",
+    "timeout_at",
+]

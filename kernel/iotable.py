@@ -1,0 +1,140 @@
+"""The I/O wait table: which task waits to read, and which to write, on each file descriptor.
+
+A task that would block on a socket does not block the program: it parks here with the
+``IO_WAIT`` trap and the kernel asks the operating system's selector (epoll on Linux) which
+descriptors became ready. Each registered descriptor carries a two-slot list
+``[reader, writer]`` as its selector data, so the table *is* the selector's registration:
+
+* at most one reader and one writer per descriptor -- a second one gets ``ResourceBusy``
+  (two tasks reading one socket would steal each other's bytes);
+* a descriptor is registered only while somebody waits on it, so a closed socket never
+  lingers in the selector.
+
+The table also owns the read end of the kernel's wake-up socket pair: any byte on it only
+means "stop blocking in select(), a thread has work for you"; the bytes are drained here.
+
+Read next: ``kernel/clock.py``.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+from typing import Any
+
+from .errors import ResourceBusy
+
+__all__ = ["EVENT_READ", "EVENT_WRITE", "IOWaitTable"]
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+_SLOT = {EVENT_READ: 0, EVENT_WRITE: 1}
+_WAKEUP = object()  # selector data that marks the wake-up socket
+
+
+class IOWaitTable:
+    """Tasks parked on file descriptors, backed by a ``selectors`` selector."""
+
+    def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
+        self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._waiting = 0
+        self._wakeup: socket.socket | None = None
+
+    def __len__(self) -> int:
+        """How many tasks are parked (the wake-up socket does not count)."""
+        return self._waiting
+
+    def register(self, fileobj: Any, event: int, task: Any) -> tuple[Any, int]:
+        """Park ``task`` until ``fileobj`` is ready for ``event``; returns the discard handle."""
+        slot = _SLOT[event]
+        selector = self._selector
+        try:
+            key = selector.get_key(fileobj)
+        except KeyError:
+            waiters = [None, None]
+            waiters[slot] = task
+            selector.register(fileobj, event, waiters)
+        else:
+            waiters = key.data
+            if waiters[slot] is not None:
+                verb = "read from" if event == EVENT_READ else "write to"
+                raise ResourceBusy(
+                    f"{waiters[slot]!r} is already waiting to {verb} {fileobj!r}; only one task "
+                    f"may wait per descriptor and direction (give each task its own socket, or "
+                    f"funnel the I/O through one task)"
+                ) from None
+            waiters[slot] = task
+            selector.modify(fileobj, key.events | event, waiters)
+        self._waiting += 1
+        return (fileobj, event)
+
+    def discard(self, handle: tuple[Any, int]) -> None:
+        """Unpark whoever waits under ``handle`` (a no-op if it was already woken)."""
+        fileobj, event = handle
+        try:
+            key = self._selector.get_key(fileobj)
+        except (KeyError, ValueError):  # ValueError: the descriptor was closed meanwhile
+            return
+        waiters = key.data
+        slot = _SLOT[event]
+        if waiters[slot] is None:
+            return
+        waiters[slot] = None
+        self._waiting -= 1
+        self._remove(key.fileobj, key.events & ~event, waiters)
+
+    def _remove(self, fileobj: Any, remaining: int, waiters: list[Any]) -> None:
+        if remaining:
+            self._selector.modify(fileobj, remaining, waiters)
+        else:
+            self._selector.unregister(fileobj)
+
+    def add_wakeup(self, sock: socket.socket) -> None:
+        """Watch the read end of the wake-up socket pair (its bytes are drained by select)."""
+        self._wakeup = sock
+        self._selector.register(sock, EVENT_READ, _WAKEUP)
+
+    def select(self, timeout: float | None) -> list[Any]:
+        """Block up to ``timeout`` seconds (None: forever); return the tasks now ready.
+
+        Each returned task has been removed from the table.
+        """
+        ready = []
+        for key, mask in self._selector.select(timeout):
+            waiters = key.data
+            if waiters is _WAKEUP:
+                self._drain_wakeup()
+                continue
+            for event, slot in _SLOT.items():
+                if mask & event and waiters[slot] is not None:
+                    ready.append(waiters[slot])
+                    waiters[slot] = None
+                    self._waiting -= 1
+            remaining = (EVENT_READ if waiters[0] is not None else 0) | (
+                EVENT_WRITE if waiters[1] is not None else 0
+            )
+            self._remove(key.fileobj, remaining, waiters)
+        return ready
+
+    def _drain_wakeup(self) -> None:
+        assert self._wakeup is not None
+        try:
+            while self._wakeup.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def waiters(self) -> list[tuple[int, str, Any]]:
+        """(fd, "read"|"write", task) for every parked task; for tracing and tests."""
+        rows = []
+        for key in list(self._selector.get_map().values()):
+            if key.data is _WAKEUP:
+                continue
+            for name, slot in (("read", 0), ("write", 1)):
+                if key.data[slot] is not None:
+                    rows.append((key.fd, name, key.data[slot]))
+        return rows
+
+    def close(self) -> None:
+        """Close the selector. Tasks still parked are the kernel's to cancel first."""
+        self._selector.close()

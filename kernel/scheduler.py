@@ -1,0 +1,658 @@
+"""The kernel: three structures, one loop, and a handler for each trap.
+
+A task runs until it yields a trap (see ``kernel/traps.py``). The kernel then decides, by
+looking at three structures, who runs next:
+
+* the **ready queue** -- tasks that can run now, strictly first in, first out, so that the
+  same program always produces the same schedule;
+* the **sleeping queue** -- deadlines (``sleep`` and timeouts), nearest first
+  (``kernel/timequeue.py``);
+* the **I/O wait table** -- tasks waiting for a file descriptor, at most one reader and one
+  writer each, backed by the OS selector (``kernel/iotable.py``).
+
+The loop (``Kernel._loop``, right below the constructor) turns three phases, forever:
+
+1. *Poll I/O.* Ask the selector which descriptors are ready. If no task is ready, this is
+   where the whole program sleeps -- until the nearest deadline, or until I/O or a thread
+   wakes it. (If tasks are ready and nobody waits for I/O, the poll is skipped: there is
+   nothing it could find.)
+2. *Wake sleepers.* Every deadline that has passed moves its task to the ready queue (or,
+   for a timeout, cancels it with ``TaskTimeout``).
+3. *Run ready tasks.* Each task that was ready at the start of this phase runs once: it is
+   resumed with ``coro.send(value)`` or ``coro.throw(exc)`` and runs until it yields its
+   next trap. A *blocking* trap parks it on one of the structures; a *non-blocking* trap
+   (spawn, get the clock, ...) is answered at once and the same task carries on.
+
+Trap handlers are the methods named ``_trap_<name>``, one per trap, collected into
+``self._handlers`` by name. A handler returns True when the task should carry on at once
+(with ``task._next_value`` or ``task._next_exc`` set) and False when it has been parked.
+
+Read next: ``kernel/time.py`` (sleep and timeouts) and ``kernel/taskgroup.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import signal
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from .clock import Clock, MonotonicClock
+from .errors import CancelledError, KernelError, ResourceBusy, TaskCancelled, TaskTimeout
+from .iotable import IOWaitTable
+from .task import CoroutineLike, Task, as_coroutine
+from .timequeue import SleepingQueue
+from .traps import TRAPS, Trap
+from .waitqueue import WaitQueue
+
+__all__ = ["Kernel", "Tracer", "current_kernel", "run"]
+
+log = logging.getLogger("kernel")
+
+# select() cannot take an infinite timeout; a task sleeping "forever" is re-checked daily.
+_MAX_SELECT_TIMEOUT = 86400.0
+
+
+class _CurrentKernel(threading.local):
+    """The one piece of global state: which kernel (if any) runs in this thread."""
+
+    kernel: Kernel | None = None
+
+
+_current = _CurrentKernel()
+
+
+def current_kernel() -> Kernel | None:
+    """The kernel running in this thread, or None."""
+    return _current.kernel
+
+
+class Tracer(Protocol):
+    """Receives every scheduler decision: ``tracer(event, task, **details)``.
+
+    Events: ``spawn``, ``run``, ``trap``, ``park``, ``wake``, ``select``, ``timer``,
+    ``cancel``, ``exit``. With no tracer installed none of this code is on the hot path: the
+    traced versions of the handlers are swapped in at construction time.
+    """
+
+    def __call__(self, event: str, task: Task | None, **details: Any) -> None: ...
+
+
+class Kernel:
+    """A scheduler for tasks. Use ``kernel.run(main)``, or ``with Kernel() as k: k.run(main)``.
+
+    ``clock``: a ``MonotonicClock`` (default) or a ``VirtualClock`` for tests.
+    ``tracer``: a ``Tracer`` to record every scheduling decision.
+    """
+
+    def __init__(self, *, clock: Clock | None = None, tracer: Tracer | None = None) -> None:
+        self._ready: deque[Task] = deque()  # ready queue: runnable tasks, FIFO
+        self._sleeping = SleepingQueue()  # sleeping queue: (deadline, task) for sleeps/timeouts
+        self._io = IOWaitTable()  # I/O wait table: fd -> [reader task, writer task]
+
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        self._tasks: dict[int, Task] = {}  # every task that has not ended, by id
+        self._ids = itertools.count(1)
+        self._main: Task | None = None
+        self._fatal: BaseException | None = None  # Ctrl-C / SystemExit to raise after cleanup
+        self._closed = False
+
+        # Cross-thread wake-up: other threads (and signal handlers) append work here and write
+        # a byte to the socket pair, which makes a blocking select() return.
+        self._threadsafe: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._wake_recv, self._wake_send = socket.socketpair()
+        self._wake_recv.setblocking(False)
+        self._wake_send.setblocking(False)
+        self._io.add_wakeup(self._wake_recv)
+
+        self._handlers: dict[str, Callable[[Task, Trap], bool]] = {
+            name: getattr(self, f"_trap_{name}") for name in TRAPS
+        }
+        self._tracer = tracer
+        if tracer is not None:
+            self._install_tracer(tracer)
+
+    # ------------------------------------------------------------------------------------
+    # The run loop
+    # ------------------------------------------------------------------------------------
+
+    def _loop(self, finished: Callable[[], bool]) -> None:
+        """Turn the three phases until ``finished()``."""
+        # Local aliases: phase 3 runs once per task switch, and a local variable is cheaper
+        # than looking up ``self.<attribute>`` every time.
+        ready = self._ready
+        popleft = ready.popleft
+        handlers = self._handlers
+        task: Task | None = None
+        trap: Any = None
+        try:
+            while not finished():
+                # Phase 1: poll I/O -- and sleep here if no task is ready.
+                if not ready or len(self._io):
+                    self._poll_io()
+                if self._threadsafe:
+                    self._run_threadsafe_callbacks()
+
+                # Phase 2: wake every task whose deadline has passed.
+                if self._sleeping:
+                    self._wake_sleepers()
+
+                # Phase 3: run each task that is ready now, until it parks or ends.
+                for _ in range(len(ready)):
+                    task = popleft()
+                    while True:
+                        try:
+                            if task._next_exc is None:
+                                value = task._next_value
+                                task._next_value = None
+                                trap = task._coro.send(value)
+                            else:
+                                exc = task._next_exc
+                                task._next_exc = None
+                                trap = task._coro.throw(exc)
+                        except StopIteration as stop:
+                            self._exit_task(task, stop.value, None)
+                            break
+                        except BaseException as error:
+                            self._exit_task(task, None, error)
+                            break
+                        try:
+                            handler = handlers[trap[0]]
+                        except Exception:
+                            handler = self._bad_yield
+                        if not handler(task, trap):
+                            break
+        except Exception as bug:
+            raise KernelError(
+                f"internal error in the kernel while handling {trap!r} from {task!r}; the "
+                f"kernel has shut down. This is a bug in the kernel, not in your code: the "
+                f"original error is chained below"
+            ) from bug
+
+    def _poll_io(self) -> None:
+        """Phase 1: ask the selector what is ready, blocking only if nothing else can run."""
+        deadline = None
+        if self._ready or self._threadsafe:
+            timeout: float | None = 0.0
+        else:
+            deadline = self._sleeping.next_deadline()
+            if deadline is None:
+                timeout = None  # nothing is due: only I/O or a thread can wake us
+            else:
+                timeout = min(max(0.0, deadline - self._clock.now()), _MAX_SELECT_TIMEOUT)
+        woken = self._io.select(self._clock.real_timeout(timeout))
+        if self._tracer is not None:
+            self._tracer("select", None, timeout=timeout, ready=[t.id for t in woken])
+        for task in woken:
+            self._reschedule(task)
+        if not woken and deadline is not None and not self._threadsafe:
+            # Discussion: with a virtual clock this is where time jumps forward -- every task
+            # is blocked and select() found nothing, so the next thing that can happen is the
+            # nearest deadline. The real clock ignores this call.
+            self._clock.idle(deadline)
+
+    def _wake_sleepers(self) -> None:
+        """Phase 2: deadlines that have passed wake their sleepers and fire their timeouts."""
+        now = self._clock.now()
+        for task, kind in self._sleeping.pop_due(now):
+            if self._tracer is not None:
+                self._tracer("timer", task, kind=kind, now=now)
+            if kind == "sleep":
+                self._reschedule(task)
+            else:
+                task._timeout_entry = None
+                self._cancel_task(task, TaskTimeout(now))
+
+    def _run_threadsafe_callbacks(self) -> None:
+        threadsafe = self._threadsafe
+        while threadsafe:
+            callback, args = threadsafe.popleft()
+            callback(*args)
+
+    # ------------------------------------------------------------------------------------
+    # Moving tasks between the structures
+    # ------------------------------------------------------------------------------------
+
+    def _new_task(self, coro: CoroutineLike, daemon: bool, name: str | None) -> Task:
+        task = Task(self, next(self._ids), coro, daemon, name)
+        self._tasks[task.id] = task
+        self._ready.append(task)
+        if self._tracer is not None:
+            task._coro = _TracedCoroutine(coro, task, self._tracer)  # type: ignore[assignment]
+            self._tracer("spawn", task, name=task.name, daemon=daemon)
+        return task
+
+    def _reschedule(self, task: Task, value: Any = None) -> None:
+        """Move a parked task to the back of the ready queue; it will be sent ``value``."""
+        task._waiting_on = None
+        task._wait_entry = None
+        task.state = "READY"
+        task._next_value = value
+        self._ready.append(task)
+
+    def _park(self, task: Task, structure: Any, entry: Any, state: str) -> bool:
+        """Record where a blocked task waits, so that a cancel can find it. Returns False."""
+        task._waiting_on = structure
+        task._wait_entry = entry
+        task.state = state
+        return False
+
+    def _wake(self, queue: WaitQueue, n: int = 1, value: Any = None) -> int:
+        """Move up to ``n`` tasks from the front of ``queue`` to the ready queue."""
+        woken = 0
+        while woken < n:
+            task = queue.popleft()
+            if task is None:
+                break
+            self._reschedule(task, value)
+            woken += 1
+        return woken
+
+    def _cancel_task(self, task: Task, exc: BaseException) -> bool:
+        """Ask ``task`` to raise ``exc`` at its next blocking trap; False if it has ended.
+
+        Discussion: a task holds at most one pending cancellation, so it is delivered exactly
+        once. An explicit cancel replaces a pending *timeout*, never the other way round:
+        a pending timeout is dropped when its block ends, and the cancel must not be
+        dropped with it.
+        """
+        if task.done:
+            return False
+        pending = task._cancel_pending
+        if pending is None or (isinstance(pending, TaskTimeout) and type(exc) is not TaskTimeout):
+            task._cancel_pending = exc
+        if self._tracer is not None:
+            self._tracer("cancel", task, exc=repr(exc), blocked=task._waiting_on is not None)
+        if task._waiting_on is not None and not task._no_cancel:
+            task._waiting_on.discard(task._wait_entry)
+            self._reschedule(task)
+            self._deliver_cancel(task)
+        return True
+
+    def _deliver_cancel(self, task: Task) -> bool:
+        """At a blocking trap: throw the pending cancellation in, unless it is disabled."""
+        if task._no_cancel:
+            return False
+        task._next_exc = task._cancel_pending
+        task._cancel_pending = None
+        return True
+
+    def _exit_task(self, task: Task, result: Any, exc: BaseException | None) -> None:
+        """A task's coroutine returned or raised: record it and wake whoever waits."""
+        task.done = True
+        task.state = "TERMINATED"
+        task._result = result
+        task._exception = exc
+        task.cancelled = isinstance(exc, CancelledError)
+        if task._timeout_entry is not None:
+            self._sleeping.discard(task._timeout_entry)
+            task._timeout_entry = None
+        del self._tasks[task.id]
+        watched = task is self._main or bool(task._exit_callbacks) or bool(task._joiners)
+        if task._joiners is not None:
+            self._wake(task._joiners, len(task._joiners))
+        if task._exit_callbacks is not None:
+            for callback in task._exit_callbacks:
+                callback(task)
+        if self._tracer is not None:
+            self._tracer("exit", task, result=repr(result), exc=repr(exc) if exc else None)
+        if exc is None or task.cancelled:
+            return
+        if isinstance(exc, KeyboardInterrupt | SystemExit) and task is not self._main:
+            # The program is being asked to stop: clean up like Ctrl-C, then raise it.
+            self._stop_program(exc)
+        elif not watched:
+            task._observed = True
+            log.error(
+                "%r crashed and nobody is waiting for it (join it, or spawn it in a "
+                "TaskGroup, to handle its errors)",
+                task,
+                exc_info=exc,
+            )
+
+    def _stop_program(self, exc: BaseException) -> None:
+        """Cancel the main task; ``run()`` raises ``exc`` once its cleanup has run."""
+        if self._fatal is None:
+            self._fatal = exc
+            if self._main is not None:
+                self._cancel_task(self._main, TaskCancelled(f"stopping: {exc!r}"))
+
+    def _bad_yield(self, task: Task, value: Any) -> bool:
+        """A task yielded something that is not a trap: throw a TypeError into it."""
+        task._next_exc = TypeError(
+            f"{task!r} yielded {value!r} to the kernel, which is {_explain_bad_yield(value)}"
+        )
+        self._ready.append(task)  # to the back of the line: a task looping on this stays fair
+        return False
+
+    # ------------------------------------------------------------------------------------
+    # Trap handlers: one per trap in kernel/traps.py. True = the task carries on at once.
+    # ------------------------------------------------------------------------------------
+
+    def _trap_schedule(self, task: Task, trap: Trap) -> bool:
+        """SCHEDULE: to the back of the ready queue (``sleep(0)``). A cancellation point."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        self._ready.append(task)
+        return False
+
+    def _trap_sleep(self, task: Task, trap: Trap) -> bool:
+        """SLEEP seconds: onto the sleeping queue until now + seconds."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        entry = self._sleeping.push(self._clock.now() + trap[1], task)
+        return self._park(task, self._sleeping, entry, "SLEEPING")
+
+    def _trap_io_wait(self, task: Task, trap: Trap) -> bool:
+        """IO_WAIT fileobj event: into the I/O wait table until the selector reports it ready."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        _, fileobj, event = trap
+        try:
+            entry = self._io.register(fileobj, event, task)
+        except (ResourceBusy, ValueError, OSError) as error:  # busy, closed or bad descriptor
+            task._next_exc = error
+            return True
+        return self._park(task, self._io, entry, "IO_WAIT")
+
+    def _trap_spawn(self, task: Task, trap: Trap) -> bool:
+        """SPAWN coro daemon name: a new task at the back of the ready queue."""
+        _, coro, daemon, name = trap
+        task._next_value = self._new_task(coro, daemon, name)
+        return True
+
+    def _trap_cancel(self, task: Task, trap: Trap) -> bool:
+        """CANCEL target exc: make exc pending on target (delivered now if it is blocked)."""
+        _, target, exc = trap
+        task._next_value = self._cancel_task(target, exc)
+        return True
+
+    def _trap_wait_task(self, task: Task, trap: Trap) -> bool:
+        """WAIT_TASK target: park on target's joiners until it ends."""
+        target: Task = trap[1]
+        if target is task:
+            task._next_exc = RuntimeError(f"{task!r} cannot wait for itself: it would never end")
+            return True
+        if target._kernel is not self:
+            task._next_exc = RuntimeError(f"{target!r} belongs to another kernel")
+            return True
+        if target.done:
+            return True
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        if target._joiners is None:
+            target._joiners = WaitQueue()
+        return self._park(task, target._joiners, target._joiners.append(task), "JOIN")
+
+    def _trap_wait_on(self, task: Task, trap: Trap) -> bool:
+        """WAIT_ON queue state: park at the back of a wait queue."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        _, queue, state = trap
+        return self._park(task, queue, queue.append(task), state)
+
+    def _trap_wake(self, task: Task, trap: Trap) -> bool:
+        """WAKE queue n value: move up to n waiters to the ready queue; returns how many."""
+        _, queue, n, value = trap
+        task._next_value = self._wake(queue, n, value)
+        return True
+
+    def _trap_get_current(self, task: Task, trap: Trap) -> bool:
+        """GET_CURRENT: the running task."""
+        task._next_value = task
+        return True
+
+    def _trap_get_kernel(self, task: Task, trap: Trap) -> bool:
+        """GET_KERNEL: the running kernel."""
+        task._next_value = self
+        return True
+
+    def _trap_clock(self, task: Task, trap: Trap) -> bool:
+        """CLOCK: the current time."""
+        task._next_value = self._clock.now()
+        return True
+
+    def _trap_set_timeout(self, task: Task, trap: Trap) -> bool:
+        """SET_TIMEOUT deadline: arm a timeout if it is sooner; returns the previous one."""
+        deadline = trap[1]
+        previous = task._timeout
+        if deadline is not None and (previous is None or deadline < previous):
+            if task._timeout_entry is not None:
+                self._sleeping.discard(task._timeout_entry)
+            task._timeout = deadline
+            task._timeout_entry = self._sleeping.push(deadline, task, "timeout")
+        task._next_value = previous
+        return True
+
+    def _trap_unset_timeout(self, task: Task, trap: Trap) -> bool:
+        """UNSET_TIMEOUT previous: a timeout block ends; restore the enclosing deadline.
+
+        Discussion: a timeout that fired while the task was not blocked is still pending;
+        it belonged to the block that is ending, so it is dropped. But if the enclosing
+        deadline has passed too, the task is owed a timeout for *that* one: it becomes
+        pending again and is raised at the next blocking call, not here -- raising inside
+        the block's own exit would tangle the two timeouts together.
+        """
+        previous = trap[1]
+        now = self._clock.now()
+        if isinstance(task._cancel_pending, TaskTimeout):
+            task._cancel_pending = None
+        if task._timeout != previous:
+            if task._timeout_entry is not None:
+                self._sleeping.discard(task._timeout_entry)
+                task._timeout_entry = None
+            task._timeout = previous
+            if previous is not None and previous > now:
+                task._timeout_entry = self._sleeping.push(previous, task, "timeout")
+        if previous is not None and previous <= now and task._cancel_pending is None:
+            task._cancel_pending = TaskTimeout(now)
+        task._next_value = now
+        return True
+
+    def _trap_set_cancellation(self, task: Task, trap: Trap) -> bool:
+        """SET_CANCELLATION allow: False/True enter/leave a no-cancel block; None checks."""
+        allow = trap[1]
+        if allow is False:
+            task._no_cancel += 1
+        elif allow is True:
+            if not task._no_cancel:
+                task._next_exc = RuntimeError("cancellation enabled more times than disabled")
+                return True
+            task._no_cancel -= 1
+        elif task._cancel_pending is not None and self._deliver_cancel(task):
+            return True  # check_cancellation() outside a no-cancel block raises it now
+        task._next_value = task._cancel_pending
+        return True
+
+    # ------------------------------------------------------------------------------------
+    # Running and shutting down
+    # ------------------------------------------------------------------------------------
+
+    def run(self, corofunc: Any, *args: Any) -> Any:
+        """Run ``corofunc(*args)`` (or a coroutine) as the main task until it ends.
+
+        Returns its result or raises its exception. Other tasks still alive when it ends stay
+        suspended until the next ``run()`` or until ``close()`` cancels them.
+        """
+        if self._closed:
+            raise RuntimeError("this Kernel is closed; create a new one")
+        if _current.kernel is not None:
+            raise RuntimeError(
+                "kernel.run() was called inside a running kernel; from async code, `await` "
+                "the coroutine or `await kernel.spawn(...)` it instead"
+            )
+        main = self._new_task(as_coroutine(corofunc, args, "run"), False, None)
+        self._main = main
+        try:
+            self._run_until(lambda: main.done)
+        finally:
+            self._main = None
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal from main._exception
+        main._observed = True
+        if main._exception is not None:
+            raise main._exception
+        return main._result
+
+    def close(self) -> None:
+        """Cancel every remaining task, let its cleanup run, and release the kernel's fds."""
+        if self._closed:
+            return
+        try:
+            for task in list(self._tasks.values()):
+                self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
+            self._run_until(lambda: not self._tasks)
+        finally:
+            self._release()
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def call_threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
+        """From any thread: run ``callback(*args)`` in the kernel's loop, soon.
+
+        The callback runs between task steps, in the kernel's context: it must not block.
+        """
+        if self._closed:
+            raise RuntimeError("the kernel is closed")
+        self._threadsafe.append((callback, args))
+        # A full buffer means a wake-up is already pending; a closed one, that we are stopping.
+        with contextlib.suppress(OSError):
+            self._wake_send.send(b"\0")
+
+    def _run_until(self, finished: Callable[[], bool]) -> None:
+        try:
+            with self._activated():
+                self._loop(finished)
+        except BaseException:
+            self._abandon()
+            raise
+
+    @contextlib.contextmanager
+    def _activated(self) -> Iterator[None]:
+        """Mark this kernel as the thread's running one; own Ctrl-C while it runs."""
+        _current.kernel = self
+        own_sigint = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        if own_sigint:
+            signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            if own_sigint:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            _current.kernel = None
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        """Ctrl-C: cancel the main task and let it clean up. A second Ctrl-C stops at once."""
+        if self._fatal is not None:
+            raise KeyboardInterrupt
+        self.call_threadsafe(self._stop_program, KeyboardInterrupt())
+
+    def _abandon(self) -> None:
+        """After a kernel failure: close every coroutine (running its finally blocks)."""
+        for task in list(self._tasks.values()):
+            try:
+                task._coro.close()
+            except BaseException as error:  # report it, keep closing the rest
+                log.error("while abandoning %r", task, exc_info=error)
+        self._tasks.clear()
+        self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        self._ready.clear()
+        self._threadsafe.clear()
+        self._io.close()
+        self._wake_recv.close()
+        self._wake_send.close()
+
+    # ------------------------------------------------------------------------------------
+    # Tracing: swapped in at construction, so an untraced kernel pays nothing for it.
+    # ------------------------------------------------------------------------------------
+
+    def _install_tracer(self, tracer: Tracer) -> None:
+        def traced(name: str, handler: Callable[[Task, Trap], bool]) -> Callable[..., bool]:
+            def handle(task: Task, trap: Trap) -> bool:
+                tracer("trap", task, trap=name, args=trap[1:])
+                carry_on = handler(task, trap)
+                if not carry_on:
+                    tracer("park", task, state=task.state)
+                return carry_on
+
+            return handle
+
+        for name, handler in list(self._handlers.items()):
+            self._handlers[name] = traced(name, handler)
+
+        plain_reschedule = self._reschedule
+
+        def reschedule(task: Task, value: Any = None) -> None:
+            tracer("wake", task, state=task.state)
+            plain_reschedule(task, value)
+
+        self._reschedule = reschedule  # type: ignore[method-assign]
+
+
+class _TracedCoroutine:
+    """Wraps a task's coroutine when tracing, to report the start of each slice it runs."""
+
+    __slots__ = ("__wrapped__", "_task", "_tracer")
+
+    def __init__(self, coro: CoroutineLike, task: Task, tracer: Tracer) -> None:
+        self.__wrapped__ = coro
+        self._task = task
+        self._tracer = tracer
+
+    def send(self, value: Any) -> Any:
+        self._tracer("run", self._task)
+        return self.__wrapped__.send(value)
+
+    def throw(self, exc: BaseException) -> Any:
+        self._tracer("run", self._task, throw=repr(exc))
+        return self.__wrapped__.throw(exc)
+
+    def close(self) -> None:
+        self.__wrapped__.close()
+
+
+def _explain_bad_yield(value: Any) -> str:
+    """Name the likely cause of a yield that is not a trap."""
+    package = type(value).__module__.partition(".")[0]
+    if hasattr(value, "_asyncio_future_blocking") or package == "asyncio":
+        return (
+            "an asyncio object: asyncio futures and tasks need asyncio's event loop. Run "
+            "asyncio code through kernel.aio, or use the kernel's own calls (kernel.sleep, "
+            "kernel.spawn, ...)"
+        )
+    if package in ("trio", "curio", "anyio"):
+        return f"a {package} object: {package} code only runs under {package}'s own loop"
+    if value is None:
+        return (
+            "a bare `yield`: a generator-based coroutine must yield traps; use "
+            "`yield from kernel.sleep(0)` to let other tasks run"
+        )
+    if isinstance(value, tuple) and value:
+        return f"not a trap: {value[0]!r} is not one of the kernel's traps {TRAPS}"
+    return "not a trap: tasks talk to the kernel only through the traps in kernel.traps"
+
+
+def run(corofunc: Any, *args: Any, clock: Clock | None = None, tracer: Tracer | None = None) -> Any:
+    """Run ``corofunc(*args)`` in a new kernel and return its result (or raise its error).
+
+    Tasks still running when it returns are cancelled and their cleanup runs; nothing is left
+    behind. Ctrl-C cancels the main task, lets it clean up, then raises ``KeyboardInterrupt``.
+    """
+    with Kernel(clock=clock, tracer=tracer) as kernel:
+        return kernel.run(corofunc, *args)

@@ -1,0 +1,262 @@
+"""Tasks: a coroutine plus everything the kernel needs to know to schedule it.
+
+A ``Task`` is created by the ``SPAWN`` trap and lives until its coroutine returns or raises.
+It is a passive record: the scheduler moves it between the ready queue, the sleeping queue,
+wait queues and the I/O wait table and writes down *where* in two fields:
+
+``_waiting_on``, ``_wait_entry``   the structure the task is parked on and its handle there
+                                   (both None while the task is ready or running); to cancel
+                                   a blocked task the kernel calls
+                                   ``_waiting_on.discard(_wait_entry)``, whatever it is.
+``_next_value`` / ``_next_exc``    what the task is resumed with: ``coro.send(value)`` or, if
+                                   an exception is set, ``coro.throw(exc)`` -- never both.
+
+Cancellation follows curio: ``cancel()`` sets ``_cancel_pending`` and the exception is thrown
+in at the task's next *blocking* trap (at once if it is already blocked), exactly once.
+``disable_cancellation()`` defers it; ``check_cancellation()`` looks at it.
+
+Read next: ``kernel/scheduler.py``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from .errors import TaskCancelled, TaskError
+from .traps import _cancel, _get_current, _set_cancellation, _spawn, _wait_task
+
+if TYPE_CHECKING:
+    from .scheduler import Kernel
+    from .waitqueue import WaitQueue
+
+__all__ = [
+    "Task",
+    "check_cancellation",
+    "current_task",
+    "disable_cancellation",
+    "spawn",
+]
+
+T = TypeVar("T")
+# What a task runs: an ``async def`` coroutine or a generator-based one that yields traps.
+CoroutineLike: TypeAlias = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
+ExitCallback: TypeAlias = Callable[["Task"], None]
+
+
+class Task:
+    """A running coroutine, as the kernel sees it. Created only by ``spawn`` / ``run``."""
+
+    __slots__ = (
+        "__weakref__",
+        "_cancel_pending",
+        "_coro",
+        "_deadlines",
+        "_exception",
+        "_exit_callbacks",
+        "_group",
+        "_joined",
+        "_joiners",
+        "_kernel",
+        "_next_exc",
+        "_next_value",
+        "_no_cancel",
+        "_observed",
+        "_result",
+        "_timeout",
+        "_timeout_entry",
+        "_wait_entry",
+        "_waiting_on",
+        "cancelled",
+        "daemon",
+        "done",
+        "id",
+        "name",
+        "state",
+    )
+
+    def __init__(
+        self, kernel: Kernel, task_id: int, coro: CoroutineLike, daemon: bool, name: str | None
+    ) -> None:
+        self.id = task_id
+        self.name = name if name is not None else _coroutine_name(coro)
+        self.daemon = daemon
+        self.state = "READY"  # READY, SLEEPING, IO_WAIT, a wait-queue state, or TERMINATED
+        self.done = False
+        self.cancelled = False
+        self._kernel = kernel
+        self._coro = coro
+        self._next_value: Any = None
+        self._next_exc: BaseException | None = None
+        self._cancel_pending: BaseException | None = None
+        self._no_cancel = 0  # depth of disable_cancellation() blocks
+        self._waiting_on: Any = None
+        self._wait_entry: Any = None
+        self._timeout: float | None = None
+        self._timeout_entry: Any = None
+        self._deadlines: list[float | None] | None = None  # timeout blocks, outermost first
+        self._joiners: WaitQueue | None = None
+        self._exit_callbacks: list[ExitCallback] | None = None
+        self._group: Any = None  # the TaskGroup this task belongs to, if any
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._joined = False
+        self._observed = False  # has anyone been shown this task's exception?
+
+    def __repr__(self) -> str:
+        return f"<Task id={self.id} name={self.name!r} state={self.state}>"
+
+    @property
+    def coro(self) -> CoroutineLike:
+        """The coroutine this task runs."""
+        return getattr(self._coro, "__wrapped__", self._coro)
+
+    # -- results ---------------------------------------------------------------------------
+
+    @property
+    def result(self) -> Any:
+        """The return value; raises ``TaskError`` if the task failed, RuntimeError if running."""
+        if not self.done:
+            raise RuntimeError(f"{self!r} has not finished yet; `await task.join()` waits for it")
+        if self._exception is not None:
+            self._observed = True
+            raise TaskError(f"{self!r} failed") from self._exception
+        return self._result
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception that ended the task, or None (also None while it still runs)."""
+        if self._exception is not None:
+            self._observed = True
+        return self._exception
+
+    async def join(self) -> Any:
+        """Wait for the task to end; return its result or raise ``TaskError`` from its error.
+
+        A task's outcome is collected once: a second ``join()`` is an error (use ``wait()``
+        and ``result`` to look at a finished task as often as you like).
+        """
+        if self._joined:
+            raise RuntimeError(
+                f"{self!r} was already joined; its result is collected once. "
+                f"Keep the value from the first join(), or use `await task.wait()` and "
+                f"`task.result`"
+            )
+        self._joined = True
+        if not self.done:
+            await _wait_task(self)
+        return self.result
+
+    async def wait(self) -> None:
+        """Wait for the task to end, without collecting its result."""
+        if not self.done:
+            await _wait_task(self)
+
+    async def cancel(
+        self, exc: type[BaseException] | BaseException = TaskCancelled, blocking: bool = True
+    ) -> bool:
+        """Cancel the task: ``exc`` is raised in it at its next blocking call.
+
+        With ``blocking`` (the default) wait until it has ended. Returns False if the task
+        had already ended, True otherwise.
+        """
+        if isinstance(exc, type):
+            exc = exc()
+        if not isinstance(exc, BaseException):
+            raise TypeError(f"cancel(exc=...) needs an exception class or instance, not {exc!r}")
+        was_running = await _cancel(self, exc)
+        if blocking and was_running:
+            await _wait_task(self)
+        return was_running
+
+    def _add_exit_callback(self, callback: ExitCallback) -> None:
+        """Run ``callback(task)`` in the kernel's context when the task ends (must not block)."""
+        if self._exit_callbacks is None:
+            self._exit_callbacks = []
+        self._exit_callbacks.append(callback)
+
+
+def _coroutine_name(coro: Any) -> str:
+    return getattr(coro, "__qualname__", None) or type(coro).__name__
+
+
+def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> CoroutineLike:
+    """Turn what the user handed to ``spawn``/``run`` into a coroutine, or explain the mistake."""
+    if isinstance(corofunc, types.CoroutineType | types.GeneratorType):
+        if args:
+            raise TypeError(
+                f"{caller}() got a coroutine object *and* arguments {args!r}; pass either "
+                f"{caller}(func, *args) or {caller}(func(*args))"
+            )
+        return corofunc
+    if inspect.isawaitable(corofunc) and not hasattr(corofunc, "send"):
+        raise TypeError(
+            f"{caller}() got {corofunc!r}, an awaitable that is not a coroutine (an asyncio "
+            f"Future or Task?); the kernel runs coroutines -- wrap it: `async def f(): "
+            f"return await thing`, or use kernel.aio for asyncio objects"
+        )
+    if not callable(corofunc):
+        raise TypeError(
+            f"{caller}() needs an async function or a coroutine, got {corofunc!r} "
+            f"({type(corofunc).__name__})"
+        )
+    if not (inspect.iscoroutinefunction(corofunc) or inspect.isgeneratorfunction(corofunc)) and (
+        inspect.isfunction(corofunc) or inspect.isbuiltin(corofunc) or inspect.ismethod(corofunc)
+    ):
+        raise TypeError(
+            f"{caller}() needs an async function, but {corofunc!r} is a regular function; "
+            f"declare it with `async def` (or decorate a generator with @kernel.coroutine)"
+        )
+    coro = corofunc(*args)
+    if isinstance(coro, types.CoroutineType | types.GeneratorType):
+        return coro
+    raise TypeError(
+        f"{caller}() called {corofunc!r} expecting a coroutine, but it returned {coro!r}; "
+        f"declare it with `async def`"
+    )
+
+
+async def spawn(
+    corofunc: Callable[..., Awaitable[Any]] | CoroutineLike,
+    *args: Any,
+    daemon: bool = False,
+    name: str | None = None,
+) -> Task:
+    """Start ``corofunc(*args)`` (or a coroutine object) as a new task; it runs concurrently.
+
+    The new task goes to the back of the ready queue; the caller keeps running. A daemon task
+    is one the program does not wait for: it is cancelled quietly when the kernel shuts down.
+    """
+    coro = as_coroutine(corofunc, args, "spawn")
+    return await _spawn(coro, daemon, name)
+
+
+async def current_task() -> Task:
+    """The task that is running this code."""
+    return await _get_current()
+
+
+class disable_cancellation:
+    """``async with disable_cancellation():`` -- cancellation requests wait until the block ends.
+
+    A cancel or timeout that arrives inside is kept pending and delivered at the first blocking
+    call *after* the block. Blocks nest.
+    """
+
+    async def __aenter__(self) -> disable_cancellation:
+        await _set_cancellation(False)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await _set_cancellation(True)
+
+
+async def check_cancellation() -> BaseException | None:
+    """Look at a pending cancellation.
+
+    Outside ``disable_cancellation`` a pending cancellation is raised here, at once. Inside,
+    it is returned (or None) so the code can decide when to stop.
+    """
+    return await _set_cancellation(None)

@@ -1,0 +1,298 @@
+"""Task groups: spawn a set of tasks, and do not leave the block until they are all accounted for.
+
+::
+
+    async with TaskGroup() as g:
+        await g.spawn(fetch, url1)
+        await g.spawn(fetch, url2)
+    # here every task in g has ended
+
+How the block ends depends on ``wait``:
+
+``wait=all``     (default) wait for every task;
+``wait=any``     wait for the first task to end, then cancel the rest;
+``wait=object``  wait for the first task to return something other than None, cancel the rest;
+``wait=None``    cancel every task at once.
+
+Failures are never silent -- the one place this group differs from curio's. When a task
+fails (ends with an exception that is not a cancellation), its siblings are cancelled at
+once, and when the block ends every failure nobody has looked at leaves it together as an
+``ExceptionGroup`` (PEP 654). A failure counts as "looked at" once its exception was raised
+to someone (``next_result()``, ``task.join()``, ``task.result``) or read (``task.exception``).
+The body of the block itself is *not* interrupted: like curio, a group has no cancel scope.
+A body that wants to react early can ``await g.next_done()``.
+
+The group learns about endings through an exit callback that the kernel runs when a member
+ends, so it can cancel siblings the moment a failure happens.
+
+Read next: ``kernel/pytest_plugin.py``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .errors import CancelledError, TaskCancelled
+from .task import CoroutineLike, Task, as_coroutine, disable_cancellation, spawn
+from .traps import _cancel, _wait_on
+from .waitqueue import WaitQueue
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+    from .scheduler import Kernel
+
+__all__ = ["TASK_STATUS_IGNORED", "TaskGroup"]
+
+log = logging.getLogger("kernel")
+
+_WAIT_POLICIES = (builtins.all, builtins.any, object, None)
+
+
+class _TaskStatus:
+    """What ``TaskGroup.start`` passes as ``task_status``: call ``started(value)`` once."""
+
+    def __init__(self, group: TaskGroup) -> None:
+        self._group = group
+        self.value: Any = None
+        self.is_started = False
+
+    def started(self, value: Any = None) -> None:
+        if self.is_started:
+            raise RuntimeError("task_status.started() was already called; call it exactly once")
+        self.is_started = True
+        self.value = value
+        self._group._wake_parent()
+
+
+class _IgnoredStatus:
+    """The default ``task_status`` when a task is spawned normally: ``started()`` does nothing."""
+
+    def started(self, value: Any = None) -> None:
+        pass
+
+
+TASK_STATUS_IGNORED: TaskStatus[Any] = _IgnoredStatus()
+
+
+class TaskGroup:
+    """A set of tasks whose lifetime is the ``async with`` block. See the module docstring."""
+
+    def __init__(self, tasks: tuple[Task, ...] | list[Task] = (), *, wait: Any = all) -> None:
+        if not any(wait is policy for policy in _WAIT_POLICIES):
+            raise ValueError(f"TaskGroup(wait=...) must be all, any, object or None; got {wait!r}")
+        self._wait = wait
+        self._tasks: list[Task] = []  # every member, in the order it joined
+        self._running: set[Task] = set()
+        self._finished: deque[Task] = deque()  # ended, not yet handed out by next_done()
+        self._completed: list[Task] = []  # ended, in the order they ended
+        self._failed: list[Task] = []  # ended with an error that is not a cancellation
+        self._waiters = WaitQueue()  # the parent, waiting for a member to end
+        self._closed = False
+        self._kernel: Kernel = None  # type: ignore[assignment]  # learnt from the first member
+        for task in tasks:
+            self._add(task)
+
+    def __repr__(self) -> str:
+        return f"<TaskGroup tasks={len(self._tasks)} running={len(self._running)}>"
+
+    # -- membership --------------------------------------------------------------------
+
+    def _add(self, task: Task) -> None:
+        if self._closed:
+            raise RuntimeError("this TaskGroup has finished; tasks cannot join it any more")
+        if task._group is not None:
+            raise RuntimeError(f"{task!r} already belongs to {task._group!r}")
+        if task._joined:
+            raise RuntimeError(f"{task!r} was already joined; a group cannot collect it again")
+        self._kernel = task._kernel
+        task._group = self
+        self._tasks.append(task)
+        if task.done:
+            self._on_exit(task)
+        else:
+            self._running.add(task)
+            task._add_exit_callback(self._on_exit)
+
+    def _on_exit(self, task: Task) -> None:
+        """Runs in the kernel's context when a member ends (it must not block)."""
+        self._running.discard(task)
+        self._finished.append(task)
+        self._completed.append(task)
+        if task._exception is not None and not isinstance(task._exception, CancelledError):
+            self._failed.append(task)
+            for sibling in self._running:
+                self._kernel._cancel_task(sibling, TaskCancelled(f"a sibling failed: {task!r}"))
+        self._wake_parent()
+
+    def _wake_parent(self) -> None:
+        if self._waiters:
+            self._kernel._wake(self._waiters, len(self._waiters))
+
+    async def spawn(
+        self,
+        corofunc: Callable[..., Awaitable[Any]] | CoroutineLike,
+        *args: Any,
+        daemon: bool = False,
+        name: str | None = None,
+    ) -> Task:
+        """Spawn a task into the group."""
+        task = await spawn(corofunc, *args, daemon=daemon, name=name)
+        self._add(task)
+        return task
+
+    async def add_task(self, task: Task) -> None:
+        """Adopt a task that was spawned elsewhere."""
+        self._add(task)
+
+    async def start(
+        self, corofunc: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
+    ) -> Any:
+        """Spawn ``corofunc(*args, task_status=...)`` and wait until it calls ``started(value)``.
+
+        Returns ``value``. If the task ends before calling it, its exception is raised here
+        (or RuntimeError if it returned); either way it is not reported again by the group.
+        """
+        status = _TaskStatus(self)
+        coro = as_coroutine(lambda: corofunc(*args, task_status=status), (), "start")
+        task = await self.spawn(coro, name=name)
+        while not status.is_started:
+            if task.done:
+                if task._exception is not None:
+                    task._observed = True
+                    raise task._exception
+                raise RuntimeError(f"{task!r} returned without calling task_status.started()")
+            await _wait_on(self._waiters, "TASKGROUP_START")
+        return status.value
+
+    # -- collecting results ------------------------------------------------------------
+
+    async def next_done(self) -> Task | None:
+        """The next member to end (in the order they end), or None when none is left."""
+        while not self._finished:
+            if not self._running:
+                return None
+            await _wait_on(self._waiters, "TASKGROUP")
+        return self._finished.popleft()
+
+    async def next_result(self) -> Any:
+        """The result of the next member to end; ``TaskError`` if it failed."""
+        task = await self.next_done()
+        if task is None:
+            raise RuntimeError("no task left in the group to collect a result from")
+        return task.result
+
+    def __aiter__(self) -> AsyncIterator[Task]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Task]:
+        while (task := await self.next_done()) is not None:
+            yield task
+
+    async def cancel_remaining(self) -> None:
+        """Cancel every member still running and wait until they have all ended."""
+        for task in list(self._running):
+            await _cancel(task, TaskCancelled("cancelled by its TaskGroup"))
+        while self._running:
+            await _wait_on(self._waiters, "TASKGROUP")
+
+    @property
+    def tasks(self) -> list[Task]:
+        """Every member, in the order it joined."""
+        return list(self._tasks)
+
+    @property
+    def completed(self) -> Task | None:
+        """The member that ended first (for ``wait=object``: the first non-None result)."""
+        if self._wait is object:
+            for task in self._completed:
+                if task._exception is None and task._result is not None:
+                    return task
+            return None
+        return self._completed[0] if self._completed else None
+
+    @property
+    def result(self) -> Any:
+        """The result of ``completed``; ``TaskError`` if it failed."""
+        task = self.completed
+        if task is None:
+            raise RuntimeError("no task in the group has completed")
+        return task.result
+
+    @property
+    def results(self) -> list[Any]:
+        """Results of every member that ended normally, in the order they joined the group."""
+        return [t._result for t in self._tasks if t.done and t._exception is None]
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The first failure (in the order tasks ended), or None."""
+        return self._failed[0].exception if self._failed else None
+
+    @property
+    def exceptions(self) -> list[BaseException]:
+        """Every failure, in the order the tasks ended."""
+        return [t.exception for t in self._failed if t.exception is not None]
+
+    # -- the block ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> TaskGroup:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        try:
+            if exc is not None:
+                await self.cancel_remaining()
+            else:
+                await self._wait_for_policy()
+        except BaseException:
+            await self._cancel_remaining_shielded()
+            raise
+        finally:
+            self._closed = True
+        unseen = [t for t in self._failed if not t._observed]
+        for task in unseen:
+            task._observed = True
+        errors = [t._exception for t in unseen if t._exception is not None]
+        if not errors:
+            return False
+        if isinstance(exc, CancelledError):
+            # The body is being cancelled (or timed out): that must go on propagating as it is,
+            # so the failures cannot travel with it. Report them rather than drop them.
+            for error in errors:
+                log.error("task failed in a TaskGroup being cancelled", exc_info=error)
+            return False
+        if exc is not None:
+            errors.insert(0, exc)
+        n = len(unseen)
+        raise BaseExceptionGroup(f"{n} task{'s' if n > 1 else ''} in a TaskGroup failed", errors)
+
+    async def _wait_for_policy(self) -> None:
+        wait = self._wait
+        if wait is None:
+            await self.cancel_remaining()
+            return
+        while self._running:
+            if self._failed:
+                break  # siblings are being cancelled; collect them below
+            if wait is any and self._completed:
+                break
+            if wait is object and self.completed is not None:
+                break
+            await _wait_on(self._waiters, "TASKGROUP")
+        await self.cancel_remaining()
+
+    async def _cancel_remaining_shielded(self) -> None:
+        """The parent itself was cancelled while waiting: still never leave members behind."""
+        async with disable_cancellation():
+            await self.cancel_remaining()

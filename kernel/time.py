@@ -1,0 +1,207 @@
+"""Time: sleeping, reading the clock, and timeouts -- curio's rules for nesting them.
+
+``sleep`` parks a task on the sleeping queue. ``timeout_after`` / ``timeout_at`` put a
+*deadline* on a block of code: when it passes, the task gets ``TaskTimeout`` at its current
+(or next) blocking call. ``ignore_after`` / ``ignore_at`` do the same but swallow the timeout.
+
+Timeout blocks nest. Each task keeps a stack of the deadlines of the blocks it is inside
+(``Task._deadlines``, outermost first) and the kernel arms only the nearest one. When a
+timeout exception reaches a block's exit, the block compares the time it fired with the
+stack and decides whose timeout it was:
+
+* its own (its deadline is the outermost one that has passed) -> ``TaskTimeout`` leaves the
+  block (or is swallowed, for ``ignore_*``);
+* an enclosing block's -> ``TimeoutCancellationError`` leaves the block, so that code in
+  between cannot mistake it for its own timeout; the enclosing block turns it back into a
+  ``TaskTimeout``;
+* nobody's (no deadline on the stack has passed) -> a timeout escaped the inner block that
+  owned it: ``UncaughtTimeoutError``.
+
+Read next: ``kernel/taskgroup.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from .errors import TaskTimeout, TimeoutCancellationError, UncaughtTimeoutError
+from .task import Task, as_coroutine
+from .traps import _clock, _get_current, _schedule, _set_timeout, _sleep, _unset_timeout
+
+__all__ = [
+    "TimeoutBlock",
+    "clock",
+    "ignore_after",
+    "ignore_at",
+    "sleep",
+    "timeout_after",
+    "timeout_at",
+]
+
+T = TypeVar("T")
+
+
+def _check_seconds(seconds: Any, what: str) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{what} takes a number of seconds, not {seconds!r}")
+    if math.isnan(seconds):
+        raise ValueError(f"{what} got NaN seconds")
+    return seconds
+
+
+def sleep(seconds: float) -> Awaitable[None]:
+    """Sleep for ``seconds``. ``sleep(0)`` lets every other ready task run first.
+
+    Returns the trap itself rather than wrapping it in another coroutine, so awaiting it costs
+    one suspension and nothing more; ``yield from sleep(1)`` works in generator coroutines.
+    """
+    if seconds == 0:
+        return _schedule()
+    if _check_seconds(seconds, "sleep()") < 0:
+        return _schedule()
+    return _sleep(seconds)
+
+
+def clock() -> Awaitable[float]:
+    """The kernel's current time in seconds (virtual time under a ``VirtualClock``)."""
+    return _clock()
+
+
+class TimeoutBlock:
+    """The object behind ``async with timeout_after(...)`` and friends.
+
+    After the block, ``expired`` tells whether its own deadline passed, and ``result`` is
+    ``timeout_result`` if it did (for ``ignore_*``).
+    """
+
+    def __init__(
+        self, seconds: float | None, absolute: bool, ignore: bool, timeout_result: Any = None
+    ) -> None:
+        if seconds is not None:
+            _check_seconds(seconds, "timeout_at()" if absolute else "timeout_after()")
+        self._seconds = seconds
+        self._absolute = absolute
+        self._ignore = ignore
+        self._timeout_result = timeout_result
+        self._task: Task | None = None
+        self._previous: float | None = None
+        self.deadline: float | None = None
+        self.expired = False
+        self.result: Any = None
+
+    async def __aenter__(self) -> TimeoutBlock:
+        if self._task is not None:
+            raise RuntimeError("a timeout block cannot be entered twice; make a new one")
+        task = self._task = await _get_current()
+        if self._seconds is None or self._absolute:
+            self.deadline = self._seconds
+        else:
+            self.deadline = await _clock() + self._seconds
+        if task._deadlines is None:
+            task._deadlines = []
+        task._deadlines.append(self.deadline)
+        self._previous = await _set_timeout(self.deadline)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        now = await _unset_timeout(self._previous)
+        assert self._task is not None and self._task._deadlines is not None
+        deadlines = self._task._deadlines
+        try:
+            if not isinstance(exc, TaskTimeout | TimeoutCancellationError):
+                return False
+            fired_at = exc.args[0] if exc.args else now
+            expired = [i for i, d in enumerate(deadlines) if d is not None and d <= fired_at]
+            if not expired:
+                raise UncaughtTimeoutError(
+                    "a timeout escaped the timeout block that owned it (did an inner block's "
+                    "TaskTimeout get re-raised outside it?)"
+                ) from exc
+            if expired[0] != len(deadlines) - 1:  # an enclosing block's deadline passed first
+                if isinstance(exc, TaskTimeout):
+                    raise TimeoutCancellationError(fired_at).with_traceback(traceback) from None
+                return False
+            self.expired = True
+            self.result = self._timeout_result
+            if self._ignore:
+                return True
+            if isinstance(exc, TimeoutCancellationError):
+                raise TaskTimeout(fired_at).with_traceback(traceback) from None
+            return False
+        finally:
+            deadlines.pop()
+
+
+async def _run_within(block: TimeoutBlock, coro: Any) -> Any:
+    async with block:
+        return await coro
+    return block.result  # reached only when ignore_* swallowed the timeout
+
+
+@overload
+def timeout_after(seconds: float | None) -> TimeoutBlock: ...
+@overload
+def timeout_after(
+    seconds: float | None, coro: Callable[..., Awaitable[T]] | Awaitable[T], *args: Any
+) -> Coroutine[Any, Any, T]: ...
+def timeout_after(seconds: float | None, coro: Any = None, *args: Any) -> Any:
+    """Raise ``TaskTimeout`` if the block (or ``coro``) takes more than ``seconds``."""
+    block = TimeoutBlock(seconds, absolute=False, ignore=False)
+    return block if coro is None else _run_within(block, as_coroutine(coro, args, "timeout_after"))
+
+
+@overload
+def timeout_at(deadline: float | None) -> TimeoutBlock: ...
+@overload
+def timeout_at(
+    deadline: float | None, coro: Callable[..., Awaitable[T]] | Awaitable[T], *args: Any
+) -> Coroutine[Any, Any, T]: ...
+def timeout_at(deadline: float | None, coro: Any = None, *args: Any) -> Any:
+    """Like ``timeout_after`` with an absolute deadline on the kernel's clock."""
+    block = TimeoutBlock(deadline, absolute=True, ignore=False)
+    return block if coro is None else _run_within(block, as_coroutine(coro, args, "timeout_at"))
+
+
+@overload
+def ignore_after(seconds: float | None, *, timeout_result: Any = None) -> TimeoutBlock: ...
+@overload
+def ignore_after(
+    seconds: float | None,
+    coro: Callable[..., Awaitable[T]] | Awaitable[T],
+    *args: Any,
+    timeout_result: Any = None,
+) -> Coroutine[Any, Any, T | Any]: ...
+def ignore_after(
+    seconds: float | None, coro: Any = None, *args: Any, timeout_result: Any = None
+) -> Any:
+    """Stop the block (or ``coro``) after ``seconds``, silently: check ``.expired`` after.
+
+    With ``coro``, returns its result, or ``timeout_result`` if time ran out.
+    """
+    block = TimeoutBlock(seconds, absolute=False, ignore=True, timeout_result=timeout_result)
+    return block if coro is None else _run_within(block, as_coroutine(coro, args, "ignore_after"))
+
+
+@overload
+def ignore_at(deadline: float | None, *, timeout_result: Any = None) -> TimeoutBlock: ...
+@overload
+def ignore_at(
+    deadline: float | None,
+    coro: Callable[..., Awaitable[T]] | Awaitable[T],
+    *args: Any,
+    timeout_result: Any = None,
+) -> Coroutine[Any, Any, T | Any]: ...
+def ignore_at(
+    deadline: float | None, coro: Any = None, *args: Any, timeout_result: Any = None
+) -> Any:
+    """Like ``ignore_after`` with an absolute deadline on the kernel's clock."""
+    block = TimeoutBlock(deadline, absolute=True, ignore=True, timeout_result=timeout_result)
+    return block if coro is None else _run_within(block, as_coroutine(coro, args, "ignore_at"))

@@ -38,6 +38,7 @@ import logging
 import signal
 import socket
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -100,11 +101,12 @@ class Kernel:
         self._ids = itertools.count(1)
         self._main: Task | None = None
         self._fatal: BaseException | None = None  # Ctrl-C / SystemExit to raise after cleanup
+        self._crashed: weakref.WeakSet[Task] = weakref.WeakSet()  # failed; maybe nobody looked
         self._closed = False
 
         # Cross-thread wake-up: other threads (and signal handlers) append work here and write
         # a byte to the socket pair, which makes a blocking select() return.
-        self._threadsafe: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
         self._wake_recv, self._wake_send = socket.socketpair()
         self._wake_recv.setblocking(False)
         self._wake_send.setblocking(False)
@@ -256,16 +258,22 @@ class Kernel:
     def _cancel_task(self, task: Task, exc: BaseException) -> bool:
         """Ask ``task`` to raise ``exc`` at its next blocking trap; False if it has ended.
 
-        Discussion: a task holds at most one pending cancellation, so it is delivered exactly
-        once. An explicit cancel replaces a pending *timeout*, never the other way round:
-        a pending timeout is dropped when its block ends, and the cancel must not be
-        dropped with it.
+        Discussion: a task holds at most one cancellation at a time -- pending, or already
+        on its way in (set as ``_next_exc`` but not yet thrown) -- so requests that pile up
+        before it runs are delivered once. The one exception: a cancel replaces a *timeout*,
+        never the other way round, because a timeout is dropped when its block ends and the
+        cancel must not be dropped with it.
         """
         if task.done:
             return False
-        pending = task._cancel_pending
-        if pending is None or (isinstance(pending, TaskTimeout) and type(exc) is not TaskTimeout):
-            task._cancel_pending = exc
+        on_its_way = task._next_exc if isinstance(task._next_exc, CancelledError) else None
+        current = task._cancel_pending or on_its_way
+        stronger = isinstance(current, TaskTimeout) and not isinstance(exc, TaskTimeout)
+        if current is None or stronger:
+            if on_its_way is not None:
+                task._next_exc = exc
+            else:
+                task._cancel_pending = exc
         if self._tracer is not None:
             self._tracer("cancel", task, exc=repr(exc), blocked=task._waiting_on is not None)
         if task._waiting_on is not None and not task._no_cancel:
@@ -293,7 +301,6 @@ class Kernel:
             self._sleeping.discard(task._timeout_entry)
             task._timeout_entry = None
         del self._tasks[task.id]
-        watched = task is self._main or bool(task._exit_callbacks) or bool(task._joiners)
         if task._joiners is not None:
             self._wake(task._joiners, len(task._joiners))
         if task._exit_callbacks is not None:
@@ -303,17 +310,18 @@ class Kernel:
             self._tracer("exit", task, result=repr(result), exc=repr(exc) if exc else None)
         if exc is None or task.cancelled:
             return
-        if isinstance(exc, KeyboardInterrupt | SystemExit) and task is not self._main:
+        if task is self._main:
+            return
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
             # The program is being asked to stop: clean up like Ctrl-C, then raise it.
-            self._stop_program(exc)
-        elif not watched:
             task._observed = True
-            log.error(
-                "%r crashed and nobody is waiting for it (join it, or spawn it in a "
-                "TaskGroup, to handle its errors)",
-                task,
-                exc_info=exc,
-            )
+            self._stop_program(exc)
+        else:
+            # Discussion: the crash is reported if nobody ever looks at it (join, result,
+            # exception, a TaskGroup). The task reports itself when it is garbage collected
+            # unobserved (usually at once: the kernel drops its last reference right after
+            # this); those still referenced somewhere are reported when the kernel closes.
+            self._crashed.add(task)
 
     def _stop_program(self, exc: BaseException) -> None:
         """Cancel the main task; ``run()`` raises ``exc`` once its cleanup has run."""
@@ -517,7 +525,7 @@ class Kernel:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def call_threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
+    def call_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
         """From any thread: run ``callback(*args)`` in the kernel's loop, soon.
 
         The callback runs between task steps, in the kernel's context: it must not block.
@@ -571,6 +579,8 @@ class Kernel:
         self._release()
 
     def _release(self) -> None:
+        for task in list(self._crashed):
+            task._report_if_unobserved()
         self._closed = True
         self._ready.clear()
         self._threadsafe.clear()

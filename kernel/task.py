@@ -20,7 +20,9 @@ Read next: ``kernel/scheduler.py``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -40,6 +42,7 @@ __all__ = [
     "spawn",
 ]
 
+log = logging.getLogger("kernel")
 T = TypeVar("T")
 # What a task runs: an ``async def`` coroutine or a generator-based one that yields traps.
 CoroutineLike: TypeAlias = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
@@ -166,10 +169,32 @@ class Task:
             exc = exc()
         if not isinstance(exc, BaseException):
             raise TypeError(f"cancel(exc=...) needs an exception class or instance, not {exc!r}")
+        if blocking and await _get_current() is self:
+            raise RuntimeError(
+                f"{self!r} cannot cancel itself with blocking=True: it would wait for its own "
+                f"end. Use `await task.cancel(blocking=False)`, or just raise"
+            )
         was_running = await _cancel(self, exc)
         if blocking and was_running:
             await _wait_task(self)
         return was_running
+
+    def __del__(self) -> None:
+        self._report_if_unobserved()
+
+    def _report_if_unobserved(self) -> None:
+        """A crash nobody looked at is logged with its traceback: errors never pass silently."""
+        exc = self._exception
+        if exc is None or self._observed or self.cancelled:
+            return
+        self._observed = True
+        with contextlib.suppress(Exception):  # never raise from __del__ (e.g. at shutdown)
+            log.error(
+                "%r crashed and nobody looked at its exception (join it, or spawn it in a "
+                "TaskGroup, to handle its errors)",
+                self,
+                exc_info=exc,
+            )
 
     def _add_exit_callback(self, callback: ExitCallback) -> None:
         """Run ``callback(task)`` in the kernel's context when the task ends (must not block)."""
@@ -202,16 +227,17 @@ def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> Coroutine
             f"{caller}() needs an async function or a coroutine, got {corofunc!r} "
             f"({type(corofunc).__name__})"
         )
-    if not (inspect.iscoroutinefunction(corofunc) or inspect.isgeneratorfunction(corofunc)) and (
-        inspect.isfunction(corofunc) or inspect.isbuiltin(corofunc) or inspect.ismethod(corofunc)
-    ):
-        raise TypeError(
-            f"{caller}() needs an async function, but {corofunc!r} is a regular function; "
-            f"declare it with `async def` (or decorate a generator with @kernel.coroutine)"
-        )
+    # A plain function is accepted if it returns a coroutine (``kernel.sleep`` does), so the
+    # only way to know is to call it.
     coro = corofunc(*args)
     if isinstance(coro, types.CoroutineType | types.GeneratorType):
         return coro
+    if inspect.isfunction(corofunc) or inspect.ismethod(corofunc) or inspect.isbuiltin(corofunc):
+        raise TypeError(
+            f"{caller}() needs an async function, but {corofunc!r} is a regular function (it "
+            f"returned {coro!r}); declare it with `async def` (or decorate a generator with "
+            f"@kernel.coroutine)"
+        )
     raise TypeError(
         f"{caller}() called {corofunc!r} expecting a coroutine, but it returned {coro!r}; "
         f"declare it with `async def`"

@@ -1,0 +1,90 @@
+"""The I/O wait table on its own, over a real selector and a socket pair (no kernel)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from kernel import ResourceBusy
+from kernel.iotable import EVENT_READ, EVENT_WRITE, IOWaitTable
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def table() -> Iterator[IOWaitTable]:
+    t = IOWaitTable()
+    yield t
+    t.close()
+
+
+def test_reader_is_returned_when_data_arrives(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    table.register(a, EVENT_READ, "reader")
+    assert len(table) == 1
+    assert table.select(0) == []
+    b.send(b"x")
+    assert table.select(1.0) == ["reader"]
+    assert len(table) == 0
+    assert table.waiters() == []
+
+
+def test_reader_and_writer_share_a_descriptor(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    table.register(a, EVENT_READ, "reader")
+    table.register(a, EVENT_WRITE, "writer")
+    assert sorted(name for _, name, _ in table.waiters()) == ["read", "write"]
+    assert table.select(1.0) == ["writer"]  # writable at once, nothing to read yet
+    assert table.waiters() == [(a.fileno(), "read", "reader")]
+    b.send(b"x")
+    assert table.select(1.0) == ["reader"]
+    assert len(table) == 0
+
+
+def test_second_reader_is_busy(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, _ = pair
+    table.register(a, EVENT_READ, "first")
+    with pytest.raises(ResourceBusy, match="already waiting to read"):
+        table.register(a, EVENT_READ, "second")
+    assert len(table) == 1
+
+
+def test_discard_unregisters_and_is_idempotent(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    reader = table.register(a, EVENT_READ, "reader")
+    writer = table.register(a, EVENT_WRITE, "writer")
+    table.discard(reader)
+    table.discard(reader)
+    assert table.waiters() == [(a.fileno(), "write", "writer")]
+    table.discard(writer)
+    assert len(table) == 0
+    b.send(b"x")
+    assert table.select(0) == []  # nothing registered any more
+
+
+def test_wakeup_socket_is_drained_and_not_reported(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    a.setblocking(False)
+    table.add_wakeup(a)
+    b.send(b"\0" * 10)
+    assert table.select(1.0) == []
+    assert table.select(0) == []  # drained: no longer readable
+    assert len(table) == 0

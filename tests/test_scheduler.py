@@ -1,0 +1,426 @@
+"""The kernel itself: run(), the loop's guarantees, bad input, shutdown, Ctrl-C, tracing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+import kernel
+from kernel import Kernel, KernelError, TaskCancelled, VirtualClock
+from kernel.iotable import EVENT_READ
+from kernel.traps import _io_wait, _wait_on
+from kernel.waitqueue import WaitQueue
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+async def answer() -> int:
+    await kernel.sleep(1)
+    return 42
+
+
+def test_run_returns_the_result() -> None:
+    assert kernel.run(answer, clock=VirtualClock()) == 42
+    assert kernel.run(answer(), clock=VirtualClock()) == 42
+
+
+def test_run_reraises_the_original_exception() -> None:
+    error = ValueError("original")
+
+    async def main() -> None:
+        await kernel.sleep(0)
+        raise error
+
+    with pytest.raises(ValueError) as info:
+        kernel.run(main)
+    assert info.value is error
+
+
+def test_run_accepts_generator_coroutines() -> None:
+    def plain() -> Generator[Any, Any, int]:
+        yield from kernel.sleep(1)  # type: ignore[misc]
+        return 7
+
+    @kernel.coroutine
+    def marked() -> Generator[Any, Any, int]:
+        task = yield from kernel.spawn(answer)  # type: ignore[misc]
+        result = yield from task.join()
+        return result + 1  # type: ignore[no-any-return]
+
+    assert kernel.run(plain(), clock=VirtualClock()) == 7
+    assert kernel.run(marked, clock=VirtualClock()) == 43
+
+
+def test_coroutine_decorator_rejects_plain_functions() -> None:
+    with pytest.raises(TypeError, match="decorates a generator function"):
+        kernel.coroutine(len)
+
+    async def already() -> None:
+        pass
+
+    assert kernel.coroutine(already) is already
+
+
+def test_run_inside_a_running_kernel_is_an_error() -> None:
+    async def main() -> str:
+        coro = answer()
+        try:
+            kernel.run(coro)
+        except RuntimeError as error:
+            return str(error)
+        finally:
+            coro.close()
+        return "no error"
+
+    assert "called inside a running kernel" in kernel.run(main)
+
+
+def test_a_kernel_can_run_several_times_and_cancels_leftovers_on_close() -> None:
+    log: list[str] = []
+
+    async def background() -> None:
+        try:
+            await kernel.sleep(1000)
+        finally:
+            log.append("background cleaned up")
+
+    async def start() -> kernel.Task:
+        return await kernel.spawn(background)
+
+    with Kernel(clock=VirtualClock()) as k:
+        task = k.run(start)
+        assert k.run(answer) == 42
+        assert not task.done  # still suspended between runs
+        assert log == []
+    assert log == ["background cleaned up"]
+    assert task.cancelled
+    with pytest.raises(RuntimeError, match="closed"):
+        k.run(answer)
+
+
+def test_run_cancels_remaining_tasks_and_runs_their_cleanup() -> None:
+    log: list[str] = []
+
+    async def lingering(name: str) -> None:
+        try:
+            await kernel.sleep(1000)
+        except TaskCancelled:
+            log.append(f"{name} cancelled")
+            await kernel.sleep(1)  # cleanup may still block
+            log.append(f"{name} cleaned up")
+            raise
+
+    async def main() -> str:
+        await kernel.spawn(lingering, "daemon", daemon=True)
+        await kernel.spawn(lingering, "normal")
+        await kernel.sleep(0)
+        return "main done"
+
+    assert kernel.run(main, clock=VirtualClock()) == "main done"
+    assert log == ["daemon cancelled", "normal cancelled", "daemon cleaned up", "normal cleaned up"]
+
+
+def test_no_fd_or_thread_is_left_behind() -> None:
+    threads = threading.active_count()
+    before = open_fds()
+    for _ in range(20):
+        kernel.run(answer, clock=VirtualClock())
+    assert open_fds() == before
+    assert threading.active_count() == threads
+
+
+class TestBadYields:
+    def run_yielding(self, value: Any) -> str:
+        """Run a task that yields ``value``; return the TypeError message it received."""
+        others: list[str] = []
+
+        def bad() -> Generator[Any, Any, str]:
+            try:
+                yield value
+            except TypeError as error:
+                return str(error)
+            return "no error"
+
+        async def bystander() -> None:
+            await kernel.sleep(0)
+            others.append("unaffected")
+
+        async def main() -> str:
+            b = await kernel.spawn(bystander)
+            message = await (await kernel.spawn(bad())).join()
+            await b.join()
+            return f"{message}"
+
+        message: str = kernel.run(main)
+        assert others == ["unaffected"]
+        return message
+
+    def test_unknown_trap(self) -> None:
+        message = self.run_yielding(("teleport", 1))
+        assert "yielded ('teleport', 1) to the kernel" in message
+        assert "'teleport' is not one of the kernel's traps" in message
+
+    def test_bare_yield(self) -> None:
+        assert "a bare `yield`" in self.run_yielding(None)
+
+    def test_asyncio_future(self) -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        try:
+            message = self.run_yielding(loop.create_future())
+        finally:
+            loop.close()
+        assert "an asyncio object" in message and "kernel.aio" in message
+
+    def test_anything_else(self) -> None:
+        assert "not a trap" in self.run_yielding(3.5)
+
+
+def test_an_exception_inside_a_trap_handler_is_a_kernel_error() -> None:
+    log: list[str] = []
+    before = open_fds()
+
+    async def victim() -> None:
+        try:
+            await kernel.sleep(1000)
+        finally:
+            log.append("victim closed")
+
+    def breaks_the_kernel() -> Generator[Any, Any, None]:
+        yield ("sleep", "not a number")  # bypasses sleep()'s checks: the handler fails
+
+    async def main() -> None:
+        await kernel.spawn(victim)
+        await kernel.sleep(0)
+        await (await kernel.spawn(breaks_the_kernel())).join()
+
+    with pytest.raises(KernelError, match="internal error in the kernel") as info:
+        kernel.run(main)
+    assert isinstance(info.value.__cause__, TypeError)
+    assert log == ["victim closed"]
+    assert open_fds() == before
+
+
+def test_an_unjoined_crash_is_reported_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def crash() -> None:
+        raise ZeroDivisionError("nobody saw me")
+
+    async def joined() -> None:
+        raise KeyError("seen")
+
+    async def kept() -> None:
+        raise OSError("held but never looked at")
+
+    def crashes() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
+
+    held: list[kernel.Task] = []
+
+    async def main() -> None:
+        await kernel.spawn(crash)  # nobody keeps the task: reported as soon as it is dropped
+        t = await kernel.spawn(joined)  # fails before the join, but is joined: not reported
+        held.append(await kernel.spawn(kept))  # referenced, never looked at: reported at close
+        await kernel.sleep(0)
+        await kernel.sleep(0)
+        assert len(crashes()) == 1 and ".crash'" in crashes()[0]
+        with pytest.raises(kernel.TaskError):
+            await t.join()
+
+    with caplog.at_level(logging.ERROR, logger="kernel"):
+        kernel.run(main)
+    assert len(crashes()) == 2 and ".kept'" in crashes()[1]
+    assert all(r.exc_info is not None for r in caplog.records)
+    assert "nobody saw me" in caplog.text and "Traceback" in caplog.text
+    assert "seen" not in caplog.text
+
+
+def test_ctrl_c_cancels_main_runs_cleanup_then_raises_keyboard_interrupt() -> None:
+    log: list[Any] = []
+
+    async def press_ctrl_c() -> None:
+        await kernel.sleep(1)
+        signal.raise_signal(signal.SIGINT)
+
+    async def main() -> None:
+        await kernel.spawn(press_ctrl_c)
+        try:
+            await kernel.sleep(100)
+        except TaskCancelled:
+            log.append(("main cancelled at", await kernel.clock()))
+            await kernel.sleep(1)
+            log.append("cleanup done")
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        kernel.run(main, clock=VirtualClock())
+    assert log == [("main cancelled at", 1.0), "cleanup done"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_system_exit_in_a_child_stops_the_program_after_cleanup() -> None:
+    log: list[str] = []
+
+    async def quitter() -> None:
+        raise SystemExit(3)
+
+    async def main() -> None:
+        await kernel.spawn(quitter)
+        try:
+            await kernel.sleep(100)
+        finally:
+            log.append("main cleaned up")
+
+    with pytest.raises(SystemExit) as info:
+        kernel.run(main, clock=VirtualClock())
+    assert info.value.code == 3
+    assert log == ["main cleaned up"]
+
+
+def test_a_thread_wakes_a_task_through_call_threadsafe() -> None:
+    queue = WaitQueue()
+
+    async def main() -> Any:
+        k = kernel.current_kernel()
+        assert k is not None
+
+        def from_thread() -> None:
+            k.call_threadsafe(k._wake, queue, 1, "hello from a thread")
+
+        thread = threading.Thread(target=from_thread)
+        thread.start()
+        value = await _wait_on(queue, "THREAD")  # the callback runs only after we park
+        thread.join()
+        return value
+
+    assert kernel.run(main) == "hello from a thread"
+
+
+def test_call_threadsafe_on_a_closed_kernel_is_an_error() -> None:
+    k = Kernel()
+    k.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        k.call_threadsafe(print)
+
+
+class TestIOWait:
+    async def test_a_reader_wakes_when_data_arrives(self) -> None:
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+
+            async def reader() -> bytes:
+                await _io_wait(a, EVENT_READ)
+                return a.recv(10)
+
+            task = await kernel.spawn(reader)
+            await kernel.sleep(0)
+            assert task.state == "IO_WAIT"
+            b.send(b"ping")
+            assert await task.join() == b"ping"
+
+    async def test_a_second_reader_gets_resource_busy(self) -> None:
+        a, b = socket.socketpair()
+        with a, b:
+            first = await kernel.spawn(_io_wait, a, EVENT_READ)
+            await kernel.sleep(0)
+            with pytest.raises(kernel.ResourceBusy):
+                await _io_wait(a, EVENT_READ)
+            await first.cancel()
+
+    async def test_cancelling_a_waiter_leaves_the_table_empty(self) -> None:
+        a, b = socket.socketpair()
+        with a, b:
+            task = await kernel.spawn(_io_wait, a, EVENT_READ)
+            await kernel.sleep(0)
+            k = kernel.current_kernel()
+            assert k is not None and len(k._io.waiters()) == 1
+            await task.cancel()
+            assert k._io.waiters() == [] and len(k._io) == 0
+
+    async def test_waiting_on_a_closed_socket_raises_in_the_task(self) -> None:
+        a, b = socket.socketpair()
+        a.close()
+        b.close()
+        with pytest.raises((ValueError, OSError)):
+            await _io_wait(a, EVENT_READ)
+
+
+@pytest.mark.realtime
+async def test_the_real_clock_sleeps_for_real() -> None:
+    # Tolerance: only that time moves forward by at least the sleep; no upper bound is
+    # asserted, since a loaded CI machine may be slow.
+    start = await kernel.clock()
+    await kernel.sleep(0.01)
+    assert await kernel.clock() - start >= 0.01
+
+
+def trace_of(main: Any) -> list[tuple[Any, ...]]:
+    events: list[tuple[Any, ...]] = []
+
+    def tracer(event: str, task: kernel.Task | None, **details: Any) -> None:
+        events.append((event, task.id if task else None, details))
+
+    kernel.run(main, clock=VirtualClock(), tracer=tracer)
+    return events
+
+
+async def traced_program() -> int:
+    child = await kernel.spawn(answer)
+    return int(await child.join())
+
+
+def test_the_tracer_sees_every_decision() -> None:
+    events = trace_of(traced_program)
+    assert [(e, t) for e, t, _ in events] == [
+        ("spawn", 1),
+        ("run", 1),
+        ("trap", 1),  # spawn
+        ("spawn", 2),
+        ("run", 1),
+        ("trap", 1),  # wait_task
+        ("park", 1),
+        ("run", 2),
+        ("trap", 2),  # sleep
+        ("park", 2),
+        ("select", None),  # nothing ready: blocks until t=1 (virtual: jumps)
+        ("timer", 2),
+        ("wake", 2),
+        ("run", 2),
+        ("wake", 1),  # child's exit wakes its joiner
+        ("exit", 2),
+        ("run", 1),
+        ("exit", 1),
+    ]
+    assert events[2][2]["trap"] == "spawn"
+    assert events[6][2] == {"state": "JOIN"}
+    assert events[9][2] == {"state": "SLEEPING"}
+    assert events[10][2] == {"timeout": 1.0, "ready": []}
+    assert events[-1][2] == {"result": "42", "exc": None}
+
+
+def test_schedules_are_repeatable() -> None:
+    async def busy() -> None:
+        async def worker(n: int) -> None:
+            for i in range(3):
+                await kernel.sleep(n * 0.1 if i % 2 else 0)
+
+        async with kernel.TaskGroup() as g:
+            for n in range(5):
+                await g.spawn(worker, n)
+
+    def shape(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [(e, t) for e, t, _ in events]
+
+    assert shape(trace_of(busy)) == shape(trace_of(busy))

@@ -1,0 +1,268 @@
+"""Task groups: wait policies, failures as ExceptionGroup, start/started, collecting results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from trio_typing import TaskStatus
+
+import kernel
+from kernel import TASK_STATUS_IGNORED, TaskCancelled, TaskError, TaskGroup, VirtualClock
+
+
+async def after(seconds: float, value: Any) -> Any:
+    await kernel.sleep(seconds)
+    return value
+
+
+async def fail_after(seconds: float, exc: BaseException) -> None:
+    await kernel.sleep(seconds)
+    raise exc
+
+
+async def test_wait_all_waits_for_every_task(virtual_clock: VirtualClock) -> None:
+    async with TaskGroup() as g:
+        t3 = await g.spawn(after, 3, "c")
+        t1 = await g.spawn(after, 1, "a")
+        t2 = await g.spawn(after, 2, None)
+    assert virtual_clock.now() == 3.0
+    assert g.tasks == [t3, t1, t2]
+    assert g.results == ["c", "a", None]  # in the order the tasks joined the group
+    assert g.completed is t1 and g.result == "a"
+    assert g.exception is None and g.exceptions == []
+
+
+async def test_wait_any_cancels_the_rest_after_the_first(virtual_clock: VirtualClock) -> None:
+    async with TaskGroup(wait=any) as g:
+        slow = await g.spawn(after, 5, "slow")
+        await g.spawn(after, 1, "fast")
+    assert virtual_clock.now() == 1.0
+    assert g.result == "fast"
+    assert slow.cancelled
+    assert g.results == ["fast"]
+
+
+async def test_wait_object_waits_for_the_first_real_result(virtual_clock: VirtualClock) -> None:
+    async with TaskGroup(wait=object) as g:
+        await g.spawn(after, 1, None)
+        await g.spawn(after, 2, "value")
+        late = await g.spawn(after, 3, "late")
+    assert virtual_clock.now() == 2.0
+    assert g.result == "value"
+    assert late.cancelled
+
+
+async def test_wait_none_cancels_everything_at_once(virtual_clock: VirtualClock) -> None:
+    async with TaskGroup(wait=None) as g:
+        t = await g.spawn(after, 5, "never")
+    assert virtual_clock.now() == 0.0
+    assert t.cancelled
+    assert g.results == []
+
+
+def test_wait_must_be_a_known_policy() -> None:
+    with pytest.raises(ValueError, match="must be all, any, object or None"):
+        TaskGroup(wait="all")
+
+
+async def test_a_failure_cancels_siblings_at_once_and_leaves_as_an_exception_group(
+    virtual_clock: VirtualClock,
+) -> None:
+    cancelled_at: list[float] = []
+
+    async def sibling() -> None:
+        try:
+            await kernel.sleep(100)
+        except TaskCancelled:
+            cancelled_at.append(await kernel.clock())
+            raise
+
+    with pytest.raises(ExceptionGroup) as info:
+        async with TaskGroup() as g:
+            await g.spawn(sibling)
+            await g.spawn(fail_after, 2, ValueError("bad"))
+            await g.spawn(sibling)
+    assert cancelled_at == [2.0, 2.0]
+    assert virtual_clock.now() == 2.0
+    assert [type(e) for e in info.value.exceptions] == [ValueError]
+    assert isinstance(g.exception, ValueError)
+
+
+async def test_failures_can_be_caught_with_except_star() -> None:
+    caught: list[str] = []
+    try:
+        async with TaskGroup() as g:
+            await g.spawn(fail_after, 1, KeyError("k"))
+            await g.spawn(fail_after, 1, OSError("o"))
+    except* KeyError as group:
+        caught.append(f"key {len(group.exceptions)}")
+    except* OSError as group:
+        caught.append(f"os {len(group.exceptions)}")
+    assert caught == ["key 1", "os 1"]
+    assert [type(e) for e in g.exceptions] == [KeyError, OSError]
+
+
+async def test_the_body_is_not_interrupted_by_a_failure(virtual_clock: VirtualClock) -> None:
+    log: list[float] = []
+    with pytest.raises(ExceptionGroup):
+        async with TaskGroup() as g:
+            await g.spawn(fail_after, 1, ValueError())
+            await kernel.sleep(5)
+            log.append(virtual_clock.now())
+    assert log == [5.0]
+
+
+async def test_a_failing_body_cancels_the_children_and_propagates_unchanged() -> None:
+    error = RuntimeError("body")
+    with pytest.raises(RuntimeError) as info:
+        async with TaskGroup() as g:
+            child = await g.spawn(after, 10, "x")
+            raise error
+    assert info.value is error
+    assert child.cancelled
+
+
+async def test_a_failing_body_and_a_failing_child_leave_together() -> None:
+    with pytest.raises(ExceptionGroup) as info:
+        async with TaskGroup() as g:
+            await g.spawn(fail_after, 0, ValueError("child"))
+            await kernel.sleep(1)
+            raise KeyError("body")
+    assert [type(e) for e in info.value.exceptions] == [KeyError, ValueError]
+
+
+async def test_a_timeout_around_a_group_is_not_wrapped(virtual_clock: VirtualClock) -> None:
+    with pytest.raises(kernel.TaskTimeout):
+        async with kernel.timeout_after(1), TaskGroup() as g:
+            child = await g.spawn(after, 10, "x")
+            await kernel.sleep(10)
+    assert child.cancelled
+    assert virtual_clock.now() == 1.0
+
+
+async def test_failures_already_seen_are_not_raised_again() -> None:
+    async with TaskGroup() as g:
+        await g.spawn(fail_after, 1, ValueError("seen"))
+        with pytest.raises(TaskError) as info:
+            await g.next_result()
+        assert isinstance(info.value.__cause__, ValueError)
+    assert isinstance(g.exception, ValueError)
+
+
+async def test_next_done_hands_out_tasks_in_the_order_they_end() -> None:
+    async with TaskGroup() as g:
+        await g.spawn(after, 3, "c")
+        await g.spawn(after, 1, "a")
+        await g.spawn(after, 2, "b")
+        order = []
+        while (task := await g.next_done()) is not None:
+            order.append(task.result)
+    assert order == ["a", "b", "c"]
+    assert await g.next_done() is None
+    with pytest.raises(RuntimeError, match="no task left"):
+        await g.next_result()
+
+
+async def test_async_for_and_next_result() -> None:
+    async with TaskGroup() as g:
+        await g.spawn(after, 2, "b")
+        await g.spawn(after, 1, "a")
+        assert await g.next_result() == "a"
+        rest = [task.result async for task in g]
+    assert rest == ["b"]
+
+
+async def test_cancel_remaining(virtual_clock: VirtualClock) -> None:
+    async with TaskGroup() as g:
+        fast = await g.spawn(after, 1, "fast")
+        slow = await g.spawn(after, 10, "slow")
+        await g.next_done()
+        await g.cancel_remaining()
+        assert virtual_clock.now() == 1.0
+    assert fast.result == "fast" and slow.cancelled
+
+
+async def test_add_task_and_membership_rules() -> None:
+    loose = await kernel.spawn(after, 1, "loose")
+    done = await kernel.spawn(after, 0, "done")
+    await done.wait()
+    async with TaskGroup([done]) as g:
+        await g.add_task(loose)
+        other = TaskGroup()
+        with pytest.raises(RuntimeError, match="already belongs to"):
+            await other.add_task(loose)
+    assert g.results == ["done", "loose"]
+    with pytest.raises(RuntimeError, match="has finished"):
+        await g.spawn(after, 1, "late")
+    joined = await kernel.spawn(after, 0, 1)
+    await joined.join()
+    with pytest.raises(RuntimeError, match="already joined"):
+        await TaskGroup().add_task(joined)
+
+
+async def test_a_cancelled_parent_leaves_no_child_behind(virtual_clock: VirtualClock) -> None:
+    children: list[kernel.Task] = []
+
+    async def parent() -> None:
+        async with TaskGroup() as g:
+            children.append(await g.spawn(after, 100, "x"))
+            children.append(await g.spawn(after, 100, "y"))
+
+    task = await kernel.spawn(parent)
+    await kernel.sleep(1)
+    await task.cancel()
+    assert task.cancelled
+    assert all(child.cancelled for child in children)
+    assert virtual_clock.now() == 1.0
+
+
+async def server(port: int, task_status: TaskStatus[int] = TASK_STATUS_IGNORED) -> str:
+    await kernel.sleep(1)  # "bind"
+    task_status.started(port + 1)
+    await kernel.sleep(10)
+    return "served"
+
+
+class TestStart:
+    async def test_start_returns_the_started_value(self, virtual_clock: VirtualClock) -> None:
+        async with TaskGroup() as g:
+            port = await g.start(server, 8000)
+            assert port == 8001
+            assert virtual_clock.now() == 1.0
+        assert g.results == ["served"]
+        assert virtual_clock.now() == 11.0
+
+    async def test_the_same_function_runs_without_a_group(self) -> None:
+        assert await kernel.timeout_after(20, server, 1) == "served"
+
+    async def test_started_twice_is_an_error(self) -> None:
+        async def twice(task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> str:
+            task_status.started()
+            try:
+                task_status.started()
+            except RuntimeError as error:
+                return str(error)
+            return "no error"
+
+        async with TaskGroup() as g:
+            await g.start(twice)
+        assert "already called" in g.results[0]
+
+    async def test_returning_without_started_is_an_error(self) -> None:
+        async def forgetful(task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+            await kernel.sleep(1)
+
+        async with TaskGroup() as g:
+            with pytest.raises(RuntimeError, match=r"without calling task_status\.started"):
+                await g.start(forgetful)
+
+    async def test_a_failure_before_started_is_raised_by_start(self) -> None:
+        async def broken(task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+            await kernel.sleep(1)
+            raise OSError("address in use")
+
+        async with TaskGroup() as g:
+            with pytest.raises(OSError, match="address in use"):
+                await g.start(broken)
+        assert isinstance(g.exception, OSError)  # seen once, not raised again at exit

@@ -1,0 +1,260 @@
+"""sleep, clock and timeouts under the virtual clock: exact times, curio's nesting rules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import kernel
+from kernel import (
+    TaskCancelled,
+    TaskTimeout,
+    TimeoutCancellationError,
+    UncaughtTimeoutError,
+    VirtualClock,
+)
+
+
+async def test_sleep_takes_exactly_its_time(virtual_clock: VirtualClock) -> None:
+    await kernel.sleep(1.5)
+    assert await kernel.clock() == 1.5
+    await kernel.sleep(0)
+    await kernel.sleep(-3)  # the past: just yields
+    assert virtual_clock.now() == 1.5
+
+
+async def test_sleepers_wake_in_deadline_order() -> None:
+    log: list[tuple[str, float]] = []
+
+    async def nap(name: str, seconds: float) -> None:
+        await kernel.sleep(seconds)
+        log.append((name, await kernel.clock()))
+
+    async with kernel.TaskGroup() as g:
+        await g.spawn(nap, "c", 3)
+        await g.spawn(nap, "a", 1)
+        await g.spawn(nap, "b", 2)
+        await g.spawn(nap, "a2", 1)
+    assert log == [("a", 1.0), ("a2", 1.0), ("b", 2.0), ("c", 3.0)]
+
+
+async def test_sleep_rejects_bad_arguments() -> None:
+    with pytest.raises(TypeError, match=r"sleep\(\) takes a number of seconds, not '1'"):
+        await kernel.sleep("1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await kernel.sleep(True)
+    with pytest.raises(ValueError, match="NaN"):
+        await kernel.sleep(math.nan)
+
+
+async def test_virtual_clock_can_be_advanced_by_hand(virtual_clock: VirtualClock) -> None:
+    virtual_clock.advance(10)
+    assert await kernel.clock() == 10.0
+    with pytest.raises(ValueError, match="backwards"):
+        virtual_clock.advance(-1)
+
+
+def test_virtual_clock_arguments() -> None:
+    assert VirtualClock(5.0).now() == 5.0
+    with pytest.raises(ValueError, match="autojump_threshold"):
+        VirtualClock(autojump_threshold=-1)
+
+
+async def test_timeout_after_raises_task_timeout_at_the_deadline(
+    virtual_clock: VirtualClock,
+) -> None:
+    with pytest.raises(TaskTimeout) as info:
+        async with kernel.timeout_after(2):
+            await kernel.sleep(10)
+    assert virtual_clock.now() == 2.0
+    assert info.value.args == (2.0,)
+
+
+async def test_a_block_that_finishes_in_time_leaves_no_timeout_behind(
+    virtual_clock: VirtualClock,
+) -> None:
+    async with kernel.timeout_after(2) as block:
+        await kernel.sleep(1)
+    assert not block.expired
+    await kernel.sleep(5)  # the old deadline (t=2) must not fire here
+    assert virtual_clock.now() == 6.0
+
+
+async def test_timeout_after_with_a_coroutine() -> None:
+    async def slow(x: int) -> int:
+        await kernel.sleep(5)
+        return x
+
+    assert await kernel.timeout_after(10, slow, 3) == 3
+    assert await kernel.timeout_after(10, slow(4)) == 4
+    with pytest.raises(TaskTimeout):
+        await kernel.timeout_after(1, slow, 5)
+
+
+async def test_timeout_at_uses_an_absolute_deadline(virtual_clock: VirtualClock) -> None:
+    await kernel.sleep(1)
+    with pytest.raises(TaskTimeout):
+        async with kernel.timeout_at(3):
+            await kernel.sleep(10)
+    assert virtual_clock.now() == 3.0
+    assert await kernel.ignore_at(4, kernel.sleep, 10) is None
+    assert virtual_clock.now() == 4.0
+
+
+async def test_ignore_after_swallows_the_timeout(virtual_clock: VirtualClock) -> None:
+    async with kernel.ignore_after(1, timeout_result="late") as block:
+        await kernel.sleep(10)
+    assert block.expired and block.result == "late"
+    assert virtual_clock.now() == 1.0
+    async with kernel.ignore_after(5) as block:
+        await kernel.sleep(1)
+    assert not block.expired and block.result is None
+
+
+async def test_ignore_after_with_a_coroutine() -> None:
+    async def slow() -> str:
+        await kernel.sleep(5)
+        return "done"
+
+    assert await kernel.ignore_after(1, slow, timeout_result="gave up") == "gave up"
+    assert await kernel.ignore_after(10, slow) == "done"
+
+
+async def test_timeout_none_means_no_timeout(virtual_clock: VirtualClock) -> None:
+    async with kernel.timeout_after(None):
+        await kernel.sleep(1000)
+    assert virtual_clock.now() == 1000.0
+
+
+async def test_timeout_arguments_are_checked() -> None:
+    with pytest.raises(TypeError, match=r"timeout_after\(\) takes a number"):
+        kernel.timeout_after("5")  # type: ignore[call-overload]
+    block = kernel.timeout_after(5)
+    async with block:
+        pass
+    with pytest.raises(RuntimeError, match="entered twice"):
+        async with block:
+            pass
+
+
+class TestNesting:
+    async def test_outer_expiring_first_is_a_cancellation_inside(
+        self, virtual_clock: VirtualClock
+    ) -> None:
+        seen: list[str] = []
+        with pytest.raises(TaskTimeout):
+            async with kernel.timeout_after(1):
+                try:
+                    async with kernel.timeout_after(5):
+                        await kernel.sleep(10)
+                except TimeoutCancellationError:
+                    seen.append("inner block saw TimeoutCancellationError")
+                    raise
+        assert seen == ["inner block saw TimeoutCancellationError"]
+        assert virtual_clock.now() == 1.0
+
+    async def test_inner_expiring_first_is_caught_inside(self, virtual_clock: VirtualClock) -> None:
+        async with kernel.timeout_after(5) as outer:
+            with pytest.raises(TaskTimeout):
+                async with kernel.timeout_after(1):
+                    await kernel.sleep(10)
+            assert virtual_clock.now() == 1.0
+            await kernel.sleep(2)  # outer is still armed, and does not fire early
+        assert not outer.expired
+        assert virtual_clock.now() == 3.0
+
+    async def test_outer_still_fires_after_an_inner_block(
+        self, virtual_clock: VirtualClock
+    ) -> None:
+        with pytest.raises(TaskTimeout):
+            async with kernel.timeout_after(3):
+                async with kernel.ignore_after(1):
+                    await kernel.sleep(10)
+                await kernel.sleep(10)
+        assert virtual_clock.now() == 3.0
+
+    async def test_ignore_inside_timeout_when_the_outer_expires(
+        self, virtual_clock: VirtualClock
+    ) -> None:
+        async with kernel.ignore_after(1) as outer, kernel.ignore_after(5) as inner:
+            await kernel.sleep(10)
+        assert outer.expired and not inner.expired
+        assert virtual_clock.now() == 1.0
+
+    async def test_an_escaped_inner_timeout_is_an_uncaught_timeout_error(self) -> None:
+        with pytest.raises(UncaughtTimeoutError):
+            async with kernel.timeout_after(10):
+                try:
+                    async with kernel.timeout_after(1):
+                        await kernel.sleep(5)
+                except TaskTimeout as error:
+                    escaped = error
+                raise escaped
+
+    async def test_three_levels_outermost_wins(self, virtual_clock: VirtualClock) -> None:
+        kinds: list[str] = []
+        with pytest.raises(TaskTimeout):
+            async with kernel.timeout_after(2):
+                try:
+                    async with kernel.timeout_after(4):
+                        try:
+                            async with kernel.timeout_after(6):
+                                await kernel.sleep(10)
+                        except BaseException as e:
+                            kinds.append(type(e).__name__)
+                            raise
+                except BaseException as e:
+                    kinds.append(type(e).__name__)
+                    raise
+        assert kinds == ["TimeoutCancellationError", "TimeoutCancellationError"]
+        assert virtual_clock.now() == 2.0
+
+
+class TestTimeoutWhileNotBlocked:
+    async def test_delivered_at_the_next_blocking_call(self, virtual_clock: VirtualClock) -> None:
+        steps: list[str] = []
+        with pytest.raises(TaskTimeout):
+            async with kernel.timeout_after(1):
+                virtual_clock.advance(5)  # time passes while the task is busy
+                await kernel.sleep(0)  # the deadline fires while we are in the ready queue
+                steps.append("still running after the deadline")
+                await kernel.sleep(1)
+                steps.append("never")
+        assert steps == ["still running after the deadline"]
+
+    async def test_dropped_if_the_block_ends_first(self, virtual_clock: VirtualClock) -> None:
+        async with kernel.timeout_after(1) as block:
+            virtual_clock.advance(5)
+            await kernel.sleep(0)
+        assert not block.expired
+        await kernel.sleep(1)  # no stale timeout arrives here
+        assert virtual_clock.now() == 6.0
+
+    async def test_an_expired_outer_deadline_is_owed_after_the_inner_block(
+        self, virtual_clock: VirtualClock
+    ) -> None:
+        with pytest.raises(TaskTimeout):
+            async with kernel.timeout_after(1):
+                async with kernel.timeout_after(10):
+                    virtual_clock.advance(5)
+                    await kernel.sleep(0)
+                # the inner block ended without blocking again; the outer one is owed
+                await kernel.sleep(1)
+        assert virtual_clock.now() == 5.0
+
+
+async def test_a_cancel_is_not_lost_behind_a_pending_timeout(
+    virtual_clock: VirtualClock,
+) -> None:
+    async def worker() -> None:
+        async with kernel.disable_cancellation(), kernel.ignore_after(1):
+            await kernel.sleep(5)  # timeout at t=1 and cancel at t=2 both wait
+        await kernel.sleep(100)
+
+    task = await kernel.spawn(worker)
+    await kernel.sleep(2)
+    await task.cancel(blocking=False)
+    await task.wait()
+    assert isinstance(task.exception, TaskCancelled)
+    assert virtual_clock.now() == 5.0

@@ -509,11 +509,21 @@ class Kernel:
         return main._result
 
     def close(self) -> None:
-        """Cancel every remaining task, let its cleanup run, and release the kernel's fds."""
+        """Cancel every remaining task, let its cleanup run, and release the kernel's fds.
+
+        Daemon tasks are cancelled quietly; any other task still running is logged as a
+        warning first, since the program ended without waiting for it.
+        """
         if self._closed:
             return
         try:
             for task in list(self._tasks.values()):
+                if not task.daemon:
+                    log.warning(
+                        "%s was still running when the kernel closed; cancelling it (spawn "
+                        "it with daemon=True if it is meant to run until the end)",
+                        repr(task),  # now: the log record may be formatted later
+                    )
                 self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
             self._run_until(lambda: not self._tasks)
         finally:

@@ -203,26 +203,29 @@ class Task:
         self._exit_callbacks.append(callback)
 
 
+_COROUTINE_TYPES = (types.CoroutineType, types.GeneratorType)
+
+
 def _coroutine_name(coro: Any) -> str:
     return getattr(coro, "__qualname__", None) or type(coro).__name__
 
 
 def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> CoroutineLike:
     """Turn what the user handed to ``spawn``/``run`` into a coroutine, or explain the mistake."""
-    if isinstance(corofunc, types.CoroutineType | types.GeneratorType):
+    if isinstance(corofunc, _COROUTINE_TYPES):
         if args:
             raise TypeError(
                 f"{caller}() got a coroutine object *and* arguments {args!r}; pass either "
                 f"{caller}(func, *args) or {caller}(func(*args))"
             )
         return corofunc
-    if inspect.isawaitable(corofunc) and not hasattr(corofunc, "send"):
-        raise TypeError(
-            f"{caller}() got {corofunc!r}, an awaitable that is not a coroutine (an asyncio "
-            f"Future or Task?); the kernel runs coroutines -- wrap it: `async def f(): "
-            f"return await thing`, or use kernel.aio for asyncio objects"
-        )
     if not callable(corofunc):
+        if inspect.isawaitable(corofunc):
+            raise TypeError(
+                f"{caller}() got {corofunc!r}, an awaitable that is not a coroutine (an asyncio "
+                f"Future or Task?); the kernel runs coroutines -- wrap it: `async def f(): "
+                f"return await thing`, or use kernel.aio for asyncio objects"
+            )
         raise TypeError(
             f"{caller}() needs an async function or a coroutine, got {corofunc!r} "
             f"({type(corofunc).__name__})"
@@ -230,7 +233,7 @@ def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> Coroutine
     # A plain function is accepted if it returns a coroutine (``kernel.sleep`` does), so the
     # only way to know is to call it.
     coro = corofunc(*args)
-    if isinstance(coro, types.CoroutineType | types.GeneratorType):
+    if isinstance(coro, _COROUTINE_TYPES):
         return coro
     if inspect.isfunction(corofunc) or inspect.ismethod(corofunc) or inspect.isbuiltin(corofunc):
         raise TypeError(
@@ -244,19 +247,21 @@ def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> Coroutine
     )
 
 
-async def spawn(
+def spawn(
     corofunc: Callable[..., Awaitable[Any]] | CoroutineLike,
     *args: Any,
     daemon: bool = False,
     name: str | None = None,
-) -> Task:
-    """Start ``corofunc(*args)`` (or a coroutine object) as a new task; it runs concurrently.
+) -> Awaitable[Task]:
+    """``await spawn(corofunc, *args)``: start it as a new task, running concurrently.
 
     The new task goes to the back of the ready queue; the caller keeps running. A daemon task
-    is one the program does not wait for: it is cancelled quietly when the kernel shuts down.
+    is one the program does not wait for: it is cancelled quietly when the kernel shuts down
+    (any other task still running then is cancelled too, with a warning in the log).
+    Like ``sleep``, this returns the trap itself (no extra coroutine), and a mistake in the
+    arguments is reported at the call.
     """
-    coro = as_coroutine(corofunc, args, "spawn")
-    return await _spawn(coro, daemon, name)
+    return _spawn(as_coroutine(corofunc, args, "spawn"), daemon, name)
 
 
 async def current_task() -> Task:

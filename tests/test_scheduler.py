@@ -107,7 +107,9 @@ def test_a_kernel_can_run_several_times_and_cancels_leftovers_on_close() -> None
         k.run(answer)
 
 
-def test_run_cancels_remaining_tasks_and_runs_their_cleanup() -> None:
+def test_run_cancels_remaining_tasks_and_runs_their_cleanup(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     log: list[str] = []
 
     async def lingering(name: str) -> None:
@@ -125,8 +127,12 @@ def test_run_cancels_remaining_tasks_and_runs_their_cleanup() -> None:
         await kernel.sleep(0)
         return "main done"
 
-    assert kernel.run(main, clock=VirtualClock()) == "main done"
+    with caplog.at_level(logging.WARNING, logger="kernel"):
+        assert kernel.run(main, clock=VirtualClock()) == "main done"
     assert log == ["daemon cancelled", "normal cancelled", "daemon cleaned up", "normal cleaned up"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # for the non-daemon task only
+    assert ".lingering' state=SLEEPING> was still running" in warnings[0]
 
 
 def test_no_fd_or_thread_is_left_behind() -> None:

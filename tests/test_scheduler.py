@@ -275,6 +275,33 @@ def test_ctrl_c_cancels_main_runs_cleanup_then_raises_keyboard_interrupt() -> No
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.realtime
+def test_ctrl_c_wakes_a_kernel_blocked_in_select() -> None:
+    # A thread presses Ctrl-C once the main task is about to block; the main task sleeps
+    # for 60 real seconds, so only the wake-up path can end this test quickly.
+    about_to_block = threading.Event()
+
+    def press_ctrl_c() -> None:
+        about_to_block.wait(10)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    async def main() -> str:
+        about_to_block.set()
+        try:
+            await kernel.sleep(60)
+        except TaskCancelled:
+            return "cancelled"
+        return "slept"
+
+    thread = threading.Thread(target=press_ctrl_c)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kernel.run(main)
+    finally:
+        thread.join()
+
+
 def test_system_exit_in_a_child_stops_the_program_after_cleanup() -> None:
     log: list[str] = []
 

@@ -18,7 +18,7 @@ from .errors import (
     UncaughtTimeoutError,
 )
 from .generators import coroutine
-from .scheduler import Kernel, Tracer, current_kernel, run
+from .scheduler import Kernel, current_kernel, run
 from .task import Task, check_cancellation, current_task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED, TaskGroup
 from .time import (
@@ -30,6 +30,7 @@ from .time import (
     timeout_after,
     timeout_at,
 )
+from .tracing import Tracer
 
 __version__ = "0.1.0"
 

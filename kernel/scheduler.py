@@ -23,11 +23,11 @@ The loop (``Kernel._loop``, right below the constructor) turns three phases, for
    next trap. A *blocking* trap parks it on one of the structures; a *non-blocking* trap
    (spawn, get the clock, ...) is answered at once and the same task carries on.
 
-Trap handlers are the methods named ``_trap_<name>``, one per trap, collected into
-``self._handlers`` by name. A handler returns True when the task should carry on at once
-(with ``task._next_value`` or ``task._next_exc`` set) and False when it has been parked.
+The trap handlers -- one ``_trap_<name>`` method per trap -- live in ``kernel/handlers.py``;
+a handler returns True when the task should carry on at once (with ``task._next_value`` or
+``task._next_exc`` set) and False when it has been parked.
 
-Read next: ``kernel/time.py`` (sleep and timeouts) and ``kernel/taskgroup.py``.
+Read next: ``kernel/handlers.py``.
 """
 
 from __future__ import annotations
@@ -41,17 +41,19 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from .clock import Clock, MonotonicClock
-from .errors import CancelledError, KernelError, ResourceBusy, TaskCancelled, TaskTimeout
+from .errors import CancelledError, KernelError, TaskCancelled, TaskTimeout
+from .handlers import TrapHandlers
 from .iotable import IOWaitTable
 from .task import CoroutineLike, Task, as_coroutine
 from .timequeue import SleepingQueue
+from .tracing import TracedCoroutine, Tracer, install_tracer
 from .traps import TRAPS, Trap
 from .waitqueue import WaitQueue
 
-__all__ = ["Kernel", "Tracer", "current_kernel", "run"]
+__all__ = ["Kernel", "current_kernel", "run"]
 
 log = logging.getLogger("kernel")
 
@@ -73,18 +75,7 @@ def current_kernel() -> Kernel | None:
     return _current.kernel
 
 
-class Tracer(Protocol):
-    """Receives every scheduler decision: ``tracer(event, task, **details)``.
-
-    Events: ``spawn``, ``run``, ``trap``, ``park``, ``wake``, ``select``, ``timer``,
-    ``cancel``, ``exit``. With no tracer installed none of this code is on the hot path: the
-    traced versions of the handlers are swapped in at construction time.
-    """
-
-    def __call__(self, event: str, task: Task | None, **details: Any) -> None: ...
-
-
-class Kernel:
+class Kernel(TrapHandlers):
     """A scheduler for tasks. Use ``kernel.run(main)``, or ``with Kernel() as k: k.run(main)``.
 
     ``clock``: a ``MonotonicClock`` (default) or a ``VirtualClock`` for tests.
@@ -117,7 +108,7 @@ class Kernel:
         }
         self._tracer = tracer
         if tracer is not None:
-            self._install_tracer(tracer)
+            install_tracer(self, tracer)
 
     # ------------------------------------------------------------------------------------
     # The run loop
@@ -225,7 +216,7 @@ class Kernel:
         self._tasks[task.id] = task
         self._ready.append(task)
         if self._tracer is not None:
-            task._coro = _TracedCoroutine(coro, task, self._tracer)  # type: ignore[assignment]
+            task._coro = TracedCoroutine(coro, task, self._tracer)  # type: ignore[assignment]
             self._tracer("spawn", task, name=task.name, daemon=daemon)
         return task
 
@@ -236,13 +227,6 @@ class Kernel:
         task.state = "READY"
         task._next_value = value
         self._ready.append(task)
-
-    def _park(self, task: Task, structure: Any, entry: Any, state: str) -> bool:
-        """Record where a blocked task waits, so that a cancel can find it. Returns False."""
-        task._waiting_on = structure
-        task._wait_entry = entry
-        task.state = state
-        return False
 
     def _wake(self, queue: WaitQueue, n: int = 1, value: Any = None) -> int:
         """Move up to ``n`` tasks from the front of ``queue`` to the ready queue."""
@@ -280,14 +264,6 @@ class Kernel:
             task._waiting_on.discard(task._wait_entry)
             self._reschedule(task)
             self._deliver_cancel(task)
-        return True
-
-    def _deliver_cancel(self, task: Task) -> bool:
-        """At a blocking trap: throw the pending cancellation in, unless it is disabled."""
-        if task._no_cancel:
-            return False
-        task._next_exc = task._cancel_pending
-        task._cancel_pending = None
         return True
 
     def _exit_task(self, task: Task, result: Any, exc: BaseException | None) -> None:
@@ -329,153 +305,6 @@ class Kernel:
             self._fatal = exc
             if self._main is not None:
                 self._cancel_task(self._main, TaskCancelled(f"stopping: {exc!r}"))
-
-    def _bad_yield(self, task: Task, value: Any) -> bool:
-        """A task yielded something that is not a trap: throw a TypeError into it."""
-        task._next_exc = TypeError(
-            f"{task!r} yielded {value!r} to the kernel, which is {_explain_bad_yield(value)}"
-        )
-        self._ready.append(task)  # to the back of the line: a task looping on this stays fair
-        return False
-
-    # ------------------------------------------------------------------------------------
-    # Trap handlers: one per trap in kernel/traps.py. True = the task carries on at once.
-    # ------------------------------------------------------------------------------------
-
-    def _trap_schedule(self, task: Task, trap: Trap) -> bool:
-        """SCHEDULE: to the back of the ready queue (``sleep(0)``). A cancellation point."""
-        if task._cancel_pending is not None and self._deliver_cancel(task):
-            return True
-        self._ready.append(task)
-        return False
-
-    def _trap_sleep(self, task: Task, trap: Trap) -> bool:
-        """SLEEP seconds: onto the sleeping queue until now + seconds."""
-        if task._cancel_pending is not None and self._deliver_cancel(task):
-            return True
-        entry = self._sleeping.push(self._clock.now() + trap[1], task)
-        return self._park(task, self._sleeping, entry, "SLEEPING")
-
-    def _trap_io_wait(self, task: Task, trap: Trap) -> bool:
-        """IO_WAIT fileobj event: into the I/O wait table until the selector reports it ready."""
-        if task._cancel_pending is not None and self._deliver_cancel(task):
-            return True
-        _, fileobj, event = trap
-        try:
-            entry = self._io.register(fileobj, event, task)
-        except (ResourceBusy, ValueError, OSError) as error:  # busy, closed or bad descriptor
-            task._next_exc = error
-            return True
-        return self._park(task, self._io, entry, "IO_WAIT")
-
-    def _trap_spawn(self, task: Task, trap: Trap) -> bool:
-        """SPAWN coro daemon name: a new task at the back of the ready queue."""
-        _, coro, daemon, name = trap
-        task._next_value = self._new_task(coro, daemon, name)
-        return True
-
-    def _trap_cancel(self, task: Task, trap: Trap) -> bool:
-        """CANCEL target exc: make exc pending on target (delivered now if it is blocked)."""
-        _, target, exc = trap
-        task._next_value = self._cancel_task(target, exc)
-        return True
-
-    def _trap_wait_task(self, task: Task, trap: Trap) -> bool:
-        """WAIT_TASK target: park on target's joiners until it ends."""
-        target: Task = trap[1]
-        if target is task:
-            task._next_exc = RuntimeError(f"{task!r} cannot wait for itself: it would never end")
-            return True
-        if target._kernel is not self:
-            task._next_exc = RuntimeError(f"{target!r} belongs to another kernel")
-            return True
-        if target.done:
-            return True
-        if task._cancel_pending is not None and self._deliver_cancel(task):
-            return True
-        if target._joiners is None:
-            target._joiners = WaitQueue()
-        return self._park(task, target._joiners, target._joiners.append(task), "JOIN")
-
-    def _trap_wait_on(self, task: Task, trap: Trap) -> bool:
-        """WAIT_ON queue state: park at the back of a wait queue."""
-        if task._cancel_pending is not None and self._deliver_cancel(task):
-            return True
-        _, queue, state = trap
-        return self._park(task, queue, queue.append(task), state)
-
-    def _trap_wake(self, task: Task, trap: Trap) -> bool:
-        """WAKE queue n value: move up to n waiters to the ready queue; returns how many."""
-        _, queue, n, value = trap
-        task._next_value = self._wake(queue, n, value)
-        return True
-
-    def _trap_get_current(self, task: Task, trap: Trap) -> bool:
-        """GET_CURRENT: the running task."""
-        task._next_value = task
-        return True
-
-    def _trap_get_kernel(self, task: Task, trap: Trap) -> bool:
-        """GET_KERNEL: the running kernel."""
-        task._next_value = self
-        return True
-
-    def _trap_clock(self, task: Task, trap: Trap) -> bool:
-        """CLOCK: the current time."""
-        task._next_value = self._clock.now()
-        return True
-
-    def _trap_set_timeout(self, task: Task, trap: Trap) -> bool:
-        """SET_TIMEOUT deadline: arm a timeout if it is sooner; returns the previous one."""
-        deadline = trap[1]
-        previous = task._timeout
-        if deadline is not None and (previous is None or deadline < previous):
-            if task._timeout_entry is not None:
-                self._sleeping.discard(task._timeout_entry)
-            task._timeout = deadline
-            task._timeout_entry = self._sleeping.push(deadline, task, "timeout")
-        task._next_value = previous
-        return True
-
-    def _trap_unset_timeout(self, task: Task, trap: Trap) -> bool:
-        """UNSET_TIMEOUT previous: a timeout block ends; restore the enclosing deadline.
-
-        Discussion: a timeout that fired while the task was not blocked is still pending;
-        it belonged to the block that is ending, so it is dropped. But if the enclosing
-        deadline has passed too, the task is owed a timeout for *that* one: it becomes
-        pending again and is raised at the next blocking call, not here -- raising inside
-        the block's own exit would tangle the two timeouts together.
-        """
-        previous = trap[1]
-        now = self._clock.now()
-        if isinstance(task._cancel_pending, TaskTimeout):
-            task._cancel_pending = None
-        if task._timeout != previous:
-            if task._timeout_entry is not None:
-                self._sleeping.discard(task._timeout_entry)
-                task._timeout_entry = None
-            task._timeout = previous
-            if previous is not None and previous > now:
-                task._timeout_entry = self._sleeping.push(previous, task, "timeout")
-        if previous is not None and previous <= now and task._cancel_pending is None:
-            task._cancel_pending = TaskTimeout(now)
-        task._next_value = now
-        return True
-
-    def _trap_set_cancellation(self, task: Task, trap: Trap) -> bool:
-        """SET_CANCELLATION allow: False/True enter/leave a no-cancel block; None checks."""
-        allow = trap[1]
-        if allow is False:
-            task._no_cancel += 1
-        elif allow is True:
-            if not task._no_cancel:
-                task._next_exc = RuntimeError("cancellation enabled more times than disabled")
-                return True
-            task._no_cancel -= 1
-        elif task._cancel_pending is not None and self._deliver_cancel(task):
-            return True  # check_cancellation() outside a no-cancel block raises it now
-        task._next_value = task._cancel_pending
-        return True
 
     # ------------------------------------------------------------------------------------
     # Running and shutting down
@@ -597,75 +426,6 @@ class Kernel:
         self._io.close()
         self._wake_recv.close()
         self._wake_send.close()
-
-    # ------------------------------------------------------------------------------------
-    # Tracing: swapped in at construction, so an untraced kernel pays nothing for it.
-    # ------------------------------------------------------------------------------------
-
-    def _install_tracer(self, tracer: Tracer) -> None:
-        def traced(name: str, handler: Callable[[Task, Trap], bool]) -> Callable[..., bool]:
-            def handle(task: Task, trap: Trap) -> bool:
-                tracer("trap", task, trap=name, args=trap[1:])
-                carry_on = handler(task, trap)
-                if not carry_on:
-                    tracer("park", task, state=task.state)
-                return carry_on
-
-            return handle
-
-        for name, handler in list(self._handlers.items()):
-            self._handlers[name] = traced(name, handler)
-
-        plain_reschedule = self._reschedule
-
-        def reschedule(task: Task, value: Any = None) -> None:
-            tracer("wake", task, state=task.state)
-            plain_reschedule(task, value)
-
-        self._reschedule = reschedule  # type: ignore[method-assign]
-
-
-class _TracedCoroutine:
-    """Wraps a task's coroutine when tracing, to report the start of each slice it runs."""
-
-    __slots__ = ("__wrapped__", "_task", "_tracer")
-
-    def __init__(self, coro: CoroutineLike, task: Task, tracer: Tracer) -> None:
-        self.__wrapped__ = coro
-        self._task = task
-        self._tracer = tracer
-
-    def send(self, value: Any) -> Any:
-        self._tracer("run", self._task)
-        return self.__wrapped__.send(value)
-
-    def throw(self, exc: BaseException) -> Any:
-        self._tracer("run", self._task, throw=repr(exc))
-        return self.__wrapped__.throw(exc)
-
-    def close(self) -> None:
-        self.__wrapped__.close()
-
-
-def _explain_bad_yield(value: Any) -> str:
-    """Name the likely cause of a yield that is not a trap."""
-    package = type(value).__module__.partition(".")[0]
-    if hasattr(value, "_asyncio_future_blocking") or package == "asyncio":
-        return (
-            "an asyncio object: asyncio futures and tasks need asyncio's event loop. Run "
-            "asyncio code through kernel.aio, or use the kernel's own calls (kernel.sleep, "
-            "kernel.spawn, ...)"
-        )
-    if package in ("trio", "curio", "anyio"):
-        return f"a {package} object: {package} code only runs under {package}'s own loop"
-    if value is None:
-        return (
-            "a bare `yield`: a generator-based coroutine must yield traps; use "
-            "`yield from kernel.sleep(0)` to let other tasks run"
-        )
-    if isinstance(value, tuple) and value:
-        return f"not a trap: {value[0]!r} is not one of the kernel's traps {TRAPS}"
-    return "not a trap: tasks talk to the kernel only through the traps in kernel.traps"
 
 
 def run(corofunc: Any, *args: Any, clock: Clock | None = None, tracer: Tracer | None = None) -> Any:

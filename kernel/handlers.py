@@ -1,0 +1,233 @@
+"""Trap handlers: what the kernel does with each trap a task yields.
+
+There is one method per trap in ``kernel/traps.py``, named ``_trap_<name>``; the kernel
+collects them into its handler table by name, so searching for ``_trap_sleep`` finds the
+code that runs for ``("sleep", seconds)``. Each handler receives the task and the trap tuple
+and returns:
+
+* ``True``  -- the task carries on at once, resumed with ``task._next_value`` (or thrown
+  ``task._next_exc``): the trap was *non-blocking*;
+* ``False`` -- the task has been parked on one of the structures (or put back in the ready
+  queue) and something else will run.
+
+Blocking traps are the cancellation points: before parking, each one delivers a pending
+cancellation instead, unless cancellation is disabled.
+
+``TrapHandlers`` is a mixin of ``Kernel`` (``kernel/scheduler.py``): the state it touches
+is declared at the top and owned by the kernel.
+
+Read next: ``kernel/tracing.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import ResourceBusy, TaskTimeout
+from .traps import TRAPS, Trap
+from .waitqueue import WaitQueue
+
+if TYPE_CHECKING:
+    from collections import deque
+
+    from .clock import Clock
+    from .iotable import IOWaitTable
+    from .task import CoroutineLike, Task
+    from .timequeue import SleepingQueue
+
+__all__ = ["TrapHandlers"]
+
+
+class TrapHandlers:
+    """The ``_trap_<name>`` methods of the kernel, and the helpers only they use."""
+
+    # Owned by Kernel; declared here for the type checker.
+    _ready: deque[Task]
+    _sleeping: SleepingQueue
+    _io: IOWaitTable
+    _clock: Clock
+
+    if TYPE_CHECKING:
+
+        def _new_task(self, coro: CoroutineLike, daemon: bool, name: str | None) -> Task: ...
+        def _cancel_task(self, task: Task, exc: BaseException) -> bool: ...
+        def _wake(self, queue: WaitQueue, n: int = 1, value: Any = None) -> int: ...
+
+    def _park(self, task: Task, structure: Any, entry: Any, state: str) -> bool:
+        """Record where a blocked task waits, so that a cancel can find it. Returns False."""
+        task._waiting_on = structure
+        task._wait_entry = entry
+        task.state = state
+        return False
+
+    def _deliver_cancel(self, task: Task) -> bool:
+        """At a blocking trap: throw the pending cancellation in, unless it is disabled."""
+        if task._no_cancel:
+            return False
+        task._next_exc = task._cancel_pending
+        task._cancel_pending = None
+        return True
+
+    def _bad_yield(self, task: Task, value: Any) -> bool:
+        """A task yielded something that is not a trap: throw a TypeError into it."""
+        task._next_exc = TypeError(
+            f"{task!r} yielded {value!r} to the kernel, which is {_explain_bad_yield(value)}"
+        )
+        self._ready.append(task)  # to the back of the line: a task looping on this stays fair
+        return False
+
+    def _trap_schedule(self, task: Task, trap: Trap) -> bool:
+        """SCHEDULE: to the back of the ready queue (``sleep(0)``). A cancellation point."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        self._ready.append(task)
+        return False
+
+    def _trap_sleep(self, task: Task, trap: Trap) -> bool:
+        """SLEEP seconds: onto the sleeping queue until now + seconds."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        entry = self._sleeping.push(self._clock.now() + trap[1], task)
+        return self._park(task, self._sleeping, entry, "SLEEPING")
+
+    def _trap_io_wait(self, task: Task, trap: Trap) -> bool:
+        """IO_WAIT fileobj event: into the I/O wait table until the selector reports it ready."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        _, fileobj, event = trap
+        try:
+            entry = self._io.register(fileobj, event, task)
+        except (ResourceBusy, ValueError, OSError) as error:  # busy, closed or bad descriptor
+            task._next_exc = error
+            return True
+        return self._park(task, self._io, entry, "IO_WAIT")
+
+    def _trap_spawn(self, task: Task, trap: Trap) -> bool:
+        """SPAWN coro daemon name: a new task at the back of the ready queue."""
+        _, coro, daemon, name = trap
+        task._next_value = self._new_task(coro, daemon, name)
+        return True
+
+    def _trap_cancel(self, task: Task, trap: Trap) -> bool:
+        """CANCEL target exc: make exc pending on target (delivered now if it is blocked)."""
+        _, target, exc = trap
+        task._next_value = self._cancel_task(target, exc)
+        return True
+
+    def _trap_wait_task(self, task: Task, trap: Trap) -> bool:
+        """WAIT_TASK target: park on target's joiners until it ends."""
+        target: Task = trap[1]
+        if target is task:
+            task._next_exc = RuntimeError(f"{task!r} cannot wait for itself: it would never end")
+            return True
+        if target._kernel is not self:
+            task._next_exc = RuntimeError(f"{target!r} belongs to another kernel")
+            return True
+        if target.done:
+            return True
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        if target._joiners is None:
+            target._joiners = WaitQueue()
+        return self._park(task, target._joiners, target._joiners.append(task), "JOIN")
+
+    def _trap_wait_on(self, task: Task, trap: Trap) -> bool:
+        """WAIT_ON queue state: park at the back of a wait queue."""
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        _, queue, state = trap
+        return self._park(task, queue, queue.append(task), state)
+
+    def _trap_wake(self, task: Task, trap: Trap) -> bool:
+        """WAKE queue n value: move up to n waiters to the ready queue; returns how many."""
+        _, queue, n, value = trap
+        task._next_value = self._wake(queue, n, value)
+        return True
+
+    def _trap_get_current(self, task: Task, trap: Trap) -> bool:
+        """GET_CURRENT: the running task."""
+        task._next_value = task
+        return True
+
+    def _trap_get_kernel(self, task: Task, trap: Trap) -> bool:
+        """GET_KERNEL: the running kernel."""
+        task._next_value = self
+        return True
+
+    def _trap_clock(self, task: Task, trap: Trap) -> bool:
+        """CLOCK: the current time."""
+        task._next_value = self._clock.now()
+        return True
+
+    def _trap_set_timeout(self, task: Task, trap: Trap) -> bool:
+        """SET_TIMEOUT deadline: arm a timeout if it is sooner; returns the previous one."""
+        deadline = trap[1]
+        previous = task._timeout
+        if deadline is not None and (previous is None or deadline < previous):
+            if task._timeout_entry is not None:
+                self._sleeping.discard(task._timeout_entry)
+            task._timeout = deadline
+            task._timeout_entry = self._sleeping.push(deadline, task, "timeout")
+        task._next_value = previous
+        return True
+
+    def _trap_unset_timeout(self, task: Task, trap: Trap) -> bool:
+        """UNSET_TIMEOUT previous: a timeout block ends; restore the enclosing deadline.
+
+        Discussion: a timeout that fired while the task was not blocked is still pending;
+        it belonged to the block that is ending, so it is dropped. But if the enclosing
+        deadline has passed too, the task is owed a timeout for *that* one: it becomes
+        pending again and is raised at the next blocking call, not here -- raising inside
+        the block's own exit would tangle the two timeouts together.
+        """
+        previous = trap[1]
+        now = self._clock.now()
+        if isinstance(task._cancel_pending, TaskTimeout):
+            task._cancel_pending = None
+        if task._timeout != previous:
+            if task._timeout_entry is not None:
+                self._sleeping.discard(task._timeout_entry)
+                task._timeout_entry = None
+            task._timeout = previous
+            if previous is not None and previous > now:
+                task._timeout_entry = self._sleeping.push(previous, task, "timeout")
+        if previous is not None and previous <= now and task._cancel_pending is None:
+            task._cancel_pending = TaskTimeout(now)
+        task._next_value = now
+        return True
+
+    def _trap_set_cancellation(self, task: Task, trap: Trap) -> bool:
+        """SET_CANCELLATION allow: False/True enter/leave a no-cancel block; None checks."""
+        allow = trap[1]
+        if allow is False:
+            task._no_cancel += 1
+        elif allow is True:
+            if not task._no_cancel:
+                task._next_exc = RuntimeError("cancellation enabled more times than disabled")
+                return True
+            task._no_cancel -= 1
+        elif task._cancel_pending is not None and self._deliver_cancel(task):
+            return True  # check_cancellation() outside a no-cancel block raises it now
+        task._next_value = task._cancel_pending
+        return True
+
+
+def _explain_bad_yield(value: Any) -> str:
+    """Name the likely cause of a yield that is not a trap."""
+    package = type(value).__module__.partition(".")[0]
+    if hasattr(value, "_asyncio_future_blocking") or package == "asyncio":
+        return (
+            "an asyncio object: asyncio futures and tasks need asyncio's event loop. Run "
+            "asyncio code through kernel.aio, or use the kernel's own calls (kernel.sleep, "
+            "kernel.spawn, ...)"
+        )
+    if package in ("trio", "curio", "anyio"):
+        return f"a {package} object: {package} code only runs under {package}'s own loop"
+    if value is None:
+        return (
+            "a bare `yield`: a generator-based coroutine must yield traps; use "
+            "`yield from kernel.sleep(0)` to let other tasks run"
+        )
+    if isinstance(value, tuple) and value:
+        return f"not a trap: {value[0]!r} is not one of the kernel's traps {TRAPS}"
+    return "not a trap: tasks talk to the kernel only through the traps in kernel.traps"

@@ -1,0 +1,86 @@
+"""Tracing: an optional observer of every scheduling decision, free when absent.
+
+A tracer is any callable ``tracer(event, task, **details)``. Pass one to ``Kernel`` (or
+``kernel.run(..., tracer=...)``) and it hears about each ``spawn``, ``run`` (a slice of a
+task begins), ``trap`` (the slice ended on this trap), ``park`` (where the task now waits),
+``wake``, ``select`` (timeout and which tasks I/O made ready), ``timer`` (a deadline came
+due), ``cancel`` and ``exit``.
+
+Discussion: the run loop has no "if tracing" test in it. Instead, a traced kernel has its
+handler table and its ``_reschedule`` method swapped for wrappers that report and then do
+the real work, and each task's coroutine is wrapped so that resuming it reports ``run``.
+An untraced kernel never runs a line of this module.
+
+Read next: ``kernel/task.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .traps import Trap
+
+if TYPE_CHECKING:
+    from .scheduler import Kernel
+    from .task import CoroutineLike, Task
+
+__all__ = ["TracedCoroutine", "Tracer", "install_tracer"]
+
+
+class Tracer(Protocol):
+    """Receives every scheduler decision: ``tracer(event, task, **details)``.
+
+    Events: ``spawn``, ``run``, ``trap``, ``park``, ``wake``, ``select``, ``timer``,
+    ``cancel``, ``exit``. With no tracer installed none of this code is on the hot path: the
+    traced versions of the handlers are swapped in at construction time.
+    """
+
+    def __call__(self, event: str, task: Task | None, **details: Any) -> None: ...
+
+
+def install_tracer(kernel: Kernel, tracer: Tracer) -> None:
+    """Swap reporting wrappers into ``kernel``'s handler table and ``_reschedule``."""
+
+    def traced(name: str, handler: Callable[[Task, Trap], bool]) -> Callable[..., bool]:
+        def handle(task: Task, trap: Trap) -> bool:
+            tracer("trap", task, trap=name, args=trap[1:])
+            carry_on = handler(task, trap)
+            if not carry_on:
+                tracer("park", task, state=task.state)
+            return carry_on
+
+        return handle
+
+    for name, handler in list(kernel._handlers.items()):
+        kernel._handlers[name] = traced(name, handler)
+
+    plain_reschedule = kernel._reschedule
+
+    def reschedule(task: Task, value: Any = None) -> None:
+        tracer("wake", task, state=task.state)
+        plain_reschedule(task, value)
+
+    kernel._reschedule = reschedule  # type: ignore[method-assign]
+
+
+class TracedCoroutine:
+    """Wraps a task's coroutine when tracing, to report the start of each slice it runs."""
+
+    __slots__ = ("__wrapped__", "_task", "_tracer")
+
+    def __init__(self, coro: CoroutineLike, task: Task, tracer: Tracer) -> None:
+        self.__wrapped__ = coro
+        self._task = task
+        self._tracer = tracer
+
+    def send(self, value: Any) -> Any:
+        self._tracer("run", self._task)
+        return self.__wrapped__.send(value)
+
+    def throw(self, exc: BaseException) -> Any:
+        self._tracer("run", self._task, throw=repr(exc))
+        return self.__wrapped__.throw(exc)
+
+    def close(self) -> None:
+        self.__wrapped__.close()

@@ -15,7 +15,7 @@ Cancellation follows curio: ``cancel()`` sets ``_cancel_pending`` and the except
 in at the task's next *blocking* trap (at once if it is already blocked), exactly once.
 ``disable_cancellation()`` defers it; ``check_cancellation()`` looks at it.
 
-Read next: ``kernel/scheduler.py``.
+Read next: ``kernel/time.py`` (sleep and timeouts).
 """
 
 from __future__ import annotations

@@ -1,0 +1,158 @@
+"""Every script in examples/ runs, and prints exactly what it is expected to print.
+
+Two ways, for each example:
+
+* imported, with its ``main`` run under a ``VirtualClock``: no real time passes, and stdout
+  must match the golden text below character for character;
+* as a script, in a subprocess on the real clock: it must exit with status 0, write nothing
+  to stderr, and end with the expected line. The scripts are started together, once per
+  test session, so the whole set takes as long as the slowest one (about 4 seconds).
+
+The golden texts are the same on both clocks: the examples print times relative to their
+start, rounded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+# What each example's main() prints, exactly.
+GOLDEN = {
+    "01_hello.py": """\
+main runs as task 1, named 'main'
+hello, kernel
+""",
+    "02_sleep_then_123.py": """\
+main woke up after 1.0s
+""",
+    "03_spawn_join.py": """\
+t=1s id=2 nap-1: slept 1s
+t=2s id=3 nap-2: slept 2s
+t=3s id=4 nap-3: slept 3s
+results kept on the tasks: ['slept 1s', 'slept 2s', 'slept 3s']
+join raised TaskError, caused by ValueError('no such file')
+""",
+    "04_timeouts.py": """\
+t=1s timeout_after(1) raised TaskTimeout
+t=2s ignore_after(1) returned quietly, expired=True
+t=3s inner block: TimeoutCancellationError
+t=3s outer block: TaskTimeout
+""",
+    "05_taskgroup.py": """\
+t=2s all: ['job2 done', 'job1 done']
+t=3s any: 'job1 done', cancelled=['job2']
+t=4s caught (ValueError('job1 failed'),)
+""",
+}
+
+# What main() returns, when it returns something.
+RETURNS = {"01_hello.py": "main returned", "02_sleep_then_123.py": 123}
+
+# The last line each script prints when run from the command line.
+LAST_LINE = {
+    "01_hello.py": "main returned",
+    "02_sleep_then_123.py": "123",
+    "03_spawn_join.py": "join raised TaskError, caused by ValueError('no such file')",
+    "04_timeouts.py": "t=3s outer block: TaskTimeout",
+    "05_taskgroup.py": "t=4s caught (ValueError('job1 failed'),)",
+}
+
+# Real seconds a script may take before it counts as hung.
+SCRIPT_TIMEOUT = 30.0
+
+
+def load(filename: str) -> ModuleType:
+    """Import an example from its path (its name starts with a digit: not importable)."""
+    path = EXAMPLES / filename
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_example_has_a_golden_output() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(GOLDEN)
+    assert sorted(GOLDEN) == sorted(LAST_LINE)
+
+
+@pytest.mark.parametrize("filename", sorted(GOLDEN))
+def test_example_on_the_virtual_clock(
+    filename: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    module = load(filename)
+    clock = kernel.VirtualClock()
+    result = kernel.run(module.main, clock=clock)
+    assert capsys.readouterr().out == GOLDEN[filename]
+    assert result == RETURNS.get(filename)
+    # Nothing was reported as crashed: every failure in the examples is handled.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_generator_form_of_example_02(capsys: pytest.CaptureFixture[str]) -> None:
+    module = load("02_sleep_then_123.py")
+    clock = kernel.VirtualClock()
+    assert kernel.run(module.main_generator, clock=clock) == 123
+    assert clock.now() == 1.0
+    assert capsys.readouterr().out == "main_generator woke up\n"
+
+
+@pytest.mark.parametrize("filename", sorted(GOLDEN))
+def test_example_docstring_points_to_the_next_step(filename: str) -> None:
+    doc = load(filename).__doc__
+    assert doc is not None and doc.startswith(filename[:2] + " -- ")
+    assert "What it teaches:" in doc
+    next_step = doc.split("Read next:")[1].split()[0].rstrip(",.")
+    assert (ROOT / next_step).exists(), next_step
+
+
+@pytest.fixture(scope="module")
+def scripts() -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Start every example as a script at once; each test then collects its own."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    processes = {
+        filename: subprocess.Popen(
+            [sys.executable, "-W", "error", str(EXAMPLES / filename)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        for filename in sorted(LAST_LINE)
+    }
+    try:
+        yield processes
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
+@pytest.mark.parametrize("filename", sorted(LAST_LINE))
+def test_example_as_a_script(filename: str, scripts: dict[str, subprocess.Popen[str]]) -> None:
+    process = scripts[filename]
+    try:
+        out, err = process.communicate(timeout=SCRIPT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"{filename} still running after {SCRIPT_TIMEOUT}s")
+    assert process.returncode == 0, err
+    assert err == ""
+    assert out.splitlines()[-1] == LAST_LINE[filename]

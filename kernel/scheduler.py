@@ -192,7 +192,8 @@ class Kernel(TrapHandlers):
     def _wake_sleepers(self) -> None:
         """Phase 2: deadlines that have passed wake their sleepers and fire their timeouts."""
         now = self._clock.now()
-        for task, kind in self._sleeping.pop_due(now):
+        while (due := self._sleeping.pop_due(now)) is not None:
+            task, kind = due
             if self._tracer is not None:
                 self._tracer("timer", task, kind=kind, now=now)
             if kind == "sleep":

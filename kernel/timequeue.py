@@ -67,18 +67,22 @@ class SleepingQueue:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def pop_due(self, now: float) -> list[tuple[Any, str]]:
-        """Remove every live entry with ``deadline <= now``; ``(item, kind)``, earliest first."""
+    def pop_due(self, now: float) -> tuple[Any, str] | None:
+        """Remove and return the earliest live ``(item, kind)`` due by ``now``, or None.
+
+        One at a time, on purpose: handling one deadline may discard another that is also
+        due (a timeout that fires cancels the same task's sleep), and a discard only works
+        on an entry that is still in the queue.
+        """
         heap = self._heap
-        due = []
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)
             item = entry[2]
             if item is not None:
                 entry[2] = None
-                due.append((item, entry[3]))
-        self._live -= len(due)
-        return due
+                self._live -= 1
+                return (item, entry[3])
+        return None
 
     def items(self) -> list[tuple[float, Any, str]]:
         """(deadline, item, kind) for every live entry in due order; for tracing and tests."""

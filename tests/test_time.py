@@ -81,6 +81,15 @@ async def test_a_block_that_finishes_in_time_leaves_no_timeout_behind(
     assert virtual_clock.now() == 6.0
 
 
+async def test_a_timeout_and_a_sleep_due_together_wake_the_task_once(
+    virtual_clock: VirtualClock,
+) -> None:
+    with pytest.raises(TaskTimeout):
+        await kernel.timeout_after(1, kernel.sleep, 1)  # both deadlines are t=1
+    await kernel.sleep(5)  # a stale second wake-up would end this early
+    assert virtual_clock.now() == 6.0
+
+
 async def test_timeout_after_with_a_coroutine() -> None:
     async def slow(x: int) -> int:
         await kernel.sleep(5)

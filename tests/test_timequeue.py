@@ -10,6 +10,13 @@ from hypothesis import strategies as st
 from kernel.timequeue import SleepingQueue
 
 
+def pop_all_due(q: SleepingQueue, now: float) -> list[tuple[Any, str]]:
+    due = []
+    while (entry := q.pop_due(now)) is not None:
+        due.append(entry)
+    return due
+
+
 def test_pops_in_deadline_order_and_fifo_among_equal_deadlines() -> None:
     q = SleepingQueue()
     q.push(2.0, "c")
@@ -18,9 +25,9 @@ def test_pops_in_deadline_order_and_fifo_among_equal_deadlines() -> None:
     q.push(3.0, "d", kind="timeout")
     assert len(q) == 4
     assert q.next_deadline() == 1.0
-    assert q.pop_due(2.0) == [("a", "sleep"), ("b", "sleep"), ("c", "sleep")]
-    assert q.pop_due(2.5) == []
-    assert q.pop_due(3.0) == [("d", "timeout")]
+    assert pop_all_due(q, 2.0) == [("a", "sleep"), ("b", "sleep"), ("c", "sleep")]
+    assert pop_all_due(q, 2.5) == []
+    assert pop_all_due(q, 3.0) == [("d", "timeout")]
     assert len(q) == 0
     assert q.next_deadline() is None
 
@@ -33,14 +40,24 @@ def test_discard_leaves_a_tombstone_that_is_skipped() -> None:
     q.discard(first)  # twice is harmless
     assert len(q) == 1
     assert q.next_deadline() == 2.0
-    assert q.pop_due(10.0) == [("b", "sleep")]
+    assert pop_all_due(q, 10.0) == [("b", "sleep")]
+
+
+def test_an_entry_due_later_in_the_same_pass_can_still_be_discarded() -> None:
+    q = SleepingQueue()
+    q.push(1.0, "timeout of task", kind="timeout")
+    sleep = q.push(1.0, "sleep of the same task")
+    assert q.pop_due(1.0) == ("timeout of task", "timeout")
+    q.discard(sleep)  # handling the timeout cancels the sleep, which is also due
+    assert q.pop_due(1.0) is None
+    assert len(q) == 0
 
 
 def test_discarding_a_popped_entry_does_not_corrupt_the_count() -> None:
     q = SleepingQueue()
     entry = q.push(1.0, "a")
     q.push(5.0, "b")
-    assert q.pop_due(1.0) == [("a", "sleep")]
+    assert pop_all_due(q, 1.0) == [("a", "sleep")]
     q.discard(entry)
     assert len(q) == 1
 
@@ -52,7 +69,7 @@ def test_many_discards_compact_the_heap() -> None:
         q.discard(entry)
     assert len(q) == 100
     assert len(q._heap) < 250  # rebuilt without most tombstones
-    assert [item for item, _ in q.pop_due(2000.0)] == list(range(900, 1000))
+    assert [item for item, _ in pop_all_due(q, 2000.0)] == list(range(900, 1000))
 
 
 def test_items_lists_live_entries_in_due_order() -> None:
@@ -98,7 +115,7 @@ def test_matches_a_sorted_list_model(ops: list[tuple[str, int]]) -> None:
                 model.remove(row)
         elif op == "pop":
             due = [row for row in model if row[0] <= n]
-            assert queue.pop_due(float(n)) == [(item, "sleep") for _, _, item in due]
+            assert pop_all_due(queue, float(n)) == [(item, "sleep") for _, _, item in due]
             model = [row for row in model if row[0] > n]
         assert len(queue) == len(model)
         assert queue.next_deadline() == (model[0][0] if model else None)

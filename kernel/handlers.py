@@ -69,12 +69,17 @@ class TrapHandlers:
         return True
 
     def _bad_yield(self, task: Task, value: Any) -> bool:
-        """A task yielded something that is not a trap: throw a TypeError into it."""
+        """Handling what ``task`` yielded failed. If it is not a well-formed trap, that is the
+        task's mistake: a TypeError is thrown into it and this returns True. If it is one, the
+        handler itself failed -- a kernel bug -- and this returns False.
+        """
+        if _is_well_formed(value):
+            return False
         task._next_exc = TypeError(
             f"{task!r} yielded {value!r} to the kernel, which is {_explain_bad_yield(value)}"
         )
         self._ready.append(task)  # to the back of the line: a task looping on this stays fair
-        return False
+        return True
 
     def _trap_schedule(self, task: Task, trap: Trap) -> bool:
         """SCHEDULE: to the back of the ready queue (``sleep(0)``). A cancellation point."""
@@ -212,6 +217,14 @@ class TrapHandlers:
         return True
 
 
+def _is_well_formed(value: Any) -> bool:
+    """A tuple naming a known trap, with the right number of arguments."""
+    if not (type(value) is tuple and value and isinstance(value[0], str)):
+        return False
+    arguments = TRAPS.get(value[0])
+    return arguments is not None and len(value) == 1 + len(arguments)
+
+
 def _explain_bad_yield(value: Any) -> str:
     """Name the likely cause of a yield that is not a trap."""
     package = type(value).__module__.partition(".")[0]
@@ -228,6 +241,9 @@ def _explain_bad_yield(value: Any) -> str:
             "a bare `yield`: a generator-based coroutine must yield traps; use "
             "`yield from kernel.sleep(0)` to let other tasks run"
         )
+    if isinstance(value, tuple) and value and isinstance(value[0], str) and value[0] in TRAPS:
+        expected = (value[0], *TRAPS[value[0]])
+        return f"a malformed trap: it should be a tuple of {len(expected)}, {expected}"
     if isinstance(value, tuple) and value:
-        return f"not a trap: {value[0]!r} is not one of the kernel's traps {TRAPS}"
+        return f"not a trap: {value[0]!r} is not one of the kernel's traps {tuple(TRAPS)}"
     return "not a trap: tasks talk to the kernel only through the traps in kernel.traps"

@@ -155,10 +155,13 @@ class Kernel(TrapHandlers):
                             self._exit_task(task, None, error)
                             break
                         try:
-                            handler = handlers[trap[0]]
+                            if not handlers[trap[0]](task, trap):
+                                break
                         except Exception:
-                            handler = self._bad_yield
-                        if not handler(task, trap):
+                            # Not a trap at all, or a malformed one: the task's mistake.
+                            # A well-formed trap whose handler failed: ours (KernelError).
+                            if not self._bad_yield(task, trap):
+                                raise
                             break
         except Exception as bug:
             raise KernelError(

@@ -64,22 +64,23 @@ SET_TIMEOUT = "set_timeout"
 UNSET_TIMEOUT = "unset_timeout"
 SET_CANCELLATION = "set_cancellation"
 
-TRAPS = (
-    SCHEDULE,
-    SLEEP,
-    IO_WAIT,
-    SPAWN,
-    CANCEL,
-    WAIT_TASK,
-    WAIT_ON,
-    WAKE,
-    GET_CURRENT,
-    GET_KERNEL,
-    CLOCK,
-    SET_TIMEOUT,
-    UNSET_TIMEOUT,
-    SET_CANCELLATION,
-)
+# Every trap, with the names of the arguments that follow it in the tuple.
+TRAPS: dict[str, tuple[str, ...]] = {
+    SCHEDULE: (),
+    SLEEP: ("seconds",),
+    IO_WAIT: ("fileobj", "event"),
+    SPAWN: ("coro", "daemon", "name"),
+    CANCEL: ("task", "exc"),
+    WAIT_TASK: ("task",),
+    WAIT_ON: ("queue", "state"),
+    WAKE: ("queue", "n", "value"),
+    GET_CURRENT: (),
+    GET_KERNEL: (),
+    CLOCK: (),
+    SET_TIMEOUT: ("deadline",),
+    UNSET_TIMEOUT: ("previous",),
+    SET_CANCELLATION: ("allow",),
+}
 
 
 @types.coroutine

@@ -175,6 +175,10 @@ class TestBadYields:
         assert "yielded ('teleport', 1) to the kernel" in message
         assert "'teleport' is not one of the kernel's traps" in message
 
+    def test_malformed_trap(self) -> None:
+        message = self.run_yielding(("sleep",))
+        assert "a malformed trap: it should be a tuple of 2, ('sleep', 'seconds')" in message
+
     def test_bare_yield(self) -> None:
         assert "a bare `yield`" in self.run_yielding(None)
 

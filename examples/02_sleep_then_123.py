@@ -25,7 +25,7 @@ async def main() -> int:
 @kernel.coroutine
 def main_generator() -> Generator[Any, Any, int]:
     # mypy sees kernel.sleep() only as an Awaitable, not as the generator it also is.
-    yield from kernel.sleep(1)  # type: ignore[misc]
+    yield from kernel.sleep(1)
     print("main_generator woke up")
     return 123
 

@@ -18,15 +18,23 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+if TYPE_CHECKING:
+    from .traps import TrapCall
 
 __all__ = ["coroutine"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def coroutine(func: F) -> F:
+@overload
+def coroutine(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+@overload
+def coroutine(func: Callable[P, Generator[Any, Any, T]]) -> Callable[P, TrapCall[T]]: ...
+def coroutine(func: Callable[P, Any]) -> Callable[P, Any]:
     """Mark a generator function as a kernel coroutine (the analogue of ``@asyncio.coroutine``)."""
     if inspect.iscoroutinefunction(func):
         return func  # already a coroutine: nothing to do
@@ -35,5 +43,4 @@ def coroutine(func: F) -> F:
             f"@kernel.coroutine decorates a generator function (a def that uses `yield from`); "
             f"{func!r} is not one. For new code, write `async def` and `await` instead"
         )
-    marked: F = types.coroutine(func)
-    return marked
+    return types.coroutine(func)

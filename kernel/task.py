@@ -32,6 +32,7 @@ from .traps import _cancel, _get_current, _set_cancellation, _spawn, _wait_task
 
 if TYPE_CHECKING:
     from .scheduler import Kernel
+    from .traps import TrapCall
     from .waitqueue import WaitQueue
 
 __all__ = [
@@ -252,7 +253,7 @@ def spawn(
     *args: Any,
     daemon: bool = False,
     name: str | None = None,
-) -> Awaitable[Task]:
+) -> TrapCall[Task]:
     """``await spawn(corofunc, *args)``: start it as a new task, running concurrently.
 
     The new task goes to the back of the ready queue; the caller keeps running. A daemon task

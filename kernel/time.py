@@ -25,11 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .errors import TaskTimeout, TimeoutCancellationError, UncaughtTimeoutError
 from .task import Task, as_coroutine
 from .traps import _clock, _get_current, _schedule, _set_timeout, _sleep, _unset_timeout
+
+if TYPE_CHECKING:
+    from .traps import TrapCall
 
 __all__ = [
     "TimeoutBlock",
@@ -52,7 +55,7 @@ def _check_seconds(seconds: Any, what: str) -> float:
     return seconds
 
 
-def sleep(seconds: float) -> Awaitable[None]:
+def sleep(seconds: float) -> TrapCall[None]:
     """Sleep for ``seconds``. ``sleep(0)`` lets every other ready task run first.
 
     Returns the trap itself rather than wrapping it in another coroutine, so awaiting it costs
@@ -65,7 +68,7 @@ def sleep(seconds: float) -> Awaitable[None]:
     return _sleep(seconds)
 
 
-def clock() -> Awaitable[float]:
+def clock() -> TrapCall[float]:
     """The kernel's current time in seconds (virtual time under a ``VirtualClock``)."""
     return _clock()
 

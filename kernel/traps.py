@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
+    # How mypy spells the result of a ``types.coroutine`` generator: a generator that is also
+    # awaitable. It exists only for type checkers, hence the guarded import.
+    from typing import AwaitableGenerator
+
     from .scheduler import Kernel
     from .task import Task
     from .waitqueue import WaitQueue
@@ -43,9 +47,14 @@ __all__ = [
     "WAIT_TASK",
     "WAKE",
     "Trap",
+    "TrapCall",
 ]
 
 Trap: TypeAlias = tuple[Any, ...]
+T = TypeVar("T")
+# What calling a trap function returns: ``await`` it from ``async def`` code, or
+# ``yield from`` it in a generator-based coroutine.
+TrapCall: TypeAlias = "AwaitableGenerator[Trap, Any, T, Generator[Trap, Any, T]]"
 
 # The names of the traps. Strings, not numbers, so that a trace or a debugger shows
 # ("sleep", 1.0) rather than (3, 1.0); the handler lookup is one dict access either way.

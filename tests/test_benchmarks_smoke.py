@@ -1,0 +1,74 @@
+"""Smoke test of ``python -m benchmarks``: it runs end to end and prints a complete table.
+
+It checks the shape of the output only (a row per workload, a numeric kernel/asyncio ratio
+in each) and never a timing, so a slow or busy machine cannot fail it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+kernel = pytest.importorskip("kernel")
+if not hasattr(kernel, "run"):
+    pytest.skip("the kernel package is not usable yet", allow_module_level=True)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Row labels with --quick: spawn_scale compares 10^3 with 10^4 tasks alive at once.
+QUICK_ROWS = (
+    "spawn_join",
+    "switch",
+    "timers",
+    "idle_memory",
+    "spawn_scale 10^3",
+    "spawn_scale 10^4",
+    "spawn_scale 10^4/10^3",
+)
+
+
+def run_benchmarks(*options: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *options],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_quick_run_has_a_numeric_ratio_for_every_workload() -> None:
+    out = run_benchmarks("--quick", "--only", "kernel,asyncio")
+    lines = out.splitlines()
+    assert lines[0].startswith("Command:")
+    for label in QUICK_ROWS:
+        rows = [line for line in lines if line.startswith(label + "  ")]
+        assert len(rows) == 1, f"no single row {label!r} in:\n{out}"
+        ratio = rows[0].split()[-1]
+        assert float(ratio) > 0, f"row {label!r} has no kernel/asyncio ratio:\n{out}"
+
+
+@pytest.mark.timeout(120)
+def test_markdown_table() -> None:
+    out = run_benchmarks(
+        "--quick", "--only", "kernel,asyncio", "--workload", "switch", "--repeat", "1", "--markdown"
+    )
+    assert "| workload | unit | kernel | asyncio | kernel/asyncio |" in out
+    assert any(line.startswith("| switch | switches/s |") for line in out.splitlines())
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(importlib.util.find_spec("curio") is not None, reason="curio is installed")
+def test_missing_library_is_reported_not_raised() -> None:
+    out = run_benchmarks("--quick", "--only", "curio", "--workload", "switch", "--repeat", "1")
+    rows = [line for line in out.splitlines() if line.startswith("switch  ")]
+    assert len(rows) == 1
+    assert "not installed" in rows[0]

@@ -1,0 +1,110 @@
+"""The benchmark workloads written for asyncio; also run on uvloop's event loop.
+
+The same functions serve two columns of the table: ``run`` uses asyncio's default event loop,
+``run_uvloop`` uses uvloop's, so the two columns differ only in the loop. Tasks are created
+with ``asyncio.create_task`` and joined by awaiting each one, the closest match to
+``kernel``'s ``spawn`` and ``join``.
+
+Read next: ``lib_curio.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from .workloads import IdleCount, memory_added_since, memory_mark
+
+__all__ = [
+    "idle_memory",
+    "run",
+    "run_uvloop",
+    "spawn_join",
+    "spawn_scale",
+    "switch",
+    "timers",
+]
+
+T = TypeVar("T")
+
+IDLE_SLEEP = 1000.0  # seconds: far longer than the run, so idle tasks never wake by themselves
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh default asyncio event loop and return its result."""
+    return asyncio.run(main)
+
+
+def run_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh uvloop event loop and return its result."""
+    import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+async def _trivial() -> None:
+    return None
+
+
+async def spawn_join(n: int) -> None:
+    """Spawn ``n`` tasks that return at once, then join each of them."""
+    tasks = [asyncio.create_task(_trivial()) for _ in range(n)]
+    for task in tasks:
+        await task
+
+
+async def _yielder(rounds: int) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def switch(tasks: int, rounds: int) -> None:
+    """Run ``tasks`` tasks that each yield ``rounds`` times with ``sleep(0)``."""
+    spawned = [asyncio.create_task(_yielder(rounds)) for _ in range(tasks)]
+    for task in spawned:
+        await task
+
+
+async def _sleeper(delays: Sequence[float]) -> None:
+    for delay in delays:
+        await asyncio.sleep(delay)
+
+
+async def timers(delays: Sequence[Sequence[float]]) -> None:
+    """Run one task per entry of ``delays``, each sleeping for those durations in turn."""
+    spawned = [asyncio.create_task(_sleeper(own)) for own in delays]
+    for task in spawned:
+        await task
+
+
+async def _idle(count: IdleCount) -> None:
+    count.value += 1
+    await asyncio.sleep(IDLE_SLEEP)
+
+
+async def idle_memory(n: int) -> int:
+    """Return the traced bytes added by ``n`` tasks blocked in a long sleep, then cancel them."""
+    count = IdleCount()
+    mark = memory_mark()
+    spawned = [asyncio.create_task(_idle(count)) for _ in range(n)]
+    while count.value < n:
+        await asyncio.sleep(0)
+    added = memory_added_since(mark)
+    for task in spawned:
+        task.cancel()
+    await asyncio.gather(*spawned, return_exceptions=True)
+    return added
+
+
+async def _sleep_once() -> None:
+    await asyncio.sleep(0)
+
+
+async def spawn_scale(alive: int, batches: int) -> None:
+    """``batches`` times: spawn ``alive`` tasks that each yield once, then join them all."""
+    for _ in range(batches):
+        spawned = [asyncio.create_task(_sleep_once()) for _ in range(alive)]
+        for task in spawned:
+            await task

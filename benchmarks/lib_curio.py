@@ -1,0 +1,95 @@
+"""The benchmark workloads written for curio.
+
+curio's API is the one ``kernel`` follows (``spawn`` returns a task, ``join`` waits for its
+result, ``cancel`` cancels and waits), so this module reads line for line like
+``lib_kernel.py``. curio is not installed in the test environment, hence the import guard
+for mypy; the worker reports "not installed" when the import fails.
+
+Read next: ``lib_trio.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import curio  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+from .workloads import IdleCount, memory_added_since, memory_mark
+
+__all__ = ["idle_memory", "run", "spawn_join", "spawn_scale", "switch", "timers"]
+
+T = TypeVar("T")
+
+IDLE_SLEEP = 1000.0  # seconds: far longer than the run, so idle tasks never wake by themselves
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh curio kernel and return its result."""
+    result: T = curio.run(main)
+    return result
+
+
+async def _trivial() -> None:
+    return None
+
+
+async def spawn_join(n: int) -> None:
+    """Spawn ``n`` tasks that return at once, then join each of them."""
+    tasks = [await curio.spawn(_trivial) for _ in range(n)]
+    for task in tasks:
+        await task.join()
+
+
+async def _yielder(rounds: int) -> None:
+    for _ in range(rounds):
+        await curio.sleep(0)
+
+
+async def switch(tasks: int, rounds: int) -> None:
+    """Run ``tasks`` tasks that each yield ``rounds`` times with ``sleep(0)``."""
+    spawned = [await curio.spawn(_yielder, rounds) for _ in range(tasks)]
+    for task in spawned:
+        await task.join()
+
+
+async def _sleeper(delays: Sequence[float]) -> None:
+    for delay in delays:
+        await curio.sleep(delay)
+
+
+async def timers(delays: Sequence[Sequence[float]]) -> None:
+    """Run one task per entry of ``delays``, each sleeping for those durations in turn."""
+    spawned = [await curio.spawn(_sleeper, own) for own in delays]
+    for task in spawned:
+        await task.join()
+
+
+async def _idle(count: IdleCount) -> None:
+    count.value += 1
+    await curio.sleep(IDLE_SLEEP)
+
+
+async def idle_memory(n: int) -> int:
+    """Return the traced bytes added by ``n`` tasks blocked in a long sleep, then cancel them."""
+    count = IdleCount()
+    mark = memory_mark()
+    spawned = [await curio.spawn(_idle, count) for _ in range(n)]
+    while count.value < n:
+        await curio.sleep(0)
+    added = memory_added_since(mark)
+    for task in spawned:
+        await task.cancel()
+    return added
+
+
+async def _sleep_once() -> None:
+    await curio.sleep(0)
+
+
+async def spawn_scale(alive: int, batches: int) -> None:
+    """``batches`` times: spawn ``alive`` tasks that each yield once, then join them all."""
+    for _ in range(batches):
+        spawned = [await curio.spawn(_sleep_once) for _ in range(alive)]
+        for task in spawned:
+            await task.join()

@@ -1,0 +1,94 @@
+"""The benchmark workloads written for ``kernel``, this project's microkernel.
+
+Each function has the same name, arguments and meaning in every ``lib_*.py`` module (the
+``Suite`` protocol in ``workloads.py``); compare this file with ``lib_curio.py``, whose API
+``kernel`` follows, and with ``lib_asyncio.py``. The worker times each call from outside.
+
+Read next: ``lib_asyncio.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import kernel
+
+from .workloads import IdleCount, memory_added_since, memory_mark
+
+__all__ = ["idle_memory", "run", "spawn_join", "spawn_scale", "switch", "timers"]
+
+T = TypeVar("T")
+
+IDLE_SLEEP = 1000.0  # seconds: far longer than the run, so idle tasks never wake by themselves
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh kernel and return its result."""
+    result: T = kernel.run(main)
+    return result
+
+
+async def _trivial() -> None:
+    return None
+
+
+async def spawn_join(n: int) -> None:
+    """Spawn ``n`` tasks that return at once, then join each of them."""
+    tasks = [await kernel.spawn(_trivial) for _ in range(n)]
+    for task in tasks:
+        await task.join()
+
+
+async def _yielder(rounds: int) -> None:
+    for _ in range(rounds):
+        await kernel.sleep(0)
+
+
+async def switch(tasks: int, rounds: int) -> None:
+    """Run ``tasks`` tasks that each yield ``rounds`` times with ``sleep(0)``."""
+    spawned = [await kernel.spawn(_yielder, rounds) for _ in range(tasks)]
+    for task in spawned:
+        await task.join()
+
+
+async def _sleeper(delays: Sequence[float]) -> None:
+    for delay in delays:
+        await kernel.sleep(delay)
+
+
+async def timers(delays: Sequence[Sequence[float]]) -> None:
+    """Run one task per entry of ``delays``, each sleeping for those durations in turn."""
+    spawned = [await kernel.spawn(_sleeper, own) for own in delays]
+    for task in spawned:
+        await task.join()
+
+
+async def _idle(count: IdleCount) -> None:
+    count.value += 1
+    await kernel.sleep(IDLE_SLEEP)
+
+
+async def idle_memory(n: int) -> int:
+    """Return the traced bytes added by ``n`` tasks blocked in a long sleep, then cancel them."""
+    count = IdleCount()
+    mark = memory_mark()
+    spawned = [await kernel.spawn(_idle, count) for _ in range(n)]
+    while count.value < n:
+        await kernel.sleep(0)
+    added = memory_added_since(mark)
+    for task in spawned:
+        await task.cancel()
+    return added
+
+
+async def _sleep_once() -> None:
+    await kernel.sleep(0)
+
+
+async def spawn_scale(alive: int, batches: int) -> None:
+    """``batches`` times: spawn ``alive`` tasks that each yield once, then join them all."""
+    for _ in range(batches):
+        spawned = [await kernel.spawn(_sleep_once) for _ in range(alive)]
+        for task in spawned:
+            await task.join()

@@ -1,0 +1,98 @@
+"""The benchmark workloads written for trio.
+
+trio has no task handle to join: a nursery starts tasks with ``start_soon`` and waits for
+all of them when its ``async with`` block ends, so "join them all" is the end of the block.
+Cancelling the idle tasks is one call on the nursery's cancel scope.
+
+Read next: ``worker.py``, which runs these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import trio
+
+from .workloads import IdleCount, memory_added_since, memory_mark
+
+__all__ = ["idle_memory", "run", "spawn_join", "spawn_scale", "switch", "timers"]
+
+T = TypeVar("T")
+
+IDLE_SLEEP = 1000.0  # seconds: far longer than the run, so idle tasks never wake by themselves
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` with ``trio.run`` and return its result.
+
+    ``trio.run`` wants a function to call, not a coroutine; the lambda hands over the one
+    already made.
+    """
+    return trio.run(lambda: main)
+
+
+async def _trivial() -> None:
+    return None
+
+
+async def spawn_join(n: int) -> None:
+    """Spawn ``n`` tasks that return at once, then join each of them."""
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(_trivial)
+
+
+async def _yielder(rounds: int) -> None:
+    for _ in range(rounds):
+        await trio.sleep(0)
+
+
+async def switch(tasks: int, rounds: int) -> None:
+    """Run ``tasks`` tasks that each yield ``rounds`` times with ``sleep(0)``."""
+    async with trio.open_nursery() as nursery:
+        for _ in range(tasks):
+            nursery.start_soon(_yielder, rounds)
+
+
+async def _sleeper(delays: Sequence[float]) -> None:
+    for delay in delays:
+        await trio.sleep(delay)
+
+
+async def timers(delays: Sequence[Sequence[float]]) -> None:
+    """Run one task per entry of ``delays``, each sleeping for those durations in turn."""
+    async with trio.open_nursery() as nursery:
+        for own in delays:
+            nursery.start_soon(_sleeper, own)
+
+
+async def _idle(count: IdleCount) -> None:
+    count.value += 1
+    await trio.sleep(IDLE_SLEEP)
+
+
+async def idle_memory(n: int) -> int:
+    """Return the traced bytes added by ``n`` tasks blocked in a long sleep, then cancel them."""
+    count = IdleCount()
+    mark = memory_mark()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(_idle, count)
+        while count.value < n:
+            await trio.sleep(0)
+        added = memory_added_since(mark)
+        nursery.cancel_scope.cancel()
+    return added
+
+
+async def _sleep_once() -> None:
+    await trio.sleep(0)
+
+
+async def spawn_scale(alive: int, batches: int) -> None:
+    """``batches`` times: spawn ``alive`` tasks that each yield once, then join them all."""
+    for _ in range(batches):
+        async with trio.open_nursery() as nursery:
+            for _ in range(alive):
+                nursery.start_soon(_sleep_once)

@@ -1,0 +1,231 @@
+"""What the benchmarks measure: the libraries, the workloads, their sizes, and shared helpers.
+
+Everything the harness (``__main__.py``), the worker (``worker.py``) and the per-library
+modules (``lib_*.py``) must agree on lives here, once: the library list, the workload names
+and units, the full and ``--quick`` sizes, the seeded sleep durations of the timer workload,
+and the two helpers of the memory workload.
+
+The contract every ``lib_*.py`` module fulfils is the ``Suite`` protocol below: five
+coroutine functions with the same names and arguments. Each one does only the work; the worker
+times it from outside (see ``worker.timed``), so the timing code is written once.
+
+Read next: ``worker.py``, then any ``lib_*.py``.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import tracemalloc
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+__all__ = [
+    "FULL",
+    "LIBRARIES",
+    "QUICK",
+    "TIMER_SEED",
+    "WORKLOADS",
+    "IdleCount",
+    "Library",
+    "Runner",
+    "Sizes",
+    "Suite",
+    "Workload",
+    "memory_added_since",
+    "memory_mark",
+    "timer_delays",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Library:
+    """One column of the table: a library and how the worker reaches it."""
+
+    name: str  # as shown in the table and given to --only
+    module: str  # top-level module that must import, else the column says "not installed"
+    max_tasks: int | None = None  # if set, no workload runs more tasks than this at once
+
+
+LIBRARIES: tuple[Library, ...] = (
+    Library("kernel", "kernel"),
+    Library("asyncio", "asyncio"),
+    Library("uvloop", "uvloop"),
+    # curio 1.6 asserts that a task it puts on the ready queue is not already there, a scan of
+    # the whole queue, so N tasks made ready at once cost O(N^2): idle_memory alone would take
+    # minutes, spawn_scale at 10^6 hours. It is capped, and the table marks the capped cells.
+    Library("curio", "curio", max_tasks=20_000),
+    Library("trio", "trio"),
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload: its name (also the function name in each ``lib_*.py``) and its unit."""
+
+    name: str
+    unit: str  # what one measured value counts
+    higher_is_better: bool
+    summary: str  # a template filled in from ``Sizes`` for the table's legend
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        "spawn_join",
+        "tasks/s",
+        True,
+        "main spawns {spawn_join_tasks:,} tasks that return at once, then joins them all",
+    ),
+    Workload(
+        "switch",
+        "switches/s",
+        True,
+        "{switch_tasks:,} tasks each call sleep(0) {switch_rounds:,} times",
+    ),
+    Workload(
+        "timers",
+        "sleeps/s",
+        True,
+        "{timer_tasks:,} tasks each sleep {timer_sleeps} times for 0-10 ms (same seeded"
+        " durations for every library)",
+    ),
+    Workload(
+        "idle_memory",
+        "B/task",
+        False,
+        "tracemalloc bytes per task for {idle_tasks:,} tasks blocked in sleep(1000)"
+        " (lower is better)",
+    ),
+    Workload(
+        "spawn_scale",
+        "tasks/s",
+        True,
+        "spawn tasks that each sleep(0) once and exit, then join them; {scale_small:,} alive"
+        " at once (in batches, {scale_total:,} in all) vs {scale_large:,} alive at once",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The sizes of every workload; ``FULL`` is the default run, ``QUICK`` the smoke test."""
+
+    spawn_join_tasks: int
+    switch_tasks: int
+    switch_rounds: int  # sleep(0) calls per switch task
+    timer_tasks: int
+    timer_sleeps: int  # sleeps per timer task
+    idle_tasks: int
+    scale_small: int  # tasks alive at once, small case
+    scale_large: int  # tasks alive at once, large case
+    scale_total: int  # the small case repeats batches until it has spawned this many in all
+
+    def tasks(self, workload: str, large: bool = False) -> int:
+        """How many tasks ``workload`` has alive at once (``large``: spawn_scale's big case)."""
+        if workload == "spawn_scale":
+            return self.scale_large if large else self.scale_small
+        counts = {
+            "spawn_join": self.spawn_join_tasks,
+            "switch": self.switch_tasks,
+            "timers": self.timer_tasks,
+            "idle_memory": self.idle_tasks,
+        }
+        return counts[workload]
+
+    def scale_batches(self, large: bool) -> int:
+        """How many batches of tasks one spawn_scale measurement runs: one for the large case,
+        enough for ``scale_total`` tasks in all for the small one."""
+        return 1 if large else max(1, self.scale_total // self.scale_small)
+
+
+FULL = Sizes(
+    spawn_join_tasks=50_000,
+    switch_tasks=100,
+    switch_rounds=2_000,
+    timer_tasks=10_000,
+    timer_sleeps=5,
+    idle_tasks=100_000,
+    scale_small=1_000,
+    scale_large=1_000_000,
+    scale_total=100_000,
+)
+
+QUICK = Sizes(
+    spawn_join_tasks=5_000,
+    switch_tasks=20,
+    switch_rounds=500,
+    timer_tasks=1_000,
+    timer_sleeps=5,
+    idle_tasks=5_000,
+    scale_small=1_000,
+    scale_large=10_000,
+    scale_total=10_000,
+)
+
+TIMER_SEED = 20_240_601  # any constant: what matters is that every library gets the same delays
+TIMER_MAX_DELAY = 0.010  # seconds
+
+
+def timer_delays(tasks: int, sleeps: int) -> list[tuple[float, ...]]:
+    """The sleep durations of the timer workload: one tuple per task, identical every run."""
+    rng = random.Random(TIMER_SEED)
+    return [tuple(rng.uniform(0.0, TIMER_MAX_DELAY) for _ in range(sleeps)) for _ in range(tasks)]
+
+
+class IdleCount:
+    """How many idle_memory tasks have reached their long sleep.
+
+    The main task waits until this reaches N before it reads the memory, so that every task
+    has run to its sleep whatever order the library runs new tasks in.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def memory_mark() -> int:
+    """Bytes traced by tracemalloc now, after freeing any garbage cycles.
+
+    The worker starts tracemalloc only for idle_memory, so it never slows the other workloads.
+    """
+    gc.collect()
+    current, _peak = tracemalloc.get_traced_memory()
+    return current
+
+
+def memory_added_since(mark: int) -> int:
+    """Bytes traced since ``memory_mark`` returned ``mark``; then stop tracing.
+
+    Tracing triples the cost of every allocation, and the clean-up after the measurement
+    (cancelling N tasks) need not be traced.
+    """
+    added = memory_mark() - mark
+    tracemalloc.stop()
+    return added
+
+
+class Suite(Protocol):
+    """What every ``lib_*.py`` module provides: the workloads, written for one library.
+
+    Each is a coroutine function to be run by that library's runner. All but idle_memory
+    return nothing; idle_memory returns the traced bytes its N sleeping tasks added.
+    """
+
+    async def spawn_join(self, n: int) -> None: ...
+
+    async def switch(self, tasks: int, rounds: int) -> None: ...
+
+    async def timers(self, delays: Sequence[Sequence[float]]) -> None: ...
+
+    async def idle_memory(self, n: int) -> int: ...
+
+    async def spawn_scale(self, alive: int, batches: int) -> None: ...
+
+
+class Runner(Protocol):
+    """A library's entry point: runs one coroutine to completion and returns its result."""
+
+    def __call__(self, main: Coroutine[Any, Any, T]) -> T: ...

@@ -18,7 +18,7 @@ Read next: ``kernel/scheduler.py``, which handles them.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
@@ -174,7 +174,3 @@ def _unset_timeout(previous: float | None) -> Generator[Trap, Any, float]:
 def _set_cancellation(allow: bool | None) -> Generator[Trap, Any, BaseException | None]:
     """Enter (False) / leave (True) a no-cancel block, or (None) check; returns what's pending."""
     return (yield (SET_CANCELLATION, allow))  # type: ignore[no-any-return]
-
-
-# Functions handed to the kernel that run in the kernel's context (not in a task).
-KernelCallback: TypeAlias = Callable[..., None]

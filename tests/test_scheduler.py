@@ -344,6 +344,19 @@ def test_a_thread_wakes_a_task_through_call_threadsafe() -> None:
     assert kernel.run(main) == "hello from a thread"
 
 
+def test_a_task_cannot_be_waited_for_from_another_kernel() -> None:
+    async def start() -> kernel.Task:
+        return await kernel.spawn(answer)
+
+    async def wait_for(task: kernel.Task) -> None:
+        await task.wait()
+
+    with Kernel(clock=VirtualClock()) as first, Kernel(clock=VirtualClock()) as second:
+        foreign = first.run(start)
+        with pytest.raises(RuntimeError, match="belongs to another kernel"):
+            second.run(wait_for, foreign)
+
+
 def test_call_threadsafe_on_a_closed_kernel_is_an_error() -> None:
     k = Kernel()
     k.close()

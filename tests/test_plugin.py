@@ -1,0 +1,48 @@
+"""The pytest plugin, seen from outside: a pytest session in a temporary folder."""
+
+import pytest
+
+
+def test_async_tests_run_under_the_kernel_on_a_virtual_clock(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import kernel
+
+        async def test_virtual(virtual_clock):
+            await kernel.sleep(3600)
+            assert virtual_clock.now() == 3600.0
+
+        async def test_fresh_clock_each_test():
+            assert await kernel.clock() == 0.0
+
+        @pytest.mark.realtime
+        async def test_real_time():
+            assert not isinstance(kernel.current_kernel()._clock, kernel.VirtualClock)
+
+        def test_plain_functions_are_left_alone():
+            assert kernel.current_kernel() is None
+
+        async def test_failures_are_reported():
+            await kernel.sleep(1)
+            raise AssertionError("reported as a failure")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: reported as a failure*"])
+
+
+def test_realtime_and_virtual_clock_together_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.realtime
+        async def test_confused(virtual_clock):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*marked realtime but asks for the virtual_clock fixture*"])

@@ -133,7 +133,8 @@ class TrapHandlers:
         if task._cancel_pending is not None and self._deliver_cancel(task):
             return True
         if target._joiners is None:
-            target._joiners = WaitQueue()
+            target._joiners = WaitQueue(target)
+            target._joiners.kernel = self
         return self._park(task, target._joiners, target._joiners.append(task), "JOIN")
 
     def _trap_wait_on(self, task: Task, trap: Trap) -> bool:
@@ -141,6 +142,15 @@ class TrapHandlers:
         if task._cancel_pending is not None and self._deliver_cancel(task):
             return True
         _, queue, state = trap
+        if queue.kernel is not self:
+            if queue.kernel is not None and not queue.kernel._closed:
+                task._next_exc = RuntimeError(
+                    f"{queue.owner or queue!r} is in use by another kernel (another thread?); "
+                    f"a primitive belongs to one kernel -- create one per kernel, or use the "
+                    f"Universal* primitives to talk between threads"
+                )
+                return True
+            queue.kernel = self
         return self._park(task, queue, queue.append(task), state)
 
     def _trap_wake(self, task: Task, trap: Trap) -> bool:

@@ -94,6 +94,7 @@ class Kernel(TrapHandlers):
         self._fatal: BaseException | None = None  # Ctrl-C / SystemExit to raise after cleanup
         self._crashed: weakref.WeakSet[Task] = weakref.WeakSet()  # failed; maybe nobody looked
         self._closed = False
+        self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
 
         # Cross-thread wake-up: other threads (and signal handlers) append work here and write
         # a byte to the socket pair, which makes a blocking select() return.
@@ -424,6 +425,8 @@ class Kernel(TrapHandlers):
     def _release(self) -> None:
         for task in list(self._crashed):
             task._report_if_unobserved()
+        while self._at_close:  # resources the kernel owns, e.g. its thread pool: last in, first
+            self._at_close.pop()()
         self._closed = True
         self._ready.clear()
         self._threadsafe.clear()

@@ -92,7 +92,7 @@ class TaskGroup:
         self._finished: deque[Task] = deque()  # ended, not yet handed out by next_done()
         self._completed: list[Task] = []  # ended, in the order they ended
         self._failed: list[Task] = []  # ended with an error that is not a cancellation
-        self._waiters = WaitQueue()  # the parent, waiting for a member to end
+        self._waiters = WaitQueue(self)  # the parent, waiting for a member to end
         self._closed = False
         self._kernel: Kernel = None  # type: ignore[assignment]  # learnt from the first member
         for task in tasks:

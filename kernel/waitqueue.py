@@ -9,6 +9,11 @@ Like the sleeping queue, a waiter that leaves early (cancelled, timed out) is no
 and removed: its entry -- a one-element list ``[task]`` -- is blanked in O(1) and skipped when
 it reaches the front. Invariant: ``len(queue)`` counts live waiters only.
 
+A wait queue belongs to the kernel whose tasks park on it (``kernel``, set by the first
+``WAIT_ON``); parking a task from a second kernel while the first is still open is an error,
+which is how a lock or queue shared between two kernels (two threads) is caught. ``owner``
+is the primitive the line belongs to, for messages and deadlock reports.
+
 Read next: ``kernel/iotable.py``.
 """
 
@@ -23,17 +28,20 @@ __all__ = ["WaitQueue"]
 class WaitQueue:
     """A FIFO of parked tasks with O(1) append, popleft and discard."""
 
-    __slots__ = ("_entries", "_live")
+    __slots__ = ("_entries", "_live", "kernel", "owner")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Any = None) -> None:
         self._entries: deque[list[Any]] = deque()
         self._live = 0
+        self.kernel: Any = None  # the Kernel whose tasks wait here
+        self.owner = owner  # the primitive this line belongs to
 
     def __len__(self) -> int:
         return self._live
 
     def __repr__(self) -> str:
-        return f"<WaitQueue waiting={self._live}>"
+        owner = "" if self.owner is None else f" of {self.owner!r}"
+        return f"<WaitQueue{owner} waiting={self._live}>"
 
     def append(self, task: Any) -> list[Any]:
         """Put ``task`` at the back of the line; the entry is the handle for ``discard``."""

@@ -357,6 +357,27 @@ def test_a_task_cannot_be_waited_for_from_another_kernel() -> None:
             second.run(wait_for, foreign)
 
 
+def test_a_wait_queue_belongs_to_one_open_kernel_at_a_time() -> None:
+    queue = WaitQueue(owner="the-lock")
+
+    async def park_forever() -> None:
+        await kernel.spawn(_wait_on, queue, "LOCK", daemon=True)
+        await kernel.sleep(0)
+
+    async def park_here() -> None:
+        await _wait_on(queue, "LOCK")
+
+    with Kernel(clock=VirtualClock()) as first:
+        first.run(park_forever)  # a task of the first kernel now waits on the queue
+        with (
+            Kernel(clock=VirtualClock()) as second,
+            pytest.raises(RuntimeError, match="'the-lock' is in use by another kernel"),
+        ):
+            second.run(park_here)
+    with Kernel(clock=VirtualClock()) as third:  # the first kernel is closed: free to rebind
+        third.run(park_forever)
+
+
 def test_call_threadsafe_on_a_closed_kernel_is_an_error() -> None:
     k = Kernel()
     k.close()

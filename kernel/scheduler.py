@@ -80,9 +80,14 @@ class Kernel(TrapHandlers):
 
     ``clock``: a ``MonotonicClock`` (default) or a ``VirtualClock`` for tests.
     ``tracer``: a ``Tracer`` to record every scheduling decision.
+    ``max_threads``: the size of the worker pool behind ``run_in_thread``.
     """
 
-    def __init__(self, *, clock: Clock | None = None, tracer: Tracer | None = None) -> None:
+    def __init__(
+        self, *, clock: Clock | None = None, tracer: Tracer | None = None, max_threads: int = 32
+    ) -> None:
+        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+            raise ValueError(f"max_threads must be a positive whole number, got {max_threads!r}")
         self._ready: deque[Task] = deque()  # ready queue: runnable tasks, FIFO
         self._sleeping = SleepingQueue()  # sleeping queue: (deadline, task) for sleeps/timeouts
         self._io = IOWaitTable()  # I/O wait table: fd -> [reader task, writer task]
@@ -95,6 +100,8 @@ class Kernel(TrapHandlers):
         self._crashed: weakref.WeakSet[Task] = weakref.WeakSet()  # failed; maybe nobody looked
         self._closed = False
         self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
+        self.max_threads = max_threads
+        self._thread_pool: Any = None  # created by kernel/threads.py on first use
 
         # Cross-thread wake-up: other threads (and signal handlers) append work here and write
         # a byte to the socket pair, which makes a blocking select() return.
@@ -435,11 +442,17 @@ class Kernel(TrapHandlers):
         self._wake_send.close()
 
 
-def run(corofunc: Any, *args: Any, clock: Clock | None = None, tracer: Tracer | None = None) -> Any:
+def run(
+    corofunc: Any,
+    *args: Any,
+    clock: Clock | None = None,
+    tracer: Tracer | None = None,
+    max_threads: int = 32,
+) -> Any:
     """Run ``corofunc(*args)`` in a new kernel and return its result (or raise its error).
 
     Tasks still running when it returns are cancelled and their cleanup runs; nothing is left
     behind. Ctrl-C cancels the main task, lets it clean up, then raises ``KeyboardInterrupt``.
     """
-    with Kernel(clock=clock, tracer=tracer) as kernel:
+    with Kernel(clock=clock, tracer=tracer, max_threads=max_threads) as kernel:
         return kernel.run(corofunc, *args)

@@ -378,6 +378,12 @@ def test_a_wait_queue_belongs_to_one_open_kernel_at_a_time() -> None:
         third.run(park_forever)
 
 
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "8"])
+def test_max_threads_must_be_a_positive_whole_number(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_threads must be a positive whole number"):
+        Kernel(max_threads=bad)
+
+
 def test_call_threadsafe_on_a_closed_kernel_is_an_error() -> None:
     k = Kernel()
     k.close()

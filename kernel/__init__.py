@@ -10,6 +10,8 @@ from .clock import Clock, MonotonicClock, VirtualClock
 from .errors import (
     CancelledError,
     KernelError,
+    QueueEmpty,
+    QueueFull,
     ResourceBusy,
     TaskCancelled,
     TaskError,
@@ -18,7 +20,9 @@ from .errors import (
     UncaughtTimeoutError,
 )
 from .generators import coroutine
+from .queues import LifoQueue, PriorityQueue, Queue
 from .scheduler import Kernel, current_kernel, run
+from .sync import BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 from .task import Task, check_cancellation, current_task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED, TaskGroup
 from .time import (
@@ -36,12 +40,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TASK_STATUS_IGNORED",
+    "BoundedSemaphore",
     "CancelledError",
     "Clock",
+    "Condition",
+    "Event",
     "Kernel",
     "KernelError",
+    "LifoQueue",
+    "Lock",
     "MonotonicClock",
+    "PriorityQueue",
+    "Queue",
+    "QueueEmpty",
+    "QueueFull",
+    "RLock",
     "ResourceBusy",
+    "Semaphore",
     "Task",
     "TaskCancelled",
     "TaskError",

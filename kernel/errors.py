@@ -18,6 +18,8 @@ from __future__ import annotations
 __all__ = [
     "CancelledError",
     "KernelError",
+    "QueueEmpty",
+    "QueueFull",
     "ResourceBusy",
     "TaskCancelled",
     "TaskError",
@@ -53,6 +55,14 @@ class TaskError(Exception):
 
 class ResourceBusy(Exception):
     """A second task tried to wait for the same I/O event on a file descriptor."""
+
+
+class QueueEmpty(Exception):
+    """``get_nowait()`` on an empty queue."""
+
+
+class QueueFull(Exception):
+    """``put_nowait()`` on a full queue."""
 
 
 class KernelError(Exception):

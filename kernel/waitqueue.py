@@ -71,6 +71,13 @@ class WaitQueue:
                 return task
         return None
 
+    def peek(self) -> Any:
+        """The first live waiter, left in place (None if the line is empty)."""
+        entries = self._entries
+        while entries and entries[0][0] is None:
+            entries.popleft()  # a tombstone at the front: drop it now
+        return entries[0][0] if entries else None
+
     def tasks(self) -> list[Any]:
         """The live waiters, front first (for tracing, deadlock reports and tests)."""
         return [e[0] for e in self._entries if e[0] is not None]

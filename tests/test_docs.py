@@ -1,7 +1,7 @@
 """The documentation agrees with the code.
 
-* Every ```python block in the Markdown files is a verbatim piece of a file under examples/
-  or tests/, so the docs show code that runs (and is checked by ruff and mypy) instead of
+* Every ```python block in the Markdown files is a verbatim piece of a file under examples/,
+  tests/ or kernel/, so the docs show code that runs (and is checked by ruff and mypy) instead of
   copies that drift.
 * The trap table in docs/traps.md has one row per trap in ``kernel.traps.TRAPS``.
 * docs/api.md has one ``### `name``` heading per name in ``kernel.__all__``.
@@ -23,7 +23,11 @@ from kernel.traps import TRAPS
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 MARKDOWN = [*sorted(DOCS.glob("*.md")), ROOT / "README.md", ROOT / "examples" / "README.md"]
-SOURCES = sorted((ROOT / "examples").rglob("*.py")) + sorted((ROOT / "tests").rglob("*.py"))
+SOURCES = [
+    path
+    for folder in ("examples", "tests", "kernel")
+    for path in sorted((ROOT / folder).rglob("*.py"))
+]
 
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 TRAP_ROW = re.compile(r"^\|\s*`(\w+)`\s*\|", re.MULTILINE)
@@ -64,7 +68,7 @@ def test_python_block_is_a_piece_of_a_real_file(markdown: str, number: int, code
     sources = [relative(p) for p in SOURCES if code in p.read_text(encoding="utf-8")]
     assert sources, (
         f"python block {number} of {markdown} is not a verbatim part of any file under "
-        f"examples/ or tests/; include code from those files rather than a copy:\n{code}"
+        f"examples/, tests/ or kernel/; include code from those files rather than a copy:\n{code}"
     )
 
 

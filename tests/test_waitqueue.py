@@ -25,6 +25,17 @@ def test_discard_from_the_middle() -> None:
     assert q.popleft() == "c"
 
 
+def test_peek_shows_the_first_live_waiter_without_removing_it() -> None:
+    q = WaitQueue()
+    assert q.peek() is None
+    a = q.append("a")
+    q.append("b")
+    q.discard(a)
+    assert q.peek() == "b"
+    assert len(q) == 1
+    assert q.popleft() == "b"
+
+
 def test_discard_after_pop_is_a_no_op() -> None:
     q = WaitQueue()
     a = q.append("a")

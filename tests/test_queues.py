@@ -1,0 +1,366 @@
+"""Queues: order, bounds, join/task_done, no item lost or duplicated under cancellation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import kernel
+from kernel import (
+    CancelledError,
+    Kernel,
+    LifoQueue,
+    PriorityQueue,
+    Queue,
+    QueueEmpty,
+    QueueFull,
+    Semaphore,
+    Task,
+    TaskTimeout,
+    VirtualClock,
+)
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await kernel.sleep(0)
+
+
+async def test_fifo_priority_and_lifo_order() -> None:
+    for queue, expected in (
+        (Queue(), [3, 1, 2]),
+        (PriorityQueue(), [1, 2, 3]),
+        (LifoQueue(), [2, 1, 3]),
+    ):
+        for item in (3, 1, 2):
+            await queue.put(item)
+        assert queue.qsize() == 3 and not queue.empty()
+        assert [await queue.get() for _ in range(3)] == expected
+        assert queue.empty()
+
+
+async def test_bounded_put_waits_for_room(virtual_clock: VirtualClock) -> None:
+    queue: Queue[int] = Queue(maxsize=2)
+    log: list[tuple[str, int, float]] = []
+
+    async def producer() -> None:
+        for i in range(4):
+            await queue.put(i)
+            log.append(("put", i, virtual_clock.now()))
+
+    await kernel.spawn(producer)
+    await settle()
+    assert queue.full() and [entry[1] for entry in log] == [0, 1]
+    for _ in range(4):
+        await kernel.sleep(1)
+        log.append(("got", await queue.get(), virtual_clock.now()))
+        await settle()
+    assert log == [
+        ("put", 0, 0.0),
+        ("put", 1, 0.0),
+        ("got", 0, 1.0),
+        ("put", 2, 1.0),
+        ("got", 1, 2.0),
+        ("put", 3, 2.0),
+        ("got", 2, 3.0),
+        ("got", 3, 4.0),
+    ]
+
+
+async def test_getters_and_putters_are_served_in_arrival_order() -> None:
+    queue: Queue[str] = Queue(maxsize=1)
+    got: list[tuple[str, str]] = []
+
+    async def getter(name: str) -> None:
+        got.append((name, await queue.get()))
+
+    for name in ("g1", "g2", "g3"):
+        await kernel.spawn(getter, name)
+    await settle()
+    for item in "abc":
+        await queue.put(item)
+    await settle()
+    assert got == [("g1", "a"), ("g2", "b"), ("g3", "c")]
+
+    await queue.put("first")  # now full: the next putters wait in line
+    for item in ("second", "third"):
+        await kernel.spawn(queue.put, item)
+    await settle()
+    assert [await queue.get() for _ in range(3)] == ["first", "second", "third"]
+
+
+async def test_nowait_variants() -> None:
+    queue: Queue[int] = Queue(maxsize=1)
+    with pytest.raises(QueueEmpty):
+        queue.get_nowait()
+    queue.put_nowait(1)
+    with pytest.raises(QueueFull):
+        queue.put_nowait(2)
+    waiting_putter = await kernel.spawn(queue.put, 2)
+    await settle()
+    assert queue.get_nowait() == 1  # makes room: the parked putter's item moves in
+    await waiting_putter.join()
+    assert queue.get_nowait() == 2
+    getter = await kernel.spawn(queue.get)
+    await settle()
+    queue.put_nowait(3)  # handed straight to the parked getter
+    assert await getter.join() == 3
+    assert queue.empty()
+
+
+async def test_join_waits_for_task_done(virtual_clock: VirtualClock) -> None:
+    queue: Queue[int] = Queue()
+    await queue.join()  # nothing unfinished: returns at once
+
+    async def worker() -> None:
+        while True:
+            await queue.get()
+            await kernel.sleep(1)
+            queue.task_done()
+
+    await kernel.spawn(worker, daemon=True)
+    for i in range(3):
+        await queue.put(i)
+    await queue.join()
+    assert virtual_clock.now() == 3.0
+    with pytest.raises(ValueError, match="task_done\\(\\) called more times"):
+        queue.task_done()
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, True, None])
+def test_maxsize_is_checked(bad: Any) -> None:
+    with pytest.raises(ValueError, match="maxsize must be a whole number"):
+        Queue(bad)
+
+
+class TestCancellation:
+    async def test_cancelled_get_consumes_nothing(self) -> None:
+        queue: Queue[str] = Queue()
+        getter = await kernel.spawn(queue.get)
+        await settle()
+        await getter.cancel()
+        await queue.put("item")
+        assert queue.qsize() == 1 and await queue.get() == "item"
+
+    async def test_get_that_times_out_consumes_nothing(self) -> None:
+        queue: Queue[str] = Queue()
+        with pytest.raises(TaskTimeout):
+            await kernel.timeout_after(1, queue.get)
+        queue.put_nowait("item")
+        assert queue.get_nowait() == "item"
+
+    async def test_cancelled_put_adds_nothing(self) -> None:
+        queue: Queue[str] = Queue(maxsize=1)
+        await queue.put("kept")
+        putter = await kernel.spawn(queue.put, "dropped")
+        await settle()
+        await putter.cancel()
+        assert queue.get_nowait() == "kept"
+        assert queue.empty() and queue._waiting_items == {}
+        with pytest.raises(TaskTimeout):
+            await kernel.timeout_after(1, queue.get)
+
+    async def test_put_that_times_out_adds_nothing(self) -> None:
+        queue: Queue[str] = Queue(maxsize=1)
+        await queue.put("kept")
+        with pytest.raises(TaskTimeout):
+            await kernel.timeout_after(1, queue.put, "dropped")
+        assert queue.get_nowait() == "kept" and queue.empty()
+
+    async def test_a_getter_cancelled_after_receiving_keeps_its_item(self) -> None:
+        queue: Queue[str] = Queue()
+        received: list[str] = []
+
+        async def getter() -> None:
+            received.append(await queue.get())
+            await kernel.sleep(1)  # the cancel lands here
+
+        task = await kernel.spawn(getter)
+        await settle()
+        await queue.put("item")  # handed over: the getter is woken, not yet run
+        await task.cancel()
+        assert received == ["item"] and queue.empty()
+
+    async def test_cancelled_join_leaves_no_stale_waiter(self) -> None:
+        queue: Queue[int] = Queue()
+        await queue.put(1)
+        joiner = await kernel.spawn(queue.join)
+        await settle()
+        await joiner.cancel()
+        assert len(queue._joiners) == 0
+        await queue.get()
+        queue.task_done()
+
+
+# -- Hypothesis: random puts, gets, cancels and timeouts against a model --------------------
+
+timeouts = st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Puts and gets (one getter at a time, so arrival order is visible), cancels, timeouts.
+
+    Checked: every item is delivered exactly once, in the order it was put; an item whose
+    put was cancelled or timed out is never delivered; the queue never exceeds its bound.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = Kernel(clock=VirtualClock())
+        self.queue: Queue[int] = Queue(maxsize=2)
+        self.next_item = 0
+        self.put_ok: set[int] = set()
+        self.put_failed: set[int] = set()
+        self.received: list[int] = []
+        self.tasks: list[Task] = []
+
+    def spawn(self, corofunc: Any) -> None:
+        async def start() -> None:
+            self.tasks.append(await kernel.spawn(corofunc, daemon=True))
+
+        self.kernel.run(start)
+
+    @rule(timeout=timeouts)
+    def put(self, timeout: float | None) -> None:
+        item, self.next_item = self.next_item, self.next_item + 1
+
+        async def putter() -> None:
+            try:
+                await kernel.timeout_after(timeout, self.queue.put, item)
+            except CancelledError:
+                self.put_failed.add(item)
+                raise
+            self.put_ok.add(item)
+
+        self.spawn(putter)
+
+    @precondition(lambda self: not self.getters_alive())
+    @rule(timeout=timeouts)
+    def get(self, timeout: float | None) -> None:
+        async def getter() -> None:
+            self.received.append(await kernel.timeout_after(timeout, self.queue.get))
+
+        self.getter_tasks = getattr(self, "getter_tasks", [])
+        self.spawn(getter)
+        self.getter_tasks.append(self.tasks[-1])
+
+    def getters_alive(self) -> bool:
+        return any(not t.done for t in getattr(self, "getter_tasks", []))
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        alive = [t for t in self.tasks if not t.done]
+        if alive:
+            task = data.draw(st.sampled_from(alive))
+
+            async def cancel_it() -> None:
+                await task.cancel(blocking=False)
+
+            self.kernel.run(cancel_it)
+
+    @rule(seconds=st.sampled_from([0.0, 0.25, 1.0]))
+    def advance(self, seconds: float) -> None:
+        async def wait() -> None:
+            await kernel.sleep(seconds)
+            await settle()
+
+        self.kernel.run(wait)
+
+    @invariant()
+    def consistent(self) -> None:
+        assert len(self.received) == len(set(self.received)), "an item was delivered twice"
+        assert self.received == sorted(self.received), "items left out of order"
+        assert not set(self.received) & self.put_failed, "a cancelled put was delivered"
+        assert self.queue.qsize() <= self.queue.maxsize
+
+    def teardown(self) -> None:
+        async def finish() -> list[int]:
+            for task in self.tasks:
+                await task.cancel()
+            rest = []
+            while not self.queue.empty():
+                rest.append(self.queue.get_nowait())
+            return rest
+
+        rest = self.kernel.run(finish)
+        self.kernel.close()
+        delivered = self.received + rest
+        assert delivered == sorted(set(delivered)), "lost order or duplicated"
+        assert set(delivered) == self.put_ok, "an item that was put is missing"
+
+
+class SemaphoreMachine(RuleBasedStateMachine):
+    """Acquirers that hold a permit for a while, cancels and timeouts, against a count."""
+
+    PERMITS = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = Kernel(clock=VirtualClock())
+        self.sem = Semaphore(self.PERMITS)
+        self.holders: set[int] = set()
+        self.tasks: list[Task] = []
+        self.next_id = 0
+
+    @rule(hold=st.sampled_from([0.5, 1.0, 3.0]), timeout=timeouts)
+    def acquire(self, hold: float, timeout: float | None) -> None:
+        me, self.next_id = self.next_id, self.next_id + 1
+
+        async def user() -> None:
+            await kernel.timeout_after(timeout, self.sem.acquire)
+            self.holders.add(me)
+            try:
+                await kernel.sleep(hold)
+            finally:
+                self.holders.discard(me)
+                await self.sem.release()
+
+        async def start() -> None:
+            self.tasks.append(await kernel.spawn(user, daemon=True))
+
+        self.kernel.run(start)
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        alive = [t for t in self.tasks if not t.done]
+        if alive:
+            task = data.draw(st.sampled_from(alive))
+
+            async def cancel_it() -> None:
+                await task.cancel(blocking=False)
+
+            self.kernel.run(cancel_it)
+
+    @rule(seconds=st.sampled_from([0.0, 0.25, 1.0]))
+    def advance(self, seconds: float) -> None:
+        async def wait() -> None:
+            await kernel.sleep(seconds)
+            await settle()
+
+        self.kernel.run(wait)
+
+    @invariant()
+    def never_over_committed(self) -> None:
+        assert len(self.holders) <= self.PERMITS
+        assert 0 <= self.sem.value <= self.PERMITS
+        assert self.sem.value == 0 or len(self.sem._waiters) == 0, "a permit idles while tasks wait"
+
+    def teardown(self) -> None:
+        async def finish() -> None:
+            for task in self.tasks:
+                await task.cancel()
+
+        self.kernel.run(finish)
+        self.kernel.close()
+        assert self.holders == set()
+        assert self.sem.value == self.PERMITS, "a permit was lost or invented"
+
+
+TestQueueMachine = QueueMachine.TestCase
+TestQueueMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestSemaphoreMachine = SemaphoreMachine.TestCase
+TestSemaphoreMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

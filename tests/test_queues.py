@@ -31,11 +31,12 @@ async def settle() -> None:
 
 
 async def test_fifo_priority_and_lifo_order() -> None:
-    for queue, expected in (
+    cases: list[tuple[Queue[int], list[int]]] = [
         (Queue(), [3, 1, 2]),
         (PriorityQueue(), [1, 2, 3]),
         (LifoQueue(), [2, 1, 3]),
-    ):
+    ]
+    for queue, expected in cases:
         for item in (3, 1, 2):
             await queue.put(item)
         assert queue.qsize() == 3 and not queue.empty()

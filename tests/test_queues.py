@@ -202,7 +202,51 @@ class TestCancellation:
 timeouts = st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 2.0]))
 
 
-class QueueMachine(RuleBasedStateMachine):
+class KernelMachine(RuleBasedStateMachine):
+    """A kernel kept open across steps: rules spawn tasks, cancel them, and let time pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = Kernel(clock=VirtualClock())
+        self.tasks: list[Task] = []
+
+    def spawn(self, corofunc: Any) -> Task:
+        async def start() -> Task:
+            return await kernel.spawn(corofunc, daemon=True)
+
+        task: Task = self.kernel.run(start)
+        self.tasks.append(task)
+        return task
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        alive = [t for t in self.tasks if not t.done]
+        if alive:
+            task = data.draw(st.sampled_from(alive))
+
+            async def cancel_it() -> None:
+                await task.cancel(blocking=False)
+
+            self.kernel.run(cancel_it)
+
+    @rule(seconds=st.sampled_from([0.0, 0.25, 1.0]))
+    def advance(self, seconds: float) -> None:
+        async def wait() -> None:
+            await kernel.sleep(seconds)
+            await settle()
+
+        self.kernel.run(wait)
+
+    def cancel_all_and_close(self) -> None:
+        async def finish() -> None:
+            for task in self.tasks:
+                await task.cancel()
+
+        self.kernel.run(finish)
+        self.kernel.close()
+
+
+class QueueMachine(KernelMachine):
     """Puts and gets (one getter at a time, so arrival order is visible), cancels, timeouts.
 
     Checked: every item is delivered exactly once, in the order it was put; an item whose
@@ -211,19 +255,12 @@ class QueueMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.kernel = Kernel(clock=VirtualClock())
         self.queue: Queue[int] = Queue(maxsize=2)
         self.next_item = 0
         self.put_ok: set[int] = set()
         self.put_failed: set[int] = set()
         self.received: list[int] = []
-        self.tasks: list[Task] = []
-
-    def spawn(self, corofunc: Any) -> None:
-        async def start() -> None:
-            self.tasks.append(await kernel.spawn(corofunc, daemon=True))
-
-        self.kernel.run(start)
+        self.getters: list[Task] = []
 
     @rule(timeout=timeouts)
     def put(self, timeout: float | None) -> None:
@@ -239,37 +276,13 @@ class QueueMachine(RuleBasedStateMachine):
 
         self.spawn(putter)
 
-    @precondition(lambda self: not self.getters_alive())
+    @precondition(lambda self: all(t.done for t in self.getters))
     @rule(timeout=timeouts)
     def get(self, timeout: float | None) -> None:
         async def getter() -> None:
             self.received.append(await kernel.timeout_after(timeout, self.queue.get))
 
-        self.getter_tasks = getattr(self, "getter_tasks", [])
-        self.spawn(getter)
-        self.getter_tasks.append(self.tasks[-1])
-
-    def getters_alive(self) -> bool:
-        return any(not t.done for t in getattr(self, "getter_tasks", []))
-
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
-        alive = [t for t in self.tasks if not t.done]
-        if alive:
-            task = data.draw(st.sampled_from(alive))
-
-            async def cancel_it() -> None:
-                await task.cancel(blocking=False)
-
-            self.kernel.run(cancel_it)
-
-    @rule(seconds=st.sampled_from([0.0, 0.25, 1.0]))
-    def advance(self, seconds: float) -> None:
-        async def wait() -> None:
-            await kernel.sleep(seconds)
-            await settle()
-
-        self.kernel.run(wait)
+        self.getters.append(self.spawn(getter))
 
     @invariant()
     def consistent(self) -> None:
@@ -279,32 +292,24 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.queue.qsize() <= self.queue.maxsize
 
     def teardown(self) -> None:
-        async def finish() -> list[int]:
-            for task in self.tasks:
-                await task.cancel()
-            rest = []
-            while not self.queue.empty():
-                rest.append(self.queue.get_nowait())
-            return rest
-
-        rest = self.kernel.run(finish)
-        self.kernel.close()
+        self.cancel_all_and_close()
+        rest = []
+        while not self.queue.empty():
+            rest.append(self.queue.get_nowait())
         delivered = self.received + rest
         assert delivered == sorted(set(delivered)), "lost order or duplicated"
         assert set(delivered) == self.put_ok, "an item that was put is missing"
 
 
-class SemaphoreMachine(RuleBasedStateMachine):
+class SemaphoreMachine(KernelMachine):
     """Acquirers that hold a permit for a while, cancels and timeouts, against a count."""
 
     PERMITS = 2
 
     def __init__(self) -> None:
         super().__init__()
-        self.kernel = Kernel(clock=VirtualClock())
         self.sem = Semaphore(self.PERMITS)
         self.holders: set[int] = set()
-        self.tasks: list[Task] = []
         self.next_id = 0
 
     @rule(hold=st.sampled_from([0.5, 1.0, 3.0]), timeout=timeouts)
@@ -320,29 +325,7 @@ class SemaphoreMachine(RuleBasedStateMachine):
                 self.holders.discard(me)
                 await self.sem.release()
 
-        async def start() -> None:
-            self.tasks.append(await kernel.spawn(user, daemon=True))
-
-        self.kernel.run(start)
-
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
-        alive = [t for t in self.tasks if not t.done]
-        if alive:
-            task = data.draw(st.sampled_from(alive))
-
-            async def cancel_it() -> None:
-                await task.cancel(blocking=False)
-
-            self.kernel.run(cancel_it)
-
-    @rule(seconds=st.sampled_from([0.0, 0.25, 1.0]))
-    def advance(self, seconds: float) -> None:
-        async def wait() -> None:
-            await kernel.sleep(seconds)
-            await settle()
-
-        self.kernel.run(wait)
+        self.spawn(user)
 
     @invariant()
     def never_over_committed(self) -> None:
@@ -351,12 +334,7 @@ class SemaphoreMachine(RuleBasedStateMachine):
         assert self.sem.value == 0 or len(self.sem._waiters) == 0, "a permit idles while tasks wait"
 
     def teardown(self) -> None:
-        async def finish() -> None:
-            for task in self.tasks:
-                await task.cancel()
-
-        self.kernel.run(finish)
-        self.kernel.close()
+        self.cancel_all_and_close()
         assert self.holders == set()
         assert self.sem.value == self.PERMITS, "a permit was lost or invented"
 

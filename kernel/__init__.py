@@ -20,11 +20,13 @@ from .errors import (
     UncaughtTimeoutError,
 )
 from .generators import coroutine
+from .processes import run_in_process
 from .queues import LifoQueue, PriorityQueue, Queue
 from .scheduler import Kernel, current_kernel, run
 from .sync import BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 from .task import Task, check_cancellation, current_task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED, TaskGroup
+from .threads import run_in_thread
 from .time import (
     TimeoutBlock,
     clock,
@@ -35,6 +37,7 @@ from .time import (
     timeout_at,
 )
 from .tracing import Tracer
+from .universal import UniversalEvent, UniversalQueue
 
 __version__ = "0.1.0"
 
@@ -66,6 +69,8 @@ __all__ = [
     "TimeoutCancellationError",
     "Tracer",
     "UncaughtTimeoutError",
+    "UniversalEvent",
+    "UniversalQueue",
     "VirtualClock",
     "check_cancellation",
     "clock",
@@ -76,6 +81,8 @@ __all__ = [
     "ignore_after",
     "ignore_at",
     "run",
+    "run_in_process",
+    "run_in_thread",
     "sleep",
     "spawn",
     "timeout_after",

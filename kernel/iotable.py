@@ -118,8 +118,9 @@ class IOWaitTable:
 
     def _drain_wakeup(self) -> None:
         assert self._wakeup is not None
+        # A short read means the socket is empty: no need for a last recv() to hit EAGAIN.
         try:
-            while self._wakeup.recv(4096):
+            while len(self._wakeup.recv(4096)) == 4096:
                 pass
         except (BlockingIOError, InterruptedError):
             pass

@@ -41,7 +41,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, MonotonicClock
 from .errors import CancelledError, KernelError, TaskCancelled, TaskTimeout
@@ -52,6 +52,9 @@ from .timequeue import SleepingQueue
 from .tracing import TracedCoroutine, Tracer, install_tracer
 from .traps import TRAPS, Trap
 from .waitqueue import WaitQueue
+
+if TYPE_CHECKING:
+    from .threads import ThreadPool
 
 __all__ = ["Kernel", "current_kernel", "run"]
 
@@ -101,11 +104,12 @@ class Kernel(TrapHandlers):
         self._closed = False
         self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
         self.max_threads = max_threads
-        self._thread_pool: Any = None  # created by kernel/threads.py on first use
+        self._thread_pool: ThreadPool | None = None  # created by kernel/threads.py on first use
 
         # Cross-thread wake-up: other threads (and signal handlers) append work here and write
         # a byte to the socket pair, which makes a blocking select() return.
         self._threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._wakeup_pending = False  # a byte is on its way: later callers need not write
         self._wake_recv, self._wake_send = socket.socketpair()
         self._wake_recv.setblocking(False)
         self._wake_send.setblocking(False)
@@ -214,10 +218,15 @@ class Kernel(TrapHandlers):
                 self._cancel_task(task, TaskTimeout(now))
 
     def _run_threadsafe_callbacks(self) -> None:
+        """Run what other threads handed in. A callback that fails is reported, not fatal."""
+        self._wakeup_pending = False  # first: work appended from now on writes a new byte
         threadsafe = self._threadsafe
         while threadsafe:
             callback, args = threadsafe.popleft()
-            callback(*args)
+            try:
+                callback(*args)
+            except Exception as error:
+                log.error("%r, called through call_threadsafe, raised", callback, exc_info=error)
 
     # ------------------------------------------------------------------------------------
     # Moving tasks between the structures
@@ -384,9 +393,11 @@ class Kernel(TrapHandlers):
         if self._closed:
             raise RuntimeError("the kernel is closed")
         self._threadsafe.append((callback, args))
-        # A full buffer means a wake-up is already pending; a closed one, that we are stopping.
-        with contextlib.suppress(OSError):
-            self._wake_send.send(b"\0")
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            # A full buffer means a wake-up is already pending; a closed one, that we stop.
+            with contextlib.suppress(OSError):
+                self._wake_send.send(b"\0")
 
     def _run_until(self, finished: Callable[[], bool]) -> None:
         try:
@@ -430,16 +441,18 @@ class Kernel(TrapHandlers):
         self._release()
 
     def _release(self) -> None:
-        for task in list(self._crashed):
-            task._report_if_unobserved()
-        while self._at_close:  # resources the kernel owns, e.g. its thread pool: last in, first
-            self._at_close.pop()()
-        self._closed = True
-        self._ready.clear()
-        self._threadsafe.clear()
-        self._io.close()
-        self._wake_recv.close()
-        self._wake_send.close()
+        try:
+            for task in list(self._crashed):
+                task._report_if_unobserved()
+            while self._at_close:  # resources the kernel owns (its thread pool): last in, first
+                self._at_close.pop()()
+        finally:  # even if Ctrl-C interrupts a slow resource: never leak the kernel's own fds
+            self._closed = True
+            self._ready.clear()
+            self._threadsafe.clear()
+            self._io.close()
+            self._wake_recv.close()
+            self._wake_send.close()
 
 
 def run(

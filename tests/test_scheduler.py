@@ -384,6 +384,43 @@ def test_max_threads_must_be_a_positive_whole_number(bad: Any) -> None:
         Kernel(max_threads=bad)
 
 
+def test_a_failing_threadsafe_callback_is_reported_and_the_kernel_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> None:
+        raise ValueError("callback bug")
+
+    async def main() -> str:
+        k = kernel.current_kernel()
+        assert k is not None
+        k.call_threadsafe(broken)
+        await kernel.sleep(0)
+        await kernel.sleep(0)
+        return "still running"
+
+    with caplog.at_level(logging.ERROR, logger="kernel"):
+        assert kernel.run(main) == "still running"
+    assert "called through call_threadsafe, raised" in caplog.text
+    assert "callback bug" in caplog.text
+
+
+def test_a_burst_of_threadsafe_calls_writes_one_wakeup_byte() -> None:
+    async def main() -> int:
+        k = kernel.current_kernel()
+        assert k is not None
+        calls: list[int] = []
+        for i in range(100):
+            k.call_threadsafe(calls.append, i)
+        pending = k._wake_recv.recv(4096)  # what the burst wrote to the wake-up socket
+        await kernel.sleep(0)
+        assert calls == list(range(100))
+        k.call_threadsafe(calls.append, 100)  # after the burst ran, a new call writes again
+        await kernel.sleep(0)
+        return len(pending)
+
+    assert kernel.run(main) == 1
+
+
 def test_call_threadsafe_on_a_closed_kernel_is_an_error() -> None:
     k = Kernel()
     k.close()

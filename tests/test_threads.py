@@ -1,0 +1,238 @@
+"""run_in_thread: results and errors, the pool's bound, cancellation, shutdown, no leftovers.
+
+Worker threads run in real time, so these tests synchronise with ``threading.Event`` and
+bound every wait (``WAIT``); none of them sleeps to let a thread catch up. Where a test must
+know that a worker has got somewhere, the kernel thread itself waits on an event for a
+moment: the workers never need the kernel to make progress, so this cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+import kernel
+from kernel import Kernel, TaskCancelled, TaskTimeout, VirtualClock
+from kernel.threads import ThreadPool, _Job, run_in_thread
+
+WAIT = 5.0  # seconds: the bound on every wait for another thread; never reached when passing
+
+
+def workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("kernel-worker-")]
+
+
+def arrived(event: threading.Event) -> None:
+    """Block the kernel thread until a worker has set ``event`` (see the module docstring)."""
+    assert event.wait(WAIT), "a worker thread did not get there in time"
+
+
+class Gate:
+    """A function for a worker that says when it has started, then waits to be let through."""
+
+    def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.finished = threading.Event()
+        self.result = result
+        self.error = error
+
+    def __call__(self) -> Any:
+        self.started.set()
+        try:
+            assert self.release.wait(WAIT), "the test never released the gate"
+            if self.error is not None:
+                raise self.error
+            return self.result
+        finally:
+            self.finished.set()
+
+
+async def test_returns_the_result_computed_in_another_thread() -> None:
+    assert await run_in_thread(divmod, 7, 2) == (3, 1)
+    assert await run_in_thread(int, "ff", base=16) == 255  # keyword arguments go to func
+    assert await run_in_thread(threading.get_ident) != threading.get_ident()
+
+
+async def test_raises_the_original_exception() -> None:
+    error = ValueError("from the thread")
+
+    def fail() -> None:
+        raise error
+
+    with pytest.raises(ValueError) as info:
+        await run_in_thread(fail)
+    assert info.value is error
+
+
+async def test_sequential_calls_reuse_one_thread() -> None:
+    for _ in range(20):
+        await run_in_thread(int)
+    assert len(workers()) == 1
+
+
+def test_the_pool_never_exceeds_max_threads() -> None:
+    lock = threading.Lock()
+    running = peak = 0
+    all_busy = threading.Event()
+    release = threading.Event()
+
+    def job(n: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            if running == 3:
+                all_busy.set()
+        assert release.wait(WAIT)
+        with lock:
+            running -= 1
+        return n
+
+    async def main() -> list[int]:
+        tasks = [await kernel.spawn(run_in_thread, job, n) for n in range(9)]
+        await kernel.sleep(0)  # every task has submitted its job
+        arrived(all_busy)
+        assert len(workers()) == 3  # 3 busy, 6 jobs queued: no fourth thread
+        release.set()
+        return [await task.join() for task in tasks]
+
+    assert kernel.run(main, clock=VirtualClock(), max_threads=3) == list(range(9))
+    assert peak == 3
+    assert workers() == []
+
+
+def test_no_thread_survives_run() -> None:
+    before = set(threading.enumerate())
+    gates = [Gate(result=n) for n in range(4)]
+
+    async def main() -> list[int]:
+        tasks = [await kernel.spawn(run_in_thread, gate) for gate in gates]
+        for gate in gates:
+            gate.release.set()
+        return [await task.join() for task in tasks]
+
+    assert kernel.run(main, clock=VirtualClock()) == [0, 1, 2, 3]
+    assert set(threading.enumerate()) == before
+
+
+def test_cancelling_a_waiting_task_is_immediate_and_drops_the_late_result(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate(result="too late")
+
+    async def main() -> None:
+        task = await kernel.spawn(run_in_thread, gate)
+        await kernel.sleep(0)
+        arrived(gate.started)
+        assert await task.cancel() is True  # returns with the thread still blocked in the gate
+        assert isinstance(task.exception, TaskCancelled)
+        assert not gate.finished.is_set()
+        gate.release.set()
+        # With one worker, the next call runs after the late one and its delivery comes
+        # second: once it has returned, the late result has been delivered -- and dropped.
+        assert await run_in_thread(str, "next") == "next"
+        k = await kernel.traps._get_kernel()
+        assert k._thread_pool is not None and k._thread_pool._pending == set()
+
+    kernel.run(main, clock=VirtualClock(), max_threads=1)
+    assert caplog.records == []
+
+
+def test_a_late_exception_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    gate = Gate(error=OSError("disk on fire"))
+
+    async def main() -> None:
+        waiter = await kernel.spawn(kernel.timeout_after, 1, run_in_thread, gate)
+        await kernel.sleep(0)
+        arrived(gate.started)  # the job runs: the timeout cannot take it back any more
+        await waiter.wait()  # the virtual clock jumps to the timeout at once
+        assert isinstance(waiter.exception, TaskTimeout)
+        gate.release.set()
+        await run_in_thread(str)  # one worker: the late delivery comes in first
+
+    with caplog.at_level(logging.ERROR, logger="kernel"):
+        kernel.run(main, clock=VirtualClock(), max_threads=1)
+    [record] = caplog.records
+    assert "raised after its task had stopped waiting" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], OSError)
+    assert "disk on fire" in caplog.text and "Traceback" in caplog.text
+
+
+def test_a_job_whose_task_gave_up_before_it_started_never_runs() -> None:
+    ran: list[str] = []
+
+    async def main() -> None:
+        gate = Gate()
+        first = await kernel.spawn(run_in_thread, gate)
+        second = await kernel.spawn(run_in_thread, ran.append, "second")
+        await kernel.sleep(0)  # both submitted; the only worker is stuck in the gate
+        await second.cancel()
+        gate.release.set()
+        await first.join()
+        await run_in_thread(ran.append, "third")
+
+    kernel.run(main, clock=VirtualClock(), max_threads=1)
+    assert ran == ["third"]
+
+
+async def test_works_alongside_sleeping_tasks_on_the_virtual_clock(
+    virtual_clock: VirtualClock,
+) -> None:
+    async def sleeper() -> float:
+        await kernel.sleep(10)
+        return await kernel.clock()
+
+    task = await kernel.spawn(sleeper)
+    assert await run_in_thread(sum, [1, 2, 3]) == 6
+    assert await task.join() == 10.0
+    assert virtual_clock.now() == 10.0
+
+
+def test_close_waits_for_a_busy_worker_and_reports_its_late_error(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon task is still waiting on a thread when main returns; close() cancels it, then
+    # must join the thread. The warning it logs while waiting is what releases the thread,
+    # whose exception then arrives after the loop has stopped -- and is still reported.
+    gate = Gate(error=KeyError("after the end"))
+    monkeypatch.setattr("kernel.threads.JOIN_WARNING_SECONDS", 0.01)
+
+    class ReleaseOnWarning(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "waits for kernel-worker" in record.getMessage():
+                gate.release.set()
+
+    async def main() -> None:
+        await kernel.spawn(run_in_thread, gate, daemon=True)
+        await kernel.sleep(0)
+        arrived(gate.started)
+
+    handler = ReleaseOnWarning()
+    logging.getLogger("kernel").addHandler(handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kernel"):
+            kernel.run(main, clock=VirtualClock())
+    finally:
+        logging.getLogger("kernel").removeHandler(handler)
+    assert workers() == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert "waits for kernel-worker-1, still running <thread job" in messages[0]
+    assert "raised after its task had stopped waiting" in messages[-1]
+    assert "after the end" in caplog.text
+
+
+def test_an_outcome_for_a_closed_kernel_is_reported_by_the_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    k = Kernel()
+    k.close()
+    job = _Job(int, (), {})
+    job.exception = ZeroDivisionError("nobody home")
+    with caplog.at_level(logging.ERROR, logger="kernel"):
+        ThreadPool(k)._send_home(job)
+    assert "raised after its task had stopped waiting" in caplog.text
+    assert "nobody home" in caplog.text

@@ -30,7 +30,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import QueueEmpty, QueueFull
-from .traps import _get_current, _wait_on, _wake
+from .scheduler import running_task
+from .traps import _wait_on, _wake
 from .waitqueue import WaitQueue
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Queue(Generic[T]):
             self._unfinished += 1
             self._put_item(item)
         else:
-            task = await _get_current()
+            task = running_task()
             self._waiting_items[task] = item
             try:
                 await _wait_on(self._putters, "QUEUE_PUT")  # a get moves the item in, then wakes us

@@ -25,8 +25,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
+from .scheduler import running_task
 from .task import disable_cancellation
-from .traps import _get_current, _wait_on, _wake
+from .traps import _wait_on, _wake
 from .waitqueue import WaitQueue
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class Lock(_AsyncContext):
         return self._owner is not None
 
     async def acquire(self) -> bool:
-        task = await _get_current()
+        task = running_task()
         if self._owner is None:  # free -- and then nobody waits: a release hands it over
             self._owner = task
         elif self._owner is task:
@@ -115,7 +116,7 @@ class Lock(_AsyncContext):
         return True
 
     async def release(self) -> None:
-        self._check_owner(await _get_current())
+        self._check_owner(running_task())
         await self._hand_over()
 
     def _check_owner(self, task: Task) -> None:
@@ -139,7 +140,7 @@ class RLock(Lock):
         self._depth = 0
 
     async def acquire(self) -> bool:
-        task = await _get_current()
+        task = running_task()
         if self._owner is task:
             self._depth += 1
             return True
@@ -151,7 +152,7 @@ class RLock(Lock):
         return True
 
     async def release(self) -> None:
-        self._check_owner(await _get_current())
+        self._check_owner(running_task())
         self._depth -= 1
         if self._depth == 0:
             await self._hand_over()
@@ -238,7 +239,7 @@ class Condition(_AsyncContext):
 
     async def wait(self) -> None:
         """Release the lock, wait for a ``notify``, then re-acquire the lock."""
-        self._lock._check_owner(await _get_current())
+        self._lock._check_owner(running_task())
         await self._lock.release()
         try:
             await _wait_on(self._waiters, "CONDITION")
@@ -256,7 +257,7 @@ class Condition(_AsyncContext):
 
     async def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters (they run once they get the lock back)."""
-        self._lock._check_owner(await _get_current())
+        self._lock._check_owner(running_task())
         if self._waiters:
             await _wake(self._waiters, n)
 

@@ -34,8 +34,8 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from .scheduler import current_kernel
-from .traps import _get_current, _wait_on
+from .scheduler import current_kernel, running_task
+from .traps import _wait_on
 from .waitqueue import WaitQueue
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class UniversalQueue(_Universal, Generic[T]):
                 self._item_added(kernel)
                 return
             self._task_putters += 1
-        task = await _get_current()
+        task = running_task()
         self._waiting_items[task] = item
         try:
             await _wait_on(self._putters, "UNIVERSAL_PUT")  # _serve moves the item in

@@ -421,6 +421,21 @@ def test_a_burst_of_threadsafe_calls_writes_one_wakeup_byte() -> None:
     assert kernel.run(main) == 1
 
 
+def test_a_wakeup_byte_that_comes_after_its_callback_ran_does_not_silence_later_calls() -> None:
+    # The race: a thread appends a callback, the kernel runs it, and only then does the
+    # thread set the flag and write its byte. The kernel must clear the flag when it finds
+    # that byte, although the deque is empty -- or no later call would write a byte again.
+    async def main() -> bool:
+        k = kernel.current_kernel()
+        assert k is not None
+        k._wakeup_pending = True
+        k._wake_send.send(b"\0")
+        await kernel.sleep(1)  # the kernel polls, drains the byte, finds no callback
+        return k._wakeup_pending
+
+    assert kernel.run(main, clock=VirtualClock()) is False
+
+
 def test_call_threadsafe_on_a_closed_kernel_is_an_error() -> None:
     k = Kernel()
     k.close()

@@ -14,15 +14,19 @@ import asyncio
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from .workloads import IdleCount, memory_added_since, memory_mark
+from .workloads import IdleCount, memory_added_since, memory_mark, thread_work
 
 __all__ = [
+    "event_fanout",
     "idle_memory",
+    "lock_pingpong",
+    "queue",
     "run",
     "run_uvloop",
     "spawn_join",
     "spawn_scale",
     "switch",
+    "thread_roundtrip",
     "timers",
 ]
 
@@ -108,3 +112,64 @@ async def spawn_scale(alive: int, batches: int) -> None:
         spawned = [asyncio.create_task(_sleep_once()) for _ in range(alive)]
         for task in spawned:
             await task
+
+
+async def _produce(queue: asyncio.Queue[int], items: int) -> None:
+    for item in range(items):
+        await queue.put(item)
+
+
+async def _consume(queue: asyncio.Queue[int], items: int) -> None:
+    for _ in range(items):
+        await queue.get()
+
+
+async def queue(items: int, maxsize: int) -> None:
+    """A producer puts ``items`` ints into a queue of ``maxsize``; a consumer gets them all."""
+    channel: asyncio.Queue[int] = asyncio.Queue(maxsize)
+    spawned = [
+        asyncio.create_task(_produce(channel, items)),
+        asyncio.create_task(_consume(channel, items)),
+    ]
+    for task in spawned:
+        await task
+
+
+async def _take_turns(lock: asyncio.Lock, rounds: int) -> None:
+    for _ in range(rounds):
+        async with lock:
+            await asyncio.sleep(0)
+
+
+async def lock_pingpong(rounds: int) -> None:
+    """Two tasks each take the lock ``rounds`` times, yielding while they hold it."""
+    lock = asyncio.Lock()
+    spawned = [asyncio.create_task(_take_turns(lock, rounds)) for _ in range(2)]
+    for task in spawned:
+        await task
+
+
+async def _wait_for(event: asyncio.Event, count: IdleCount) -> None:
+    count.value += 1
+    await event.wait()
+
+
+async def event_fanout(waiters: int) -> None:
+    """Spawn ``waiters`` tasks that wait on one event, set it once all wait, join them all."""
+    event = asyncio.Event()
+    count = IdleCount()
+    spawned = [asyncio.create_task(_wait_for(event, count)) for _ in range(waiters)]
+    while count.value < waiters:
+        await asyncio.sleep(0)
+    event.set()  # not a coroutine in asyncio
+    for task in spawned:
+        await task
+
+
+async def thread_roundtrip(calls: int) -> None:
+    """Run a do-nothing function in a worker thread ``calls`` times, one after the other.
+
+    ``asyncio.to_thread`` uses the loop's default executor, on uvloop too.
+    """
+    for _ in range(calls):
+        await asyncio.to_thread(thread_work)

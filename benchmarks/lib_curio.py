@@ -15,9 +15,20 @@ from typing import Any, TypeVar
 
 import curio  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-from .workloads import IdleCount, memory_added_since, memory_mark
+from .workloads import IdleCount, memory_added_since, memory_mark, thread_work
 
-__all__ = ["idle_memory", "run", "spawn_join", "spawn_scale", "switch", "timers"]
+__all__ = [
+    "event_fanout",
+    "idle_memory",
+    "lock_pingpong",
+    "queue",
+    "run",
+    "spawn_join",
+    "spawn_scale",
+    "switch",
+    "thread_roundtrip",
+    "timers",
+]
 
 T = TypeVar("T")
 
@@ -93,3 +104,61 @@ async def spawn_scale(alive: int, batches: int) -> None:
         spawned = [await curio.spawn(_sleep_once) for _ in range(alive)]
         for task in spawned:
             await task.join()
+
+
+async def _produce(queue: Any, items: int) -> None:
+    for item in range(items):
+        await queue.put(item)
+
+
+async def _consume(queue: Any, items: int) -> None:
+    for _ in range(items):
+        await queue.get()
+
+
+async def queue(items: int, maxsize: int) -> None:
+    """A producer puts ``items`` ints into a queue of ``maxsize``; a consumer gets them all."""
+    channel = curio.Queue(maxsize)
+    spawned = [
+        await curio.spawn(_produce, channel, items),
+        await curio.spawn(_consume, channel, items),
+    ]
+    for task in spawned:
+        await task.join()
+
+
+async def _take_turns(lock: Any, rounds: int) -> None:
+    for _ in range(rounds):
+        async with lock:
+            await curio.sleep(0)
+
+
+async def lock_pingpong(rounds: int) -> None:
+    """Two tasks each take the lock ``rounds`` times, yielding while they hold it."""
+    lock = curio.Lock()
+    spawned = [await curio.spawn(_take_turns, lock, rounds) for _ in range(2)]
+    for task in spawned:
+        await task.join()
+
+
+async def _wait_for(event: Any, count: IdleCount) -> None:
+    count.value += 1
+    await event.wait()
+
+
+async def event_fanout(waiters: int) -> None:
+    """Spawn ``waiters`` tasks that wait on one event, set it once all wait, join them all."""
+    event = curio.Event()
+    count = IdleCount()
+    spawned = [await curio.spawn(_wait_for, event, count) for _ in range(waiters)]
+    while count.value < waiters:
+        await curio.sleep(0)
+    await event.set()
+    for task in spawned:
+        await task.join()
+
+
+async def thread_roundtrip(calls: int) -> None:
+    """Run a do-nothing function in a worker thread ``calls`` times, one after the other."""
+    for _ in range(calls):
+        await curio.run_in_thread(thread_work)

@@ -14,9 +14,20 @@ from typing import Any, TypeVar
 
 import trio
 
-from .workloads import IdleCount, memory_added_since, memory_mark
+from .workloads import IdleCount, memory_added_since, memory_mark, thread_work
 
-__all__ = ["idle_memory", "run", "spawn_join", "spawn_scale", "switch", "timers"]
+__all__ = [
+    "event_fanout",
+    "idle_memory",
+    "lock_pingpong",
+    "queue",
+    "run",
+    "spawn_join",
+    "spawn_scale",
+    "switch",
+    "thread_roundtrip",
+    "timers",
+]
 
 T = TypeVar("T")
 
@@ -96,3 +107,59 @@ async def spawn_scale(alive: int, batches: int) -> None:
         async with trio.open_nursery() as nursery:
             for _ in range(alive):
                 nursery.start_soon(_sleep_once)
+
+
+async def _produce(send: trio.MemorySendChannel[int], items: int) -> None:
+    for item in range(items):
+        await send.send(item)
+
+
+async def _consume(receive: trio.MemoryReceiveChannel[int], items: int) -> None:
+    for _ in range(items):
+        await receive.receive()
+
+
+async def queue(items: int, maxsize: int) -> None:
+    """A producer sends ``items`` ints into a memory channel with a buffer of ``maxsize``; a
+    consumer receives them all. trio has no queue class: the channel pair is its queue."""
+    send, receive = trio.open_memory_channel[int](maxsize)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_produce, send, items)
+        nursery.start_soon(_consume, receive, items)
+
+
+async def _take_turns(lock: trio.Lock, rounds: int) -> None:
+    for _ in range(rounds):
+        async with lock:
+            await trio.sleep(0)
+
+
+async def lock_pingpong(rounds: int) -> None:
+    """Two tasks each take the lock ``rounds`` times, yielding while they hold it."""
+    lock = trio.Lock()
+    async with trio.open_nursery() as nursery:
+        for _ in range(2):
+            nursery.start_soon(_take_turns, lock, rounds)
+
+
+async def _wait_for(event: trio.Event, count: IdleCount) -> None:
+    count.value += 1
+    await event.wait()
+
+
+async def event_fanout(waiters: int) -> None:
+    """Spawn ``waiters`` tasks that wait on one event, set it once all wait, join them all."""
+    event = trio.Event()
+    count = IdleCount()
+    async with trio.open_nursery() as nursery:
+        for _ in range(waiters):
+            nursery.start_soon(_wait_for, event, count)
+        while count.value < waiters:
+            await trio.sleep(0)
+        event.set()  # not a coroutine in trio
+
+
+async def thread_roundtrip(calls: int) -> None:
+    """Run a do-nothing function in a worker thread ``calls`` times, one after the other."""
+    for _ in range(calls):
+        await trio.to_thread.run_sync(thread_work)

@@ -128,6 +128,17 @@ def measure(
     if workload == "spawn_scale":
         batches = sizes.scale_batches(large)
         return tasks * batches / runner(timed(suite.spawn_scale(tasks, batches)))
+    if workload == "queue":
+        items = sizes.queue_items
+        return items / runner(timed(suite.queue(items, sizes.queue_maxsize)))
+    if workload == "lock_pingpong":
+        rounds = sizes.lock_rounds
+        return 2 * rounds / runner(timed(suite.lock_pingpong(rounds)))
+    if workload == "event_fanout":
+        return tasks / runner(timed(suite.event_fanout(tasks)))
+    if workload == "thread_roundtrip":
+        calls = sizes.thread_calls
+        return calls / runner(timed(suite.thread_roundtrip(calls)))
     raise ValueError(f"unknown workload {workload!r}")
 
 

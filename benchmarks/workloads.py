@@ -5,9 +5,10 @@ modules (``lib_*.py``) must agree on lives here, once: the library list, the wor
 and units, the full and ``--quick`` sizes, the seeded sleep durations of the timer workload,
 and the two helpers of the memory workload.
 
-The contract every ``lib_*.py`` module fulfils is the ``Suite`` protocol below: five
-coroutine functions with the same names and arguments. Each one does only the work; the worker
-times it from outside (see ``worker.timed``), so the timing code is written once.
+The contract every ``lib_*.py`` module fulfils is the ``Suite`` protocol below: one
+coroutine function per workload, with the same names and arguments. Each one does only the
+work; the worker times it from outside (see ``worker.timed``), so the timing code is written
+once.
 
 Read next: ``worker.py``, then any ``lib_*.py``.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "Workload",
     "memory_added_since",
     "memory_mark",
+    "thread_work",
     "timer_delays",
 ]
 
@@ -106,6 +108,32 @@ WORKLOADS: tuple[Workload, ...] = (
         "spawn tasks that each sleep(0) once and exit, then join them; {scale_small:,} alive"
         " at once (in batches, {scale_total:,} in all) vs {scale_large:,} alive at once",
     ),
+    Workload(
+        "queue",
+        "items/s",
+        True,
+        "a producer puts {queue_items:,} ints into a queue of maxsize {queue_maxsize}"
+        " (trio: a memory channel) and a consumer gets them all",
+    ),
+    Workload(
+        "lock_pingpong",
+        "acquires/s",
+        True,
+        "two tasks each run `async with lock: await sleep(0)` {lock_rounds:,} times, so they"
+        " take turns",
+    ),
+    Workload(
+        "event_fanout",
+        "waiters/s",
+        True,
+        "spawn {event_waiters:,} tasks that wait on one Event, set it, join them all",
+    ),
+    Workload(
+        "thread_roundtrip",
+        "calls/s",
+        True,
+        "{thread_calls:,} sequential awaits of a do-nothing function run in a worker thread",
+    ),
 )
 
 
@@ -122,6 +150,11 @@ class Sizes:
     scale_small: int  # tasks alive at once, small case
     scale_large: int  # tasks alive at once, large case
     scale_total: int  # the small case repeats batches until it has spawned this many in all
+    queue_items: int  # items through the queue, producer to consumer
+    queue_maxsize: int
+    lock_rounds: int  # lock acquisitions per ping-pong task (two tasks)
+    event_waiters: int  # tasks waiting on the one event
+    thread_calls: int  # sequential round trips to a worker thread
 
     def tasks(self, workload: str, large: bool = False) -> int:
         """How many tasks ``workload`` has alive at once (``large``: spawn_scale's big case)."""
@@ -132,6 +165,10 @@ class Sizes:
             "switch": self.switch_tasks,
             "timers": self.timer_tasks,
             "idle_memory": self.idle_tasks,
+            "queue": 2,  # producer and consumer
+            "lock_pingpong": 2,
+            "event_fanout": self.event_waiters,
+            "thread_roundtrip": 1,
         }
         return counts[workload]
 
@@ -151,6 +188,11 @@ FULL = Sizes(
     scale_small=1_000,
     scale_large=1_000_000,
     scale_total=100_000,
+    queue_items=200_000,
+    queue_maxsize=100,
+    lock_rounds=50_000,
+    event_waiters=10_000,
+    thread_calls=5_000,
 )
 
 QUICK = Sizes(
@@ -163,6 +205,11 @@ QUICK = Sizes(
     scale_small=1_000,
     scale_large=10_000,
     scale_total=10_000,
+    queue_items=10_000,
+    queue_maxsize=100,
+    lock_rounds=2_000,
+    event_waiters=1_000,
+    thread_calls=200,
 )
 
 TIMER_SEED = 20_240_601  # any constant: what matters is that every library gets the same delays
@@ -175,11 +222,16 @@ def timer_delays(tasks: int, sleeps: int) -> list[tuple[float, ...]]:
     return [tuple(rng.uniform(0.0, TIMER_MAX_DELAY) for _ in range(sleeps)) for _ in range(tasks)]
 
 
-class IdleCount:
-    """How many idle_memory tasks have reached their long sleep.
+def thread_work() -> None:
+    """What thread_roundtrip runs in a worker thread: nothing, so only the round trip counts."""
 
-    The main task waits until this reaches N before it reads the memory, so that every task
-    has run to its sleep whatever order the library runs new tasks in.
+
+class IdleCount:
+    """How many tasks have reached the call they block in (idle_memory, event_fanout).
+
+    The main task waits until this reaches N before it reads the memory (idle_memory) or sets
+    the event (event_fanout), so that every task has run to its blocking call whatever order
+    the library runs new tasks in.
     """
 
     def __init__(self) -> None:
@@ -223,6 +275,14 @@ class Suite(Protocol):
     async def idle_memory(self, n: int) -> int: ...
 
     async def spawn_scale(self, alive: int, batches: int) -> None: ...
+
+    async def queue(self, items: int, maxsize: int) -> None: ...
+
+    async def lock_pingpong(self, rounds: int) -> None: ...
+
+    async def event_fanout(self, waiters: int) -> None: ...
+
+    async def thread_roundtrip(self, calls: int) -> None: ...
 
 
 class Runner(Protocol):

@@ -4,7 +4,7 @@ What it teaches: ``TaskGroup()`` waits for every member (``wait=all``); ``wait=a
 the first to finish and cancels the rest. A member that fails cancels its siblings, and the
 failure leaves the ``async with`` inside an ``ExceptionGroup``, caught with ``except*``.
 
-Read next: docs/design.md, then kernel/traps.py and kernel/scheduler.py.
+Read next: examples/06_producer_consumer.py
 """
 
 import kernel

@@ -28,6 +28,10 @@ QUICK_ROWS = (
     "spawn_scale 10^3",
     "spawn_scale 10^4",
     "spawn_scale 10^4/10^3",
+    "queue",
+    "lock_pingpong",
+    "event_fanout",
+    "thread_roundtrip",
 )
 
 

@@ -2,14 +2,16 @@
 
 Two ways, for each example:
 
-* imported, with its ``main`` run under a ``VirtualClock``: no real time passes, and stdout
-  must match the golden text below character for character;
+* imported, with its ``main`` run under a ``VirtualClock``: no real time passes (except what
+  example 08's real thread takes), and stdout must match the golden text below character
+  for character;
 * as a script, in a subprocess on the real clock: it must exit with status 0, write nothing
   to stderr, and end with the expected line. The scripts are started together, once per
   test session, so the whole set takes as long as the slowest one (about 4 seconds).
 
 The golden texts are the same on both clocks: the examples print times relative to their
-start, rounded.
+start, rounded. Example 08, which starts a thread, prints no times, and nothing whose order
+depends on how the thread and the tasks interleave.
 """
 
 from __future__ import annotations
@@ -57,6 +59,23 @@ t=2s all: ['job2 done', 'job1 done']
 t=3s any: 'job1 done', cancelled=['job2']
 t=4s caught (ValueError('job1 failed'),)
 """,
+    "06_producer_consumer.py": """\
+t=1s producer: all 6 put (it waited for room)
+t=3s queue.join() returned: {'c1': [0, 2, 4], 'c2': [1, 3, 5]}
+consumers cancelled; 0 items left in the queue
+""",
+    "07_worker_pool.py": """\
+t=0s started jobs [0, 1, 2]
+t=1s started jobs [3, 4, 5]
+t=2s started jobs [6, 7, 8]
+t=3s started jobs [9]
+t=4s 10 jobs done, at most 3 at once
+""",
+    # Starts a real thread: no times printed, and nothing that depends on the interleaving.
+    "08_thread_feeds_tasks.py": """\
+thread: sent 1..6, got back [1, 4, 9, 16, 25, 36]
+main: thread joined; 0 numbers and 0 squares left
+""",
 }
 
 # What main() returns, when it returns something.
@@ -69,6 +88,9 @@ LAST_LINE = {
     "03_spawn_join.py": "join raised TaskError, caused by ValueError('no such file')",
     "04_timeouts.py": "t=3s outer block: TaskTimeout",
     "05_taskgroup.py": "t=4s caught (ValueError('job1 failed'),)",
+    "06_producer_consumer.py": "consumers cancelled; 0 items left in the queue",
+    "07_worker_pool.py": "t=4s 10 jobs done, at most 3 at once",
+    "08_thread_feeds_tasks.py": "main: thread joined; 0 numbers and 0 squares left",
 }
 
 # Real seconds a script may take before it counts as hung.

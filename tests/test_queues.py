@@ -186,6 +186,16 @@ class TestCancellation:
         await task.cancel()
         assert received == ["item"] and queue.empty()
 
+    async def test_join_that_times_out_leaves_no_stale_waiter(self) -> None:
+        queue: Queue[int] = Queue()
+        await queue.put(1)
+        with pytest.raises(TaskTimeout):
+            await kernel.timeout_after(1, queue.join)
+        assert len(queue._joiners) == 0
+        await queue.get()
+        queue.task_done()
+        await queue.join()
+
     async def test_cancelled_join_leaves_no_stale_waiter(self) -> None:
         queue: Queue[int] = Queue()
         await queue.put(1)

@@ -206,6 +206,23 @@ async def test_cancelled_rlock_acquire_never_owns_it() -> None:
     assert not lock.locked()
 
 
+async def test_rlock_acquire_that_times_out_never_owns_it() -> None:
+    lock = RLock()
+    release = Event()
+
+    async def holder() -> None:
+        async with lock:
+            await release.wait()
+
+    await kernel.spawn(holder)
+    await settle()
+    with pytest.raises(TaskTimeout):
+        await kernel.timeout_after(1, lock.acquire)
+    await release.set()
+    await settle()
+    assert not lock.locked()
+
+
 # -- Semaphore -------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ sleeping queue and an I/O wait table decides who runs next (``kernel/scheduler.p
 Start reading at ``kernel/traps.py``, then ``kernel/scheduler.py``.
 """
 
+from . import socket
 from .clock import Clock, MonotonicClock, VirtualClock
 from .errors import (
     CancelledError,
@@ -20,6 +21,14 @@ from .errors import (
     UncaughtTimeoutError,
 )
 from .generators import coroutine
+from .network import (
+    open_connection,
+    open_unix_connection,
+    tcp_server,
+    tcp_server_socket,
+    unix_server,
+    unix_server_socket,
+)
 from .processes import run_in_process
 from .queues import LifoQueue, PriorityQueue, Queue
 from .scheduler import Kernel, current_kernel, run
@@ -80,11 +89,18 @@ __all__ = [
     "disable_cancellation",
     "ignore_after",
     "ignore_at",
+    "open_connection",
+    "open_unix_connection",
     "run",
     "run_in_process",
     "run_in_thread",
     "sleep",
+    "socket",
     "spawn",
+    "tcp_server",
+    "tcp_server_socket",
     "timeout_after",
     "timeout_at",
+    "unix_server",
+    "unix_server_socket",
 ]

@@ -21,6 +21,7 @@ Read next: ``kernel/tracing.py``.
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING, Any
 
 from .errors import ResourceBusy, TaskTimeout
@@ -52,6 +53,7 @@ class TrapHandlers:
         def _new_task(self, coro: CoroutineLike, daemon: bool, name: str | None) -> Task: ...
         def _cancel_task(self, task: Task, exc: BaseException) -> bool: ...
         def _wake(self, queue: WaitQueue, n: int = 1, value: Any = None) -> int: ...
+        def _reschedule(self, task: Task, value: Any = None) -> None: ...
 
     def _park(self, task: Task, structure: Any, entry: Any, state: str) -> bool:
         """Record where a blocked task waits, so that a cancel can find it. Returns False."""
@@ -106,6 +108,20 @@ class TrapHandlers:
             task._next_exc = error
             return True
         return self._park(task, self._io, entry, "IO_WAIT")
+
+    def _trap_io_release(self, task: Task, trap: Trap) -> bool:
+        """IO_RELEASE fileobj: forget a descriptor about to be closed; its waiters get EBADF.
+
+        A task parked on a socket that another task closes would otherwise wait forever:
+        the selector never reports a closed descriptor.
+        """
+        fileobj = trap[1]
+        for waiter in self._io.release(fileobj):
+            self._reschedule(waiter)
+            waiter._next_exc = OSError(
+                errno.EBADF, f"{fileobj!r} was closed by {task!r} while this task waited on it"
+            )
+        return True
 
     def _trap_spawn(self, task: Task, trap: Trap) -> bool:
         """SPAWN coro daemon name: a new task at the back of the ready queue."""

@@ -7,8 +7,9 @@ descriptors became ready. Each registered descriptor carries a two-slot list
 
 * at most one reader and one writer per descriptor -- a second one gets ``ResourceBusy``
   (two tasks reading one socket would steal each other's bytes);
-* a descriptor is registered only while somebody waits on it, so a closed socket never
-  lingers in the selector.
+* a descriptor stays registered between waits (a socket in a recv/send loop costs no
+  ``epoll_ctl`` per message), and is dropped when it turns up ready with nobody waiting,
+  or when its owner closes it through the kernel (``release``).
 
 The table also owns the read end of the kernel's wake-up socket pair: any byte on it only
 means "stop blocking in select(), a thread has work for you"; the bytes are drained here.
@@ -18,6 +19,7 @@ Read next: ``kernel/clock.py``.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 from typing import Any
@@ -48,9 +50,13 @@ class IOWaitTable:
         """Park ``task`` until ``fileobj`` is ready for ``event``; returns the discard handle."""
         slot = _SLOT[event]
         selector = self._selector
-        try:
-            key = selector.get_key(fileobj)
-        except KeyError:
+        key = selector.get_map().get(fileobj)
+        if key is not None and key.fileobj is not fileobj and key.data is not _WAKEUP:
+            # The descriptor number was closed and reused by a new object: the old
+            # registration is stale (and may be gone from epoll already).
+            self._unregister(key.fd)
+            key = None
+        if key is None:
             waiters = [None, None]
             waiters[slot] = task
             selector.register(fileobj, event, waiters)
@@ -62,32 +68,44 @@ class IOWaitTable:
                     f"{waiters[slot]!r} is already waiting to {verb} {fileobj!r}; only one task "
                     f"may wait per descriptor and direction (give each task its own socket, or "
                     f"funnel the I/O through one task)"
-                ) from None
+                )
             waiters[slot] = task
-            selector.modify(fileobj, key.events | event, waiters)
+            if not key.events & event:
+                selector.modify(fileobj, key.events | event, waiters)
         self._waiting += 1
         return (fileobj, event)
 
     def discard(self, handle: tuple[Any, int]) -> None:
-        """Unpark whoever waits under ``handle`` (a no-op if it was already woken)."""
+        """Unpark whoever waits under ``handle`` (a no-op if it was already woken).
+
+        The descriptor stays registered (see ``select``); it is dropped the next time it is
+        reported ready with nobody waiting.
+        """
         fileobj, event = handle
-        try:
-            key = self._selector.get_key(fileobj)
-        except (KeyError, ValueError):  # ValueError: the descriptor was closed meanwhile
+        key = self._selector.get_map().get(fileobj)
+        if key is None or key.data is _WAKEUP:
             return
         waiters = key.data
         slot = _SLOT[event]
-        if waiters[slot] is None:
-            return
-        waiters[slot] = None
-        self._waiting -= 1
-        self._remove(key.fileobj, key.events & ~event, waiters)
+        if waiters[slot] is not None:
+            waiters[slot] = None
+            self._waiting -= 1
 
-    def _remove(self, fileobj: Any, remaining: int, waiters: list[Any]) -> None:
-        if remaining:
-            self._selector.modify(fileobj, remaining, waiters)
-        else:
-            self._selector.unregister(fileobj)
+    def release(self, fileobj: Any) -> list[Any]:
+        """``fileobj`` is about to be closed: forget it; return the tasks that waited on it."""
+        key = self._selector.get_map().get(fileobj)
+        if key is None or key.data is _WAKEUP:
+            return []
+        waiting = [task for task in key.data if task is not None]
+        self._waiting -= len(waiting)
+        self._unregister(key.fd)
+        return waiting
+
+    def _unregister(self, fd: int) -> None:
+        # By number: the object may be closed or detached already (then epoll has dropped
+        # the descriptor by itself, and only the selector's own map needs cleaning).
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(fd)
 
     def add_wakeup(self, sock: socket.socket) -> None:
         """Watch the read end of the wake-up socket pair (its bytes are drained by select)."""
@@ -98,22 +116,36 @@ class IOWaitTable:
         """Block up to ``timeout`` seconds (None: forever); return the tasks now ready.
 
         Each returned task has been removed from the table.
+
+        Discussion: a woken task's descriptor stays registered. A task in a loop of
+        ``recv``/``send`` parks on the same socket again and again; keeping it registered
+        saves two system calls (epoll_ctl add, then delete) every time. A descriptor that
+        turns up ready with nobody waiting for that event is dropped from the selector
+        then -- so an idle socket cannot keep waking ``select()`` up.
         """
         ready = []
-        for key, mask in self._selector.select(timeout):
+        selector = self._selector
+        for key, mask in selector.select(timeout):
             waiters = key.data
             if waiters is _WAKEUP:
                 self._drain_wakeup()
                 continue
+            unwatched = 0
             for event, slot in _SLOT.items():
-                if mask & event and waiters[slot] is not None:
-                    ready.append(waiters[slot])
-                    waiters[slot] = None
-                    self._waiting -= 1
-            remaining = (EVENT_READ if waiters[0] is not None else 0) | (
-                EVENT_WRITE if waiters[1] is not None else 0
-            )
-            self._remove(key.fileobj, remaining, waiters)
+                if mask & event:
+                    task = waiters[slot]
+                    if task is None:
+                        unwatched |= event
+                    else:
+                        ready.append(task)
+                        waiters[slot] = None
+                        self._waiting -= 1
+            if unwatched:
+                remaining = key.events & ~unwatched
+                if remaining:
+                    selector.modify(key.fileobj, remaining, waiters)
+                else:
+                    self._unregister(key.fd)
         return ready
 
     def _drain_wakeup(self) -> None:

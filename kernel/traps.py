@@ -35,6 +35,7 @@ __all__ = [
     "CLOCK",
     "GET_CURRENT",
     "GET_KERNEL",
+    "IO_RELEASE",
     "IO_WAIT",
     "SCHEDULE",
     "SET_CANCELLATION",
@@ -61,6 +62,7 @@ TrapCall: TypeAlias = "AwaitableGenerator[Trap, Any, T, Generator[Trap, Any, T]]
 SCHEDULE = "schedule"
 SLEEP = "sleep"
 IO_WAIT = "io_wait"
+IO_RELEASE = "io_release"
 SPAWN = "spawn"
 CANCEL = "cancel"
 WAIT_TASK = "wait_task"
@@ -78,6 +80,7 @@ TRAPS: dict[str, tuple[str, ...]] = {
     SCHEDULE: (),
     SLEEP: ("seconds",),
     IO_WAIT: ("fileobj", "event"),
+    IO_RELEASE: ("fileobj",),
     SPAWN: ("coro", "daemon", "name"),
     CANCEL: ("task", "exc"),
     WAIT_TASK: ("task",),
@@ -108,6 +111,12 @@ def _sleep(seconds: float) -> Generator[Trap, Any, None]:
 def _io_wait(fileobj: Any, event: int) -> Generator[Trap, Any, None]:
     """Park in the I/O wait table until ``fileobj`` is ready for ``event`` (selectors.EVENT_*)."""
     yield (IO_WAIT, fileobj, event)
+
+
+@types.coroutine
+def _io_release(fileobj: Any) -> Generator[Trap, Any, None]:
+    """``fileobj`` is about to be closed: drop it from the I/O table, failing its waiters."""
+    yield (IO_RELEASE, fileobj)
 
 
 @types.coroutine

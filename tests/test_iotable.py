@@ -88,3 +88,44 @@ def test_wakeup_socket_is_drained_and_not_reported(
     assert table.select(1.0) == []
     assert table.select(0) == []  # drained: no longer readable
     assert len(table) == 0
+
+
+def test_a_woken_descriptor_stays_registered_until_idle(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    table.register(a, EVENT_READ, "first")
+    b.send(b"x")
+    assert table.select(1.0) == ["first"]
+    assert a.fileno() in table._selector.get_map()  # kept: the next wait costs no epoll_ctl
+    table.register(a, EVENT_READ, "second")
+    assert table.select(1.0) == ["second"]  # the byte is still unread
+    assert table.select(1.0) == []  # ready, but nobody waits: dropped now
+    assert a.fileno() not in table._selector.get_map()
+
+
+def test_release_fails_over_the_waiters_of_a_closing_descriptor(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, _ = pair
+    table.register(a, EVENT_READ, "reader")
+    table.register(a, EVENT_WRITE, "writer")
+    assert table.release(a) == ["reader", "writer"]
+    assert len(table) == 0 and table.waiters() == []
+    assert table.release(a) == []
+
+
+def test_a_reused_descriptor_number_replaces_the_stale_registration(table: IOWaitTable) -> None:
+    first, peer = socket.socketpair()
+    table.register(first, EVENT_READ, "old")
+    table.discard((first, EVENT_READ))
+    number = first.fileno()
+    first.close()  # closed behind the table's back: its registration is stale
+    peer.close()
+    second, other = socket.socketpair()
+    with second, other:
+        if second.fileno() != number:
+            pytest.skip("the OS did not reuse the descriptor number")
+        table.register(second, EVENT_READ, "new")
+        other.send(b"x")
+        assert table.select(1.0) == ["new"]

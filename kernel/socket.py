@@ -1,0 +1,361 @@
+"""``kernel.socket``: the stdlib ``socket`` module, with the blocking calls made async.
+
+Use it where you would use ``socket``::
+
+    from kernel import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await sock.connect(("127.0.0.1", 8000))
+    await sock.sendall(b"hello")
+    reply = await sock.recv(1024)
+
+Every name of the stdlib module is here (constants, exceptions, ``inet_aton``...), looked up
+in the stdlib on first use. What differs: ``socket()``, ``socketpair()``, ``fromfd()`` and
+``create_server()`` return a ``Socket``, whose calls that can block are coroutines; and the
+resolver calls (``getaddrinfo`` and friends), which block in the C library, run in the
+kernel's worker threads.
+
+Every blocking call follows one pattern -- *try, park, retry*: the socket is non-blocking,
+so the call either succeeds at once or raises ``BlockingIOError``; then the task parks in the
+I/O wait table (the ``IO_WAIT`` trap) until the selector says the descriptor is ready, and
+tries again. ``docs/io.md`` follows one ``recv`` through this path.
+
+Invariant: a ``Socket`` closed through ``close()`` is first released from the I/O wait table
+(the ``IO_RELEASE`` trap), so a task parked on it wakes with ``OSError(EBADF)`` instead of
+waiting forever.
+
+Read next: ``kernel/streams.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _stdlib
+import ssl as _ssl
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .iotable import EVENT_READ, EVENT_WRITE
+from .threads import run_in_thread
+from .traps import _io_release, _io_wait
+
+__all__ = [
+    "SSLSocket",
+    "Socket",
+    "create_connection",
+    "create_server",
+    "fromfd",
+    "getaddrinfo",
+    "gethostbyaddr",
+    "gethostbyname",
+    "getnameinfo",
+    "socket",
+    "socketpair",
+    "wrap_ssl",
+]
+
+T = TypeVar("T")
+
+# connect_ex() on a non-blocking socket: "started, the answer comes later".
+_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
+
+
+def __getattr__(name: str) -> Any:
+    """Everything else is the stdlib's: constants, exceptions, helpers."""
+    try:
+        return getattr(_stdlib, name)
+    except AttributeError:
+        raise AttributeError(f"module 'kernel.socket' has no attribute {name!r}") from None
+
+
+class Socket:
+    """A stdlib socket in non-blocking mode whose blocking calls are coroutines.
+
+    Methods that never block (``bind``, ``listen``, ``getsockname``, ``setsockopt``,
+    ``fileno``...) are the stdlib socket's own, reached through attribute delegation.
+    """
+
+    def __init__(self, sock: _stdlib.socket) -> None:
+        sock.setblocking(False)
+        self._socket = sock
+        # The hot paths call these directly: one attribute lookup instead of two.
+        self._recv = sock.recv
+        self._send = sock.send
+
+    def __repr__(self) -> str:
+        return f"<kernel {self._socket!r}>"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._socket, name)
+
+    def fileno(self) -> int:
+        return self._socket.fileno()
+
+    @property
+    def stdlib_socket(self) -> _stdlib.socket:
+        """The wrapped stdlib socket (non-blocking: do not call its blocking methods)."""
+        return self._socket
+
+    async def _retry(self, call: Callable[[], T], event: int) -> T:
+        """Try ``call``; while it would block, park until the socket is ready, then retry."""
+        while True:
+            try:
+                return call()
+            except BlockingIOError:
+                await _io_wait(self._socket, event)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    async def recv(self, maxsize: int, flags: int = 0) -> bytes:
+        while True:
+            try:
+                return self._recv(maxsize, flags)
+            except BlockingIOError:
+                await _io_wait(self._socket, EVENT_READ)
+
+    async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return await self._retry(lambda: self._socket.recv_into(buffer, nbytes, flags), EVENT_READ)
+
+    async def recvfrom(self, maxsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        return await self._retry(lambda: self._socket.recvfrom(maxsize, flags), EVENT_READ)
+
+    async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        call = self._socket.recvfrom_into
+        return await self._retry(lambda: call(buffer, nbytes, flags), EVENT_READ)
+
+    async def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
+        return await self._retry(
+            lambda: self._socket.recvmsg(bufsize, ancbufsize, flags), EVENT_READ
+        )
+
+    async def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
+        return await self._retry(
+            lambda: self._socket.recvmsg_into(buffers, ancbufsize, flags), EVENT_READ
+        )
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, data: Any, flags: int = 0) -> int:
+        while True:
+            try:
+                return self._send(data, flags)
+            except BlockingIOError:
+                await _io_wait(self._socket, EVENT_WRITE)
+
+    async def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send every byte of ``data``. If cancelled part-way, the exception carries
+        ``bytes_sent``: what the peer may already have."""
+        with memoryview(data) as view, view.cast("B") as remaining:
+            total = len(remaining)
+            sent = 0
+            try:
+                while sent < total:
+                    try:
+                        sent += self._send(remaining[sent:], flags)
+                    except BlockingIOError:
+                        await _io_wait(self._socket, EVENT_WRITE)
+            except BaseException as error:
+                error.bytes_sent = sent  # type: ignore[attr-defined]
+                raise
+
+    async def sendto(self, data: Any, *flags_and_address: Any) -> int:
+        return await self._retry(lambda: self._socket.sendto(data, *flags_and_address), EVENT_WRITE)
+
+    async def sendmsg(self, buffers: Any, *rest: Any) -> int:
+        return await self._retry(lambda: self._socket.sendmsg(buffers, *rest), EVENT_WRITE)
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def accept(self) -> tuple[Socket, Any]:
+        client, address = await self._retry(self._socket.accept, EVENT_READ)
+        return type(self)(client), address
+
+    async def connect(self, address: Any) -> None:
+        error = await self.connect_ex(address)
+        if error:
+            raise OSError(error, f"connect to {address!r}: {os.strerror(error)}")
+
+    async def connect_ex(self, address: Any) -> int:
+        """Connect; return 0 or the ``errno`` of the failure (like the stdlib's)."""
+        error = self._socket.connect_ex(address)
+        if error in (0, errno.EISCONN):
+            return 0
+        if error not in _IN_PROGRESS:
+            return error
+        await _io_wait(self._socket, EVENT_WRITE)  # the connection attempt has an answer
+        return self._socket.getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR)
+
+    async def shutdown(self, how: int) -> None:
+        self._socket.shutdown(how)
+
+    async def close(self) -> None:
+        """Close the socket; a task still waiting on it wakes with ``OSError(EBADF)``."""
+        if self._socket.fileno() >= 0:
+            await _io_release(self._socket)
+            self._socket.close()
+
+    async def __aenter__(self) -> Socket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def dup(self) -> Socket:
+        return type(self)(self._socket.dup())
+
+
+class SSLSocket(Socket):
+    """A ``Socket`` over an ``ssl.SSLSocket``.
+
+    TLS can need the *other* direction to make progress (a read may have to send, a write
+    may have to receive), so it reports ``SSLWantReadError`` / ``SSLWantWriteError`` rather
+    than ``BlockingIOError``; every call here parks for whichever the TLS layer asks for.
+    """
+
+    _socket: _ssl.SSLSocket
+
+    async def _retry(self, call: Callable[[], T], event: int) -> T:
+        while True:
+            try:
+                return call()
+            except BlockingIOError:
+                await _io_wait(self._socket, event)
+            except _ssl.SSLWantReadError:
+                await _io_wait(self._socket, EVENT_READ)
+            except _ssl.SSLWantWriteError:
+                await _io_wait(self._socket, EVENT_WRITE)
+
+    async def recv(self, maxsize: int, flags: int = 0) -> bytes:
+        return await self._retry(lambda: self._recv(maxsize, flags), EVENT_READ)
+
+    async def send(self, data: Any, flags: int = 0) -> int:
+        return await self._retry(lambda: self._send(data, flags), EVENT_WRITE)
+
+    async def sendall(self, data: Any, flags: int = 0) -> None:
+        with memoryview(data) as view, view.cast("B") as remaining:
+            sent = 0
+            try:
+                while sent < len(remaining):
+                    sent += await self.send(remaining[sent:], flags)
+            except BaseException as error:
+                error.bytes_sent = sent  # type: ignore[attr-defined]
+                raise
+
+    async def do_handshake(self) -> None:
+        """Run the TLS handshake (sockets are wrapped with do_handshake_on_connect=False)."""
+        await self._retry(self._socket.do_handshake, EVENT_READ)
+
+    async def unwrap(self) -> Socket:
+        """End TLS and return the plain socket underneath."""
+        plain = await self._retry(self._socket.unwrap, EVENT_READ)
+        return Socket(plain)
+
+
+def wrap_ssl(
+    sock: Socket, context: _ssl.SSLContext, *, server_side: bool, server_hostname: str | None
+) -> SSLSocket:
+    """Wrap a connected ``Socket`` in TLS (the handshake is ``await ssock.do_handshake()``)."""
+    raw = _stdlib.socket(fileno=sock.stdlib_socket.detach())
+    wrapped = context.wrap_socket(
+        raw,
+        server_side=server_side,
+        server_hostname=server_hostname,
+        do_handshake_on_connect=False,
+    )
+    return SSLSocket(wrapped)
+
+
+# -- constructors: the stdlib's, returning a kernel Socket ---------------------------------
+
+
+def socket(family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> Socket:
+    """Like ``socket.socket``: a new ``Socket``."""
+    return Socket(_stdlib.socket(family, type, proto, fileno))
+
+
+def socketpair(
+    family: int = _stdlib.AF_UNIX, type: int = _stdlib.SOCK_STREAM, proto: int = 0
+) -> tuple[Socket, Socket]:
+    """Like ``socket.socketpair``: two connected ``Socket``s."""
+    a, b = _stdlib.socketpair(family, type, proto)
+    return Socket(a), Socket(b)
+
+
+def fromfd(fd: int, family: int, type: int, proto: int = 0) -> Socket:
+    """Like ``socket.fromfd``: a ``Socket`` on a duplicate of ``fd``."""
+    return Socket(_stdlib.fromfd(fd, family, type, proto))
+
+
+def create_server(address: Any, **kwargs: Any) -> Socket:
+    """Like ``socket.create_server``: a listening ``Socket`` (binding does not block)."""
+    return Socket(_stdlib.create_server(address, **kwargs))
+
+
+async def create_connection(
+    address: tuple[str, int], timeout: float | None = None, source_address: Any = None
+) -> Socket:
+    """Like ``socket.create_connection``: resolve ``address`` and connect to the first
+    address that answers. ``timeout`` bounds the whole attempt (``TaskTimeout``)."""
+    from .time import timeout_after
+
+    return await timeout_after(timeout, _connect_first, address, source_address)
+
+
+async def _connect_first(address: tuple[str, int], source_address: Any) -> Socket:
+    host, port = address
+    errors: list[OSError] = []
+    for family, type_, proto, _, sockaddr in await getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM):
+        sock = socket(family, type_, proto)
+        try:
+            if source_address:
+                sock.bind(source_address)
+            await sock.connect(sockaddr)
+        except BaseException as error:
+            await sock.close()
+            if not isinstance(error, OSError):
+                raise
+            errors.append(error)
+        else:
+            return sock
+    if len(errors) == 1:
+        raise errors[0]
+    raise OSError(
+        f"could not connect to {address!r}: {'; '.join(map(str, errors)) or 'no address'}"
+    )
+
+
+# -- the resolver: blocking C calls, run in worker threads ----------------------------------
+
+
+async def getaddrinfo(
+    host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+) -> list[tuple[Any, ...]]:
+    """``socket.getaddrinfo`` in a worker thread (it can block on DNS)."""
+    result: list[tuple[Any, ...]] = await run_in_thread(
+        _stdlib.getaddrinfo, host, port, family, type, proto, flags
+    )
+    return result
+
+
+async def getnameinfo(sockaddr: Any, flags: int) -> tuple[str, str]:
+    """``socket.getnameinfo`` in a worker thread."""
+    result: tuple[str, str] = await run_in_thread(_stdlib.getnameinfo, sockaddr, flags)
+    return result
+
+
+async def gethostbyname(hostname: str) -> str:
+    """``socket.gethostbyname`` in a worker thread."""
+    result: str = await run_in_thread(_stdlib.gethostbyname, hostname)
+    return result
+
+
+async def gethostbyaddr(address: str) -> tuple[str, list[str], list[str]]:
+    """``socket.gethostbyaddr`` in a worker thread."""
+    result: tuple[str, list[str], list[str]] = await run_in_thread(_stdlib.gethostbyaddr, address)
+    return result

@@ -1,0 +1,316 @@
+"""kernel.socket on loopback: the happy paths, the faults, cancellation, and no leaks.
+
+These use real sockets, so they run on the real clock where a peer's reply is awaited;
+every wait is bounded by a timeout and every loop by a count.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as stdlib_socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+import kernel
+from kernel import ResourceBusy, TaskCancelled, socket
+
+pytestmark = pytest.mark.realtime
+LIMIT = 10.0  # seconds: no test waits longer than this for the network
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def io_waiters() -> list[Any]:
+    k = kernel.current_kernel()
+    assert k is not None
+    return k._io.waiters()
+
+
+async def echo(client: socket.Socket) -> None:
+    async with client:
+        while data := await client.recv(65536):
+            await client.sendall(data)
+
+
+@asynccontextmanager
+async def echo_server(
+    handler: Callable[[socket.Socket], Awaitable[None]] = echo,
+) -> AsyncIterator[tuple[str, int]]:
+    """A TCP server on an ephemeral loopback port, cancelled with everything it spawned."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+
+    async def serve() -> None:
+        async with kernel.TaskGroup(wait=None) as group:
+            while True:
+                client, _ = await listener.accept()
+                await group.spawn(handler, client)
+
+    server = await kernel.spawn(serve)
+    try:
+        yield listener.getsockname()
+    finally:
+        await server.cancel()
+        await listener.close()
+
+
+async def connect(address: tuple[str, int]) -> socket.Socket:
+    return await socket.create_connection(address, timeout=LIMIT)
+
+
+async def test_the_module_mirrors_the_stdlib() -> None:
+    assert socket.AF_INET == stdlib_socket.AF_INET
+    assert socket.SOL_SOCKET == stdlib_socket.SOL_SOCKET
+    assert socket.timeout is stdlib_socket.timeout
+    with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+        socket.nonsense  # noqa: B018
+    infos = await socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+    assert infos[0][4] == ("127.0.0.1", 80)
+    assert await socket.gethostbyname("127.0.0.1") == "127.0.0.1"
+
+
+async def test_tcp_echo() -> None:
+    async with echo_server() as address:
+        client = await connect(address)
+        async with client:
+            await client.sendall(b"hello")
+            assert await client.recv(100) == b"hello"
+            buffer = bytearray(5)
+            await client.send(b"world")
+            assert await client.recv_into(buffer) == 5 and buffer == b"world"
+    assert io_waiters() == []  # the server and its handlers are gone, and so are their waits
+
+
+async def test_tcp_over_ipv6() -> None:
+    if not stdlib_socket.has_ipv6:
+        pytest.skip("no IPv6")
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        listener.bind(("::1", 0))
+    except OSError:
+        await listener.close()
+        pytest.skip("no IPv6 loopback")
+    listener.listen(1)
+    async with listener:
+        client = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        async with client:
+            await client.connect(listener.getsockname()[:2])
+            peer, _ = await listener.accept()
+            async with peer:
+                await client.sendall(b"six")
+                assert await peer.recv(10) == b"six"
+
+
+async def test_udp_echo() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    async with server, client:
+        server.bind(("127.0.0.1", 0))
+
+        async def bounce() -> None:
+            data, peer = await server.recvfrom(100)
+            await server.sendto(data.upper(), peer)
+
+        task = await kernel.spawn(bounce)
+        await client.sendto(b"ping", server.getsockname())
+        assert await kernel.timeout_after(LIMIT, client.recvfrom, 100) == (
+            b"PING",
+            server.getsockname(),
+        )
+        await task.join()
+
+
+async def test_unix_socketpair_with_recvmsg_and_sendmsg() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        await a.sendmsg([b"one ", b"two"])
+        data, _, _, _ = await b.recvmsg(100)
+        assert data == b"one two"
+
+
+async def test_connect_to_a_closed_port_is_refused() -> None:
+    probe = stdlib_socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nobody listens there now
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    async with sock:
+        assert await sock.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
+    with pytest.raises(ConnectionRefusedError):
+        await connect(("127.0.0.1", port))
+
+
+async def test_half_close_lets_the_peer_see_eof_and_still_answer() -> None:
+    async def reply_after_eof(client: socket.Socket) -> None:
+        async with client:
+            received = b""
+            while data := await client.recv(100):
+                received += data
+            await client.sendall(b"got " + received)
+
+    async with echo_server(reply_after_eof) as address:
+        client = await connect(address)
+        async with client:
+            await client.sendall(b"all of it")
+            await client.shutdown(socket.SHUT_WR)
+            assert await kernel.timeout_after(LIMIT, client.recv, 100) == b"got all of it"
+
+
+async def test_a_peer_reset_surfaces_as_the_stdlib_errors() -> None:
+    async def reset(client: socket.Socket) -> None:
+        # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        await client.recv(100)
+        await client.close()
+
+    async with echo_server(reset) as address:
+        client = await connect(address)
+        async with client:
+            await client.sendall(b"x")
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                for _ in range(100):  # the RST arrives after a short while
+                    if not await kernel.timeout_after(LIMIT, client.recv, 100):
+                        await client.sendall(b"more")
+
+
+async def test_writing_to_a_closed_peer_raises() -> None:
+    async def close_at_once(client: socket.Socket) -> None:
+        await client.close()
+
+    async with echo_server(close_at_once) as address:
+        client = await connect(address)
+        async with client:
+            assert await kernel.timeout_after(LIMIT, client.recv, 100) == b""
+            with pytest.raises((BrokenPipeError, ConnectionResetError)):
+                for _ in range(100):
+                    await client.sendall(b"x" * 65536)
+
+
+async def test_closing_a_socket_wakes_the_task_waiting_on_it() -> None:
+    a, b = socket.socketpair()
+    async with b:
+        reader = await kernel.spawn(a.recv, 100)
+        await kernel.sleep(0)
+        assert [name for _, name, _ in io_waiters()] == ["read"]
+        await a.close()
+        await reader.wait()
+        assert isinstance(reader.exception, OSError)
+        assert reader.exception.errno == errno.EBADF
+        assert "was closed by" in str(reader.exception)
+        assert io_waiters() == []
+
+
+async def test_two_readers_on_one_socket_is_resource_busy() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        first = await kernel.spawn(a.recv, 100)
+        await kernel.sleep(0)
+        with pytest.raises(ResourceBusy):
+            await a.recv(100)
+        await b.sendall(b"for the first")
+        assert await first.join() == b"for the first"
+
+
+class TestCancellation:
+    """A task cancelled in any blocking call leaves no fd and no I/O table entry behind."""
+
+    async def cancel_while_blocked(self, blocked: Callable[[], Awaitable[Any]]) -> None:
+        task = await kernel.spawn(blocked)
+        await kernel.sleep(0.01)
+        assert not task.done
+        await task.cancel()
+        assert isinstance(task.exception, TaskCancelled)
+        assert io_waiters() == []
+
+    async def test_recv(self) -> None:
+        before = open_fds()
+        a, b = socket.socketpair()
+        async with a, b:
+            await self.cancel_while_blocked(lambda: a.recv(100))
+        assert open_fds() == before
+
+    async def test_accept(self) -> None:
+        before = open_fds()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        async with listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            await self.cancel_while_blocked(listener.accept)
+        assert open_fds() == before
+
+    async def test_connect(self) -> None:
+        # A listener whose backlog is full does not answer new connections (they wait in
+        # SYN_SENT), which keeps connect() blocked long enough to cancel it.
+        before = open_fds()
+        listener = stdlib_socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = []
+        try:
+            for _ in range(8):
+                filler = stdlib_socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(listener.getsockname())
+                fillers.append(filler)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            async with sock:
+                await self.cancel_while_blocked(lambda: sock.connect(listener.getsockname()))
+        finally:
+            for filler in fillers:
+                filler.close()
+            listener.close()
+        assert open_fds() == before
+
+    async def test_sendall(self) -> None:
+        before = open_fds()
+        a, b = socket.socketpair()
+        async with a, b:  # nobody reads b: a's buffers fill up and sendall blocks
+            task = await kernel.spawn(a.sendall, b"x" * 10_000_000)
+            await kernel.sleep(0.01)
+            await task.cancel()
+            assert isinstance(task.exception, TaskCancelled)
+            assert 0 < task.exception.bytes_sent < 10_000_000  # type: ignore[attr-defined]
+            assert io_waiters() == []
+        assert open_fds() == before
+
+
+async def test_a_thousand_connect_close_cycles_leak_no_fd() -> None:
+    async with echo_server() as address:
+        before = open_fds()
+        for _ in range(1000):
+            client = await connect(address)
+            await client.sendall(b"x")
+            assert await client.recv(1) == b"x"
+            await client.close()
+        await kernel.sleep(0.05)  # let the server's handlers see EOF and close their ends
+        assert open_fds() == before
+
+
+@pytest.mark.timeout(60)
+async def test_a_thousand_concurrent_connections_each_echo_a_hundred_messages() -> None:
+    connections, messages = 1000, 100
+
+    async def client(n: int) -> int:
+        sock = await connect(address)
+        async with sock:
+            for i in range(messages):
+                line = f"{n}:{i};".encode()
+                await sock.sendall(line)
+                received = b""
+                while len(received) < len(line):
+                    received += await sock.recv(len(line) - len(received))
+                assert received == line  # every byte back, in order
+        return n
+
+    async with echo_server() as address:
+        async with kernel.TaskGroup() as group:
+            for n in range(connections):
+                await group.spawn(client, n)
+        assert sorted(group.results) == list(range(connections))

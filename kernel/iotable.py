@@ -78,8 +78,8 @@ class IOWaitTable:
     def discard(self, handle: tuple[Any, int]) -> None:
         """Unpark whoever waits under ``handle`` (a no-op if it was already woken).
 
-        The descriptor stays registered (see ``select``); it is dropped the next time it is
-        reported ready with nobody waiting.
+        A socket stays registered (see ``select``); it is dropped the next time it is
+        reported ready with nobody waiting. A bare int is unregistered at once.
         """
         fileobj, event = handle
         key = self._selector.get_map().get(fileobj)
@@ -90,6 +90,12 @@ class IOWaitTable:
         if waiters[slot] is not None:
             waiters[slot] = None
             self._waiting -= 1
+            if type(fileobj) is int:  # no identity to check later: see select()
+                remaining = key.events & ~event
+                if remaining:
+                    self._selector.modify(fileobj, remaining, waiters)
+                else:
+                    self._unregister(key.fd)
 
     def release(self, fileobj: Any) -> list[Any]:
         """``fileobj`` is about to be closed: forget it; return the tasks that waited on it."""
@@ -121,7 +127,10 @@ class IOWaitTable:
         ``recv``/``send`` parks on the same socket again and again; keeping it registered
         saves two system calls (epoll_ctl add, then delete) every time. A descriptor that
         turns up ready with nobody waiting for that event is dropped from the selector
-        then -- so an idle socket cannot keep waking ``select()`` up.
+        then -- so an idle socket cannot keep waking ``select()`` up. The exception is a
+        bare ``int``: a closed descriptor's number is soon reused, and an int, unlike a
+        socket object, cannot tell the new file from the old (whose registration epoll
+        has silently dropped). So waits on an int are unregistered as soon as they end.
         """
         ready = []
         selector = self._selector
@@ -131,12 +140,13 @@ class IOWaitTable:
                 self._drain_wakeup()
                 continue
             unwatched = 0
+            keep = type(key.fileobj) is not int
             for event, slot in _SLOT.items():
                 if mask & event:
                     task = waiters[slot]
-                    if task is None:
+                    if task is None or not keep:
                         unwatched |= event
-                    else:
+                    if task is not None:
                         ready.append(task)
                         waiters[slot] = None
                         self._waiting -= 1

@@ -129,3 +129,17 @@ def test_a_reused_descriptor_number_replaces_the_stale_registration(table: IOWai
         table.register(second, EVENT_READ, "new")
         other.send(b"x")
         assert table.select(1.0) == ["new"]
+
+
+def test_a_wait_on_a_bare_int_descriptor_is_unregistered_when_it_ends(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # An int cannot tell a reused descriptor number from the old one, so nothing is kept.
+    a, b = pair
+    table.register(a.fileno(), EVENT_READ, "woken")
+    b.send(b"x")
+    assert table.select(1.0) == ["woken"]
+    assert a.fileno() not in table._selector.get_map()
+    handle = table.register(a.fileno(), EVENT_READ, "cancelled")
+    table.discard(handle)
+    assert a.fileno() not in table._selector.get_map()

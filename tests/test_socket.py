@@ -314,3 +314,36 @@ async def test_a_thousand_concurrent_connections_each_echo_a_hundred_messages() 
             for n in range(connections):
                 await group.spawn(client, n)
         assert sorted(group.results) == list(range(connections))
+
+
+def test_ctrl_c_during_a_blocking_recv_cancels_cleanly() -> None:
+    import signal
+    import threading
+
+    before = open_fds()
+    parked = threading.Event()
+    log: list[str] = []
+
+    def press_ctrl_c() -> None:
+        parked.wait(LIMIT)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    async def main() -> None:
+        a, b = socket.socketpair()
+        async with a, b:
+            parked.set()
+            try:
+                await a.recv(100)  # nothing ever arrives: only Ctrl-C ends this
+            except TaskCancelled:
+                log.append("recv cancelled; sockets closed by async with")
+                raise
+
+    thread = threading.Thread(target=press_ctrl_c)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kernel.run(main)
+    finally:
+        thread.join()
+    assert log == ["recv cancelled; sockets closed by async with"]
+    assert open_fds() == before

@@ -6,7 +6,7 @@ side: tasks ``await q.get()`` and ``await q.put()``, threads call ``q.put_sync()
 the kernel's wake-up socket, not by polling. For a single blocking call,
 ``await kernel.run_in_thread(f, *args)`` runs ``f`` in the kernel's worker pool instead.
 
-Read next: docs/sync.md, then docs/design.md, kernel/traps.py and kernel/scheduler.py.
+Read next: examples/09_echo_server.py (and docs/sync.md, how the primitives of 06-08 work).
 """
 
 import threading

@@ -76,6 +76,22 @@ t=4s 10 jobs done, at most 3 at once
 thread: sent 1..6, got back [1, 4, 9, 16, 25, 36]
 main: thread joined; 0 numbers and 0 squares left
 """,
+    # Real sockets on loopback: every reply is awaited, so the transcript is fixed.
+    "09_echo_server.py": """\
+echoed back: ['alice: hello', 'alice: kernel']
+echoed back: ['bob: hello', 'bob: kernel']
+server stopped
+""",
+    "10_udp_echo.py": """\
+sent 'ping', got 'PING'
+sent 'datagram', got 'DATAGRAM'
+""",
+    "11_fetch_with_timeout.py": """\
+answer after 0.1s
+answer after 0.2s
+gave up after 0.5s
+done in 0.5s
+""",
 }
 
 # What main() returns, when it returns something.
@@ -91,6 +107,9 @@ LAST_LINE = {
     "06_producer_consumer.py": "consumers cancelled; 0 items left in the queue",
     "07_worker_pool.py": "t=4s 10 jobs done, at most 3 at once",
     "08_thread_feeds_tasks.py": "main: thread joined; 0 numbers and 0 squares left",
+    "09_echo_server.py": "server stopped",
+    "10_udp_echo.py": "sent 'datagram', got 'DATAGRAM'",
+    "11_fetch_with_timeout.py": "done in 0.5s",
 }
 
 # Real seconds a script may take before it counts as hung.

@@ -6,7 +6,7 @@ sleeping queue and an I/O wait table decides who runs next (``kernel/scheduler.p
 Start reading at ``kernel/traps.py``, then ``kernel/scheduler.py``.
 """
 
-from . import socket
+from . import socket, subprocess
 from .clock import Clock, MonotonicClock, VirtualClock
 from .errors import (
     CancelledError,
@@ -20,6 +20,7 @@ from .errors import (
     TimeoutCancellationError,
     UncaughtTimeoutError,
 )
+from .files import aopen
 from .generators import coroutine
 from .network import (
     open_connection,
@@ -32,6 +33,8 @@ from .network import (
 from .processes import run_in_process
 from .queues import LifoQueue, PriorityQueue, Queue
 from .scheduler import Kernel, current_kernel, run
+from .signals import SignalEvent, SignalQueue
+from .streams import FileStream, IncompleteReadError, SocketStream
 from .sync import BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 from .task import Task, check_cancellation, current_task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED, TaskGroup
@@ -57,6 +60,8 @@ __all__ = [
     "Clock",
     "Condition",
     "Event",
+    "FileStream",
+    "IncompleteReadError",
     "Kernel",
     "KernelError",
     "LifoQueue",
@@ -69,6 +74,9 @@ __all__ = [
     "RLock",
     "ResourceBusy",
     "Semaphore",
+    "SignalEvent",
+    "SignalQueue",
+    "SocketStream",
     "Task",
     "TaskCancelled",
     "TaskError",
@@ -81,6 +89,7 @@ __all__ = [
     "UniversalEvent",
     "UniversalQueue",
     "VirtualClock",
+    "aopen",
     "check_cancellation",
     "clock",
     "coroutine",
@@ -97,6 +106,7 @@ __all__ = [
     "sleep",
     "socket",
     "spawn",
+    "subprocess",
     "tcp_server",
     "tcp_server_socket",
     "timeout_after",

@@ -444,7 +444,9 @@ class Kernel(TrapHandlers):
         try:
             yield
         finally:
-            if own_sigint:
+            # Put the default back only over our own handler: one the program installed
+            # meanwhile (a SignalEvent(SIGINT), say) is not ours to remove.
+            if own_sigint and signal.getsignal(signal.SIGINT) == self._on_sigint:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             _current.kernel = None
 

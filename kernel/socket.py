@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .iotable import EVENT_READ, EVENT_WRITE
+from .streams import SocketStream
 from .threads import run_in_thread
 from .traps import _io_release, _io_wait
 
@@ -194,6 +195,10 @@ class Socket:
         if self._socket.fileno() >= 0:
             await _io_release(self._socket)
             self._socket.close()
+
+    def as_stream(self) -> SocketStream:
+        """A buffered stream over this socket (``read``, ``readline``, ``write``...)."""
+        return SocketStream(self)
 
     async def __aenter__(self) -> Socket:
         return self

@@ -1,0 +1,171 @@
+"""Async files: ``aopen()`` and the file object it returns, doing each blocking call in a thread.
+
+A regular file cannot be waited for the way a socket can: ``select()`` and epoll report it
+ready at all times, and a read from a slow disk or a network file system simply blocks the
+thread. So an ``AsyncFile`` does not pretend. Each call that may touch the disk -- open,
+read, write, seek, flush, close -- runs the ordinary blocking method of an ordinary Python
+file object in one of the kernel's worker threads (``run_in_thread``), and the task waits
+for it on a wait queue while the others run.
+
+Invariant: the file object is only ever used by one call at a time *per task*; an
+``AsyncFile`` shared by several tasks gets their calls in whatever order the worker threads
+run them (Python's file objects lock themselves, so nothing breaks, but lines may
+interleave). If a task is cancelled during a call, the call still completes in its thread:
+the file's position moves as if it had returned.
+
+Each call costs a round trip to a worker thread (tens of microseconds), so iterating with
+``async for line in f`` is slow for a large file; ``await f.read()`` then ``splitlines()``
+pays it once.
+
+Read next: ``kernel/subprocess.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from types import TracebackType
+from typing import IO, Any
+
+from .threads import run_in_thread
+
+__all__ = ["AsyncFile", "aopen"]
+
+
+class AsyncFile:
+    """A file object whose blocking methods are awaited; made by ``aopen()``.
+
+    ``file`` is the underlying ordinary file object, for what is not wrapped here.
+    """
+
+    def __init__(self, file: IO[Any]) -> None:
+        self.file = file
+
+    def __repr__(self) -> str:
+        return f"<AsyncFile {self.file!r}>"
+
+    @property
+    def name(self) -> Any:
+        return self.file.name
+
+    @property
+    def mode(self) -> str:
+        return self.file.mode
+
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    async def read(self, size: int = -1) -> Any:
+        """Up to ``size`` characters or bytes; everything to the end by default."""
+        return await run_in_thread(self.file.read, size)
+
+    async def readline(self, size: int = -1) -> Any:
+        """One line, with its line ending; "" / b"" at the end of the file."""
+        return await run_in_thread(self.file.readline, size)
+
+    async def readlines(self) -> list[Any]:
+        """Every remaining line (in one trip to a worker thread)."""
+        return await run_in_thread(self.file.readlines)
+
+    async def write(self, data: Any) -> int:
+        """Write ``data``; returns how much was written, like the file's own ``write``."""
+        return await run_in_thread(self.file.write, data)
+
+    async def writelines(self, lines: Iterable[Any]) -> None:
+        """Write each of ``lines`` (in one trip to a worker thread)."""
+        await run_in_thread(self.file.writelines, list(lines))
+
+    async def seek(self, offset: int, whence: int = 0) -> int:
+        """Move to ``offset`` (from the start, the current position or the end: ``whence``)."""
+        return await run_in_thread(self.file.seek, offset, whence)
+
+    async def tell(self) -> int:
+        return await run_in_thread(self.file.tell)
+
+    async def truncate(self, size: int | None = None) -> int:
+        return await run_in_thread(self.file.truncate, size)
+
+    async def flush(self) -> None:
+        await run_in_thread(self.file.flush)
+
+    async def close(self) -> None:
+        """Flush and close the file. Closing twice does nothing."""
+        if not self.file.closed:
+            await run_in_thread(self.file.close)
+
+    def __aiter__(self) -> AsyncFile:
+        return self
+
+    async def __anext__(self) -> Any:
+        """``async for line in f``: each line (one worker-thread trip per line)."""
+        line = await run_in_thread(self.file.readline)
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    async def __aenter__(self) -> AsyncFile:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class _Opening:
+    """What ``aopen()`` returns: ``await`` it for an ``AsyncFile``, or ``async with`` it to
+    have the file closed at the end of the block."""
+
+    def __init__(self, opener: Callable[[], IO[Any]]) -> None:
+        self._opener = opener
+        self._file: AsyncFile | None = None
+
+    async def _open(self) -> AsyncFile:
+        return AsyncFile(await run_in_thread(self._opener))
+
+    def __await__(self) -> Generator[Any, None, AsyncFile]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncFile:
+        if self._file is not None:
+            raise RuntimeError("this aopen() was already entered; call aopen() again")
+        self._file = await self._open()
+        return self._file
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._file is not None
+        await self._file.close()
+
+
+def aopen(
+    file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[str, int], int] | None = None,
+) -> _Opening:
+    """Open a file like the built-in ``open()``, for use from tasks.
+
+    ``f = await aopen(path)`` opens it (in a worker thread) and returns an ``AsyncFile``;
+    ``async with aopen(path) as f:`` also closes it at the end of the block (so does
+    ``async with await aopen(path) as f:``). The arguments are ``open()``'s.
+    """
+
+    def open_file() -> IO[Any]:
+        return open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+
+    return _Opening(open_file)

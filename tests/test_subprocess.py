@@ -1,0 +1,272 @@
+"""Async subprocesses: run, check_output, Popen pipes, pipelines, errors, and no leftovers.
+
+The children are small ``python -S -c`` programs (no site import: they start fast). Where a
+test must know that a child got somewhere, the child says so on a pipe and the test reads
+it; nothing sleeps to wait for a child. Tests that need a child to react to SIGTERM within
+the grace period run on the real clock: on the virtual clock the grace period passes as soon
+as every task is blocked, so a child would be killed before it could handle SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import kernel
+import kernel.subprocess as ksubprocess
+from kernel.processes import TERMINATE_GRACE_SECONDS
+from kernel.streams import FileStream
+from kernel.subprocess import PIPE, CalledProcessError, Popen, TimeoutExpired, check_output, run
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-S", "-c", code]
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def gone(pid: int) -> bool:
+    """The process has exited *and* been reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def no_fd_leak() -> Iterator[None]:
+    before = open_fds()
+    yield
+    assert open_fds() == before
+
+
+ECHO_UPPER = "import sys\nfor line in sys.stdin: print(line.upper(), end='', flush=True)"
+SLEEP = "import time; time.sleep(60)"
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_run_captures_output_and_exit_status() -> None:
+    code = "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+    done = await run(python(code), capture_output=True)
+    assert (done.returncode, done.stdout, done.stderr) == (3, b"out\n", b"err\n")
+    assert done.args == python(code)
+
+
+async def test_run_with_input_in_text_mode() -> None:
+    code = "import sys; sys.stdout.write(sys.stdin.read().upper() + '\\r\\n')"
+    done = await run(python(code), input="héllo", text=True, capture_output=True, encoding="utf-8")
+    assert done.stdout == "HÉLLO\n"  # universal newlines, like subprocess in text mode
+    assert done.stderr == ""
+
+
+async def test_run_without_pipes_leaves_output_alone() -> None:
+    done = await run(python("pass"), stdout=ksubprocess.DEVNULL)
+    assert (done.returncode, done.stdout, done.stderr) == (0, None, None)
+
+
+async def test_check_raises_called_process_error() -> None:
+    code = "import sys; print('partial'); sys.exit(2)"
+    with pytest.raises(CalledProcessError) as info:
+        await run(python(code), capture_output=True, check=True)
+    assert (info.value.returncode, info.value.output) == (2, b"partial\n")
+
+
+async def test_check_output() -> None:
+    assert await check_output(python("print(6 * 7)")) == b"42\n"
+    assert await check_output(python("print(input())"), input=b"echo\n") == b"echo\n"
+    assert await check_output(python("print('t')"), text=True) == "t\n"
+    with pytest.raises(CalledProcessError):
+        await check_output(python("raise SystemExit(1)"), stderr=ksubprocess.DEVNULL)
+    with pytest.raises(ValueError, match="stdout"):
+        await check_output(python("pass"), stdout=PIPE)
+
+
+async def test_popen_talks_through_its_pipes() -> None:
+    async with Popen(python(ECHO_UPPER), stdin=PIPE, stdout=PIPE) as child:
+        assert child.stdin is not None and child.stdout is not None
+        for word in (b"one\n", b"two\n"):
+            await child.stdin.write(word)
+            assert await child.stdout.readline() == word.upper()
+        assert child.poll() is None
+        await child.stdin.close()
+        assert await child.stdout.read() == b""
+        assert await child.wait() == 0
+    assert child.returncode == 0
+    assert child.poll() == 0
+    assert gone(child.pid)
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_poll_reaps_and_the_block_still_cleans_up() -> None:
+    before = open_fds()
+    async with Popen(python("raise SystemExit(9)")) as child:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped yet
+        assert child.poll() == 9
+    assert open_fds() == before  # while `child` lives: its pidfd was closed, not collected
+    assert child.returncode == 9
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_communicate_moves_more_than_a_pipe_holds_both_ways() -> None:
+    data = os.urandom(1 << 20)
+    code = (
+        "import sys; data = sys.stdin.buffer.read()\n"
+        "sys.stderr.buffer.write(data[:1000]); sys.stdout.buffer.write(data)"
+    )
+    child = Popen(python(code), stdin=PIPE, stdout=PIPE, stderr=PIPE)
+    out, err = await child.communicate(data)
+    assert (out, err, child.returncode) == (data, data[:1000], 0)
+
+
+async def test_communicate_ignores_a_child_that_does_not_read_its_input() -> None:
+    child = Popen(python("print('no reading')"), stdin=PIPE, stdout=PIPE)
+    out, err = await child.communicate(b"x" * (1 << 20))  # EPIPE on stdin is not an error
+    assert (out, err) == (b"no reading\n", None)
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_a_pipeline_of_two_processes() -> None:
+    numbers = Popen(python("for i in range(1000): print(i)"), stdout=PIPE)
+    async with numbers:
+        assert numbers.stdout is not None
+        total = Popen(
+            python("import sys; print(sum(int(line) for line in sys.stdin))"),
+            stdin=numbers.stdout,  # handed over: back to blocking mode, the child reads it
+            stdout=PIPE,
+        )
+        async with total:
+            await numbers.stdout.close()  # the parent's copy: only the second child reads
+            assert total.stdout is not None
+            assert await total.stdout.read() == b"499500\n"
+    assert (numbers.returncode, total.returncode) == (0, 0)
+
+
+async def test_a_handed_over_stream_refuses_io() -> None:
+    r, w = os.pipe()
+    os.close(w)
+    stream = FileStream(r)
+    async with Popen(python("pass"), stdin=stream):
+        with pytest.raises(ValueError, match="handed to a child"):
+            await stream.read()
+    await stream.close()
+
+
+async def test_two_tasks_wait_for_one_child() -> None:
+    child = Popen(python("import sys; sys.stdin.read(); sys.exit(4)"), stdin=PIPE)
+    waiters = [await kernel.spawn(child.wait) for _ in range(3)]
+    await kernel.sleep(0)
+    assert child.stdin is not None
+    await child.stdin.close()
+    assert [await task.join() for task in waiters] == [4, 4, 4]
+
+
+async def test_popen_refuses_text_options() -> None:
+    with pytest.raises(TypeError, match="text"):
+        Popen(python("pass"), stdout=PIPE, text=True)
+    with pytest.raises(TypeError, match="bufsize"):
+        Popen(python("pass"), stdout=PIPE, bufsize=0)
+
+
+async def test_a_missing_program_raises_at_once() -> None:
+    with pytest.raises(FileNotFoundError):
+        await run(["/nonexistent/program"])
+
+
+async def started_child_pid(reader: FileStream) -> int:
+    """The pid a child wrote to its end of a pipe once it was running."""
+    return int(await reader.read(32))
+
+
+@pytest.mark.realtime
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_a_cancelled_run_terminates_the_child() -> None:
+    r, w = os.pipe()
+    code = f"import os, time; os.write({w}, str(os.getpid()).encode()); {SLEEP}"
+    async with FileStream(r) as reader:
+        task = await kernel.spawn(run(python(code), pass_fds=(w,)))
+        pid = await started_child_pid(reader)
+        os.close(w)
+        await task.cancel()
+    assert task.cancelled
+    assert gone(pid)
+
+
+@pytest.mark.realtime
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_a_cancelled_wait_terminates_then_reaps() -> None:
+    child = Popen(python(f"print('up', flush=True); {SLEEP}"), stdout=PIPE)
+    assert child.stdout is not None
+    assert await child.stdout.readline() == b"up\n"
+    waiter = await kernel.spawn(child.wait)
+    await kernel.sleep(0)
+    await waiter.cancel()
+    assert child.returncode == -signal.SIGTERM
+    assert gone(child.pid)
+    assert child.stdout.closed
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    code = (
+        "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"print('ignoring SIGTERM', flush=True); {SLEEP}"
+    )
+    child = Popen(python(code), stdout=PIPE)
+    assert child.stdout is not None
+    await child.stdout.readline()
+    waiter = await kernel.spawn(child.communicate)
+    await kernel.sleep(0)
+    await waiter.cancel()
+    assert child.returncode == -signal.SIGKILL
+    assert virtual_clock.now() == TERMINATE_GRACE_SECONDS
+    assert gone(child.pid)
+
+
+@pytest.mark.realtime
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_run_timeout_raises_timeout_expired() -> None:
+    with pytest.raises(TimeoutExpired) as info:
+        await run(python(SLEEP), timeout=0.1)
+    assert info.value.timeout == 0.1
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_an_error_in_the_block_stops_the_child() -> None:
+    with pytest.raises(ZeroDivisionError):
+        async with Popen(python(SLEEP), stdout=PIPE) as child:
+            1 / 0  # noqa: B018
+    assert child.returncode is not None
+    assert gone(child.pid)
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_without_pidfd_a_thread_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ksubprocess, "_open_pidfd", lambda pid: None)
+    assert await check_output(python("print('threaded')")) == b"threaded\n"
+    child = Popen(python(SLEEP))
+    waiter = await kernel.spawn(child.wait)
+    await kernel.sleep(0)
+    await waiter.cancel()
+    assert child.returncode is not None
+    assert gone(child.pid)
+
+
+def test_a_closed_coroutine_kills_and_reaps_without_awaiting() -> None:
+    before = open_fds()
+    child = Popen(python(SLEEP), stdout=PIPE)
+    waiting = child.wait()
+    waiting.send(None)  # parks on the pidfd: the trap comes out here, no kernel needed
+    waiting.close()  # GeneratorExit (a kernel abandoning its tasks): nothing may be awaited
+    assert child.returncode == -signal.SIGKILL
+    assert gone(child.pid)
+    assert child.stdout is not None and child.stdout.closed
+    assert open_fds() == before

@@ -5,7 +5,7 @@ What it teaches: a client that fetches from three servers concurrently, one task
 abandoned after 0.5 s, and the whole fetch takes as long as the timeout -- not the sum of
 the waits. The slow server's handler is cancelled with the server.
 
-Read next: docs/io.md, which follows one ``recv`` through the kernel.
+Read next: examples/12_stream_echo.py.
 """
 
 from functools import partial

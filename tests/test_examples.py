@@ -92,6 +92,20 @@ answer after 0.2s
 gave up after 0.5s
 done in 0.5s
 """,
+    "12_stream_echo.py": """\
+echo: first line
+echo: second line
+""",
+    "13_chat_server.py": """\
+ann heard ['bo: hello', 'cy: hey']
+bo heard ['ann: hi all', 'cy: hey']
+cy heard ['ann: hi all', 'bo: hello']
+""",
+    # Real child processes: they take real time on either clock, and print no times.
+    "14_subprocess_pipeline.py": """\
+1 + 2 + ... + 100 = 5050
+exit codes: 0, 0
+""",
 }
 
 # What main() returns, when it returns something.
@@ -110,6 +124,9 @@ LAST_LINE = {
     "09_echo_server.py": "server stopped",
     "10_udp_echo.py": "sent 'datagram', got 'DATAGRAM'",
     "11_fetch_with_timeout.py": "done in 0.5s",
+    "12_stream_echo.py": "echo: second line",
+    "13_chat_server.py": "cy heard ['ann: hi all', 'bo: hello']",
+    "14_subprocess_pipeline.py": "exit codes: 0, 0",
 }
 
 # Real seconds a script may take before it counts as hung.

@@ -26,12 +26,13 @@ from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
 from typing import IO, Any
 
+from .resource import AsyncResource
 from .threads import run_in_thread
 
 __all__ = ["AsyncFile", "aopen"]
 
 
-class AsyncFile:
+class AsyncFile(AsyncResource):
     """A file object whose blocking methods are awaited; made by ``aopen()``.
 
     ``file`` is the underlying ordinary file object, for what is not wrapped here.
@@ -105,17 +106,6 @@ class AsyncFile:
         if not line:
             raise StopAsyncIteration
         return line
-
-    async def __aenter__(self) -> AsyncFile:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class _Opening:

@@ -33,10 +33,10 @@ import os
 import socket as _stdlib
 import ssl as _ssl
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, TypeVar
 
 from .iotable import EVENT_READ, EVENT_WRITE
+from .resource import AsyncResource
 from .streams import SocketStream
 from .threads import run_in_thread
 from .traps import _io_release, _io_wait
@@ -70,7 +70,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'kernel.socket' has no attribute {name!r}") from None
 
 
-class Socket:
+class Socket(AsyncResource):
     """A stdlib socket in non-blocking mode whose blocking calls are coroutines.
 
     Methods that never block (``bind``, ``listen``, ``getsockname``, ``setsockopt``,
@@ -199,17 +199,6 @@ class Socket:
     def as_stream(self) -> SocketStream:
         """A buffered stream over this socket (``read``, ``readline``, ``write``...)."""
         return SocketStream(self)
-
-    async def __aenter__(self) -> Socket:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def dup(self) -> Socket:
         return type(self)(self._socket.dup())

@@ -35,10 +35,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Awaitable, Callable, Iterable
-from types import TracebackType
 from typing import Any, Protocol, Self
 
 from .iotable import EVENT_READ, EVENT_WRITE
+from .resource import AsyncResource
 from .traps import _io_release, _io_wait
 
 __all__ = ["CHUNK_SIZE", "FileStream", "IncompleteReadError", "SocketStream"]
@@ -60,7 +60,7 @@ class IncompleteReadError(EOFError):
         self.expected = expected
 
 
-class _Stream:
+class _Stream(AsyncResource):
     """The shared core: a read buffer in front of ``receive``, and ``send_all`` behind writes.
 
     Subclasses pass the two source operations to ``__init__`` and implement
@@ -206,17 +206,6 @@ class _Stream:
 
     async def _close_source(self) -> None:
         raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class StreamSocket(Protocol):

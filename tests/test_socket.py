@@ -127,6 +127,18 @@ async def test_udp_echo() -> None:
         await task.join()
 
 
+async def test_udp_recvfrom_into() -> None:
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    async with a, b:
+        a.bind(("127.0.0.1", 0))
+        receiver = await kernel.spawn(a.recvfrom_into, bytearray(16))
+        await kernel.sleep(0)
+        await b.sendto(b"into", a.getsockname())
+        nbytes, sender = await kernel.timeout_after(LIMIT, receiver.join)
+        assert nbytes == 4 and sender[1] == b.getsockname()[1]  # b was bound implicitly
+
+
 async def test_unix_socketpair_with_recvmsg_and_sendmsg() -> None:
     a, b = socket.socketpair()
     async with a, b:

@@ -8,7 +8,9 @@ options and how to read the table). The package is laid out as:
   prints the table;
 - ``worker.py``: the subprocess, which runs one workload on one library and prints the result;
 - ``lib_kernel.py``, ``lib_asyncio.py`` (also used for uvloop), ``lib_curio.py``,
-  ``lib_trio.py``: the workloads written for each library, with the same names in each.
+  ``lib_trio.py``: the workloads written for each library, with the same names in each;
+- ``echo_client.py``: the load client of the TCP echo workloads, run in a process of its
+  own; ``lib_bare.py``: the echo server with no framework, the ceiling of that row.
 """
 
 __all__: list[str] = []

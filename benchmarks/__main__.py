@@ -7,7 +7,9 @@ machine does not land on one library only. The table goes to stdout, progress to
 
 A library that is missing shows as "not installed" and is not tried again; a workload that
 fails, crashes or times out shows "error" with a numbered note below the table, and its
-remaining repeats are skipped.
+remaining repeats are skipped. A workload runs only on the libraries it lists
+(``Workload.libraries``); the other cells of its row show "-". The ``bare`` column, a server
+with no framework, appears only when the TCP echo row does, with the ratio kernel / bare.
 
 Read next: ``worker.py`` for what one run does, ``README.md`` for how to read the table.
 """
@@ -36,6 +38,7 @@ __all__ = ["Measurement", "main", "measurements", "render", "run_all"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_TIMEOUT = 600.0  # seconds for one worker run; the slowest full run takes about 30 s
 BASELINE = "asyncio"  # the ratio column is kernel / BASELINE
+CEILING = "bare"  # a second ratio column, kernel / CEILING, where that library ran
 UNUSABLE = (NOT_INSTALLED, IMPORT_ERROR)  # statuses that mean: do not try this library again
 
 
@@ -120,27 +123,27 @@ def run_all(
     quick: bool,
     repeat: int,
 ) -> dict[tuple[str, str], Result]:
-    """Run every row on every library ``repeat`` times; return the best per (row, library)."""
+    """Run every row on each library it lists, ``repeat`` times; return the best per pair."""
     runs: dict[tuple[str, str], list[Result]] = {}
     unusable: dict[str, Result] = {}  # library name -> the result that showed it cannot run
-    total = repeat * len(rows) * len(libraries)
+    pairs = [(r, lib) for r in rows for lib in libraries if lib.name in r.workload.libraries]
+    total = repeat * len(pairs)
     done = 0
     for round_number in range(1, repeat + 1):
-        for row in rows:
-            for library in libraries:
-                done += 1
-                key = (row.label, library.name)
-                earlier = runs.setdefault(key, [])
-                if library.name in unusable:
-                    result = unusable[library.name]
-                elif any(r.status == ERROR for r in earlier):
-                    continue  # a failure is not retried
-                else:
-                    result = run_worker(library, row, sizes, quick)
-                    _progress(done, total, round_number, library, row, result)
-                    if result.status in UNUSABLE:
-                        unusable[library.name] = result
-                earlier.append(result)
+        for row, library in pairs:
+            done += 1
+            key = (row.label, library.name)
+            earlier = runs.setdefault(key, [])
+            if library.name in unusable:
+                result = unusable[library.name]
+            elif any(r.status == ERROR for r in earlier):
+                continue  # a failure is not retried
+            else:
+                result = run_worker(library, row, sizes, quick)
+                _progress(done, total, round_number, library, row, result)
+                if result.status in UNUSABLE:
+                    unusable[library.name] = result
+            earlier.append(result)
     by_label = {row.label: row for row in rows}
     return {
         key: best(results, by_label[key[0]].workload.higher_is_better)
@@ -199,16 +202,23 @@ def render(
 ) -> str:
     """The table, its legend and its notes, as plain aligned text or as Markdown."""
     notes = Notes()
-    header = ["workload", "unit", *(lib.name for lib in libraries), f"kernel/{BASELINE}"]
+    # A column only for a library that some row runs on: bare shows up with tcp_echo only.
+    columns = [lib for lib in libraries if any(lib.name in r.workload.libraries for r in rows)]
+    ceiling = any(lib.name == CEILING for lib in columns)
+    ratios = [BASELINE, CEILING] if ceiling else [BASELINE]
+    header = ["workload", "unit", *(lib.name for lib in columns)]
+    header += [f"kernel/{name}" for name in ratios]
     table: list[list[str]] = [header]
     for row in rows:
         cells = [row.label, row.workload.unit]
-        for library in libraries:
-            cells.append(_cell(results[(row.label, library.name)], row, sizes, notes))
-        cells.append(_ratio(results.get((row.label, "kernel")), results.get((row.label, BASELINE))))
+        for library in columns:
+            result = results.get((row.label, library.name))
+            cells.append("-" if result is None else _cell(result, row, sizes, notes))
+        kernel = results.get((row.label, "kernel"))
+        cells += [_ratio(kernel, results.get((row.label, name))) for name in ratios]
         table.append(cells)
         if row.large:
-            table.append(_scaling_row(libraries, rows, results, row))
+            table.append(_scaling_row(columns, rows, results, row, len(ratios)))
 
     lines = _markdown_table(table) if markdown else _text_table(table)
     lines.append("")
@@ -219,6 +229,11 @@ def render(
         f"{'- ' if markdown else ''}kernel/{BASELINE}: kernel's value divided by {BASELINE}'s;"
         " above 1 is faster, except for idle_memory where below 1 uses less memory"
     )
+    if ceiling:
+        lines.append(
+            f"{'- ' if markdown else ''}kernel/{CEILING}: kernel's rate as a fraction of the"
+            " server with no framework"
+        )
     if notes.texts:
         lines.append("")
         lines += [
@@ -248,19 +263,22 @@ def _scaling_row(
     rows: Sequence[Measurement],
     results: dict[tuple[str, str], Result],
     large: Measurement,
+    ratio_columns: int,
 ) -> list[str]:
     """The row rate(large)/rate(small) under the two spawn_scale rows."""
     small = next(r for r in rows if r.workload is large.workload and not r.large)
     label = f"spawn_scale {large.label.split()[-1]}/{small.label.split()[-1]}"
     values: dict[str, float] = {}
     for library in libraries:
-        big, little = results[(large.label, library.name)], results[(small.label, library.name)]
-        if big.value is not None and little.value:
+        big = results.get((large.label, library.name))
+        little = results.get((small.label, library.name))
+        if big is not None and little is not None and big.value is not None and little.value:
             values[library.name] = big.value / little.value
     cells = [label, "ratio"]
     cells += [f"{values[lib.name]:.2f}" if lib.name in values else "-" for lib in libraries]
     kernel, baseline = values.get("kernel"), values.get(BASELINE)
     cells.append(f"{kernel / baseline:.2f}" if kernel and baseline else "-")
+    cells += ["-"] * (ratio_columns - 1)  # bare has no scaling figure to compare with
     return cells
 
 
@@ -300,6 +318,7 @@ def _preamble(
     command = shlex.join([sys.executable, "-m", "benchmarks", *sys.argv[1:]])
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     python = f"{platform.python_implementation()} {platform.python_version()}"
+    shown = [lib for lib in libraries if any(name == lib.name for _, name in results)]
     versions: dict[str, str] = {}
     for (_, name), result in results.items():
         if result.version:
@@ -309,7 +328,7 @@ def _preamble(
         ("Command", f"`{command}`" if args.markdown else command),
         ("Python", f"{python} on {platform.platform()}, {os.cpu_count()} CPUs"),
         ("Date", now),
-        ("Versions", ", ".join(f"{lib.name} {versions.get(lib.name, '-')}" for lib in libraries)),
+        ("Versions", ", ".join(f"{lib.name} {versions.get(lib.name, '-')}" for lib in shown)),
         ("Method", method + (", --quick sizes" if args.quick else "")),
         ("Took", f"{elapsed:.0f} s"),
     ]
@@ -322,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: ``python -m benchmarks [options]``."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Compare kernel with asyncio, uvloop, curio and trio on the same workloads.",
+        description="Compare kernel with asyncio, uvloop, curio and trio on the same workloads"
+        " (and, for TCP echo, with a server that uses no framework).",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
     parser.add_argument("--only", metavar="LIB[,LIB]", help="run only these libraries")

@@ -5,16 +5,30 @@ The same functions serve two columns of the table: ``run`` uses asyncio's defaul
 with ``asyncio.create_task`` and joined by awaiting each one, the closest match to
 ``kernel``'s ``spawn`` and ``join``.
 
+The TCP echo servers use what asyncio offers for each style: for bytes, the loop's socket
+calls (``loop.sock_accept``, ``sock_recv``, ``sock_sendall``) on plain non-blocking sockets,
+the closest match to ``kernel.socket``; for lines, streams (``asyncio.start_server`` with a
+``StreamReader`` and ``StreamWriter`` per connection).
+
 Read next: ``lib_curio.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+import socket
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from .workloads import IdleCount, memory_added_since, memory_mark, thread_work
+from .workloads import (
+    ECHO_BACKLOG,
+    ECHO_BUFSIZE,
+    ECHO_HOST,
+    IdleCount,
+    memory_added_since,
+    memory_mark,
+    thread_work,
+)
 
 __all__ = [
     "event_fanout",
@@ -26,6 +40,8 @@ __all__ = [
     "spawn_join",
     "spawn_scale",
     "switch",
+    "tcp_echo",
+    "tcp_echo_lines",
     "thread_roundtrip",
     "timers",
 ]
@@ -173,3 +189,59 @@ async def thread_roundtrip(calls: int) -> None:
     """
     for _ in range(calls):
         await asyncio.to_thread(thread_work)
+
+
+async def _echo_bytes(loop: asyncio.AbstractEventLoop, client: socket.socket) -> None:
+    with client:
+        while data := await loop.sock_recv(client, ECHO_BUFSIZE):
+            await loop.sock_sendall(client, data)
+
+
+async def tcp_echo(connections: int, started: Callable[[int], None]) -> None:
+    """Echo every byte received, one task per connection, with the loop's socket calls."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((ECHO_HOST, 0))
+        listener.listen(ECHO_BACKLOG)
+        listener.setblocking(False)
+        started(listener.getsockname()[1])
+        async with asyncio.TaskGroup() as group:
+            for _ in range(connections):
+                client, _address = await loop.sock_accept(listener)  # made non-blocking
+                group.create_task(_echo_bytes(loop, client))
+
+
+async def tcp_echo_lines(connections: int, started: Callable[[int], None]) -> None:
+    """Echo every line received, with ``asyncio.start_server`` and its streams.
+
+    The server calls the handler in a task of its own for each connection and keeps no
+    handle on it, so a handler counts itself out when it ends, and the last one tells the
+    main task; a handler's failure is kept and raised here rather than only logged.
+    """
+    all_closed = asyncio.Event()
+    failures: list[BaseException] = []
+    ended = 0
+
+    async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal ended
+        try:
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        except BaseException as failure:
+            failures.append(failure)
+            raise
+        finally:
+            ended += 1
+            if ended == connections or failures:
+                all_closed.set()
+
+    server = await asyncio.start_server(echo_lines, ECHO_HOST, 0, backlog=ECHO_BACKLOG)
+    async with server:
+        started(server.sockets[0].getsockname()[1])
+        await all_closed.wait()
+    if failures:
+        raise failures[0]

@@ -5,17 +5,31 @@ result, ``cancel`` cancels and waits), so this module reads line for line like
 ``lib_kernel.py``. curio is not installed in the test environment, hence the import guard
 for mypy; the worker reports "not installed" when the import fails.
 
+The TCP echo servers use ``curio.socket``, curio's async twin of the stdlib module, and its
+streams (``as_stream``), as kernel's do. A curio task group does not raise a member's
+failure when its block ends (it stops waiting and cancels the rest), so the servers look
+at ``group.exceptions`` themselves.
+
 Read next: ``lib_trio.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import curio  # type: ignore[import-not-found,import-untyped,unused-ignore]
+from curio import socket  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-from .workloads import IdleCount, memory_added_since, memory_mark, thread_work
+from .workloads import (
+    ECHO_BACKLOG,
+    ECHO_BUFSIZE,
+    ECHO_HOST,
+    IdleCount,
+    memory_added_since,
+    memory_mark,
+    thread_work,
+)
 
 __all__ = [
     "event_fanout",
@@ -26,6 +40,8 @@ __all__ = [
     "spawn_join",
     "spawn_scale",
     "switch",
+    "tcp_echo",
+    "tcp_echo_lines",
     "thread_roundtrip",
     "timers",
 ]
@@ -162,3 +178,47 @@ async def thread_roundtrip(calls: int) -> None:
     """Run a do-nothing function in a worker thread ``calls`` times, one after the other."""
     for _ in range(calls):
         await curio.run_in_thread(thread_work)
+
+
+async def _echo_bytes(client: Any) -> None:
+    async with client:
+        while data := await client.recv(ECHO_BUFSIZE):
+            await client.sendall(data)
+
+
+async def _echo_lines(client: Any) -> None:
+    async with client:
+        stream = client.as_stream()
+        async for line in stream:
+            await stream.write(line)
+
+
+async def _serve(
+    handler: Callable[[Any], Coroutine[Any, Any, None]],
+    connections: int,
+    started: Callable[[int], None],
+) -> None:
+    """Accept ``connections`` connections, each served by ``handler`` in its own task."""
+    async with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((ECHO_HOST, 0))
+        listener.listen(ECHO_BACKLOG)
+        started(listener.getsockname()[1])
+        async with curio.TaskGroup() as group:
+            for _ in range(connections):
+                client, _address = await listener.accept()
+                await group.spawn(handler, client)
+    failures = [failure for failure in group.exceptions if failure is not None]
+    first_cause = [f for f in failures if not isinstance(f, curio.TaskCancelled)] or failures
+    if first_cause:
+        raise first_cause[0]  # a handler that failed, rather than a sibling it got cancelled
+
+
+async def tcp_echo(connections: int, started: Callable[[int], None]) -> None:
+    """Echo every byte received, one task per connection, with ``recv`` and ``sendall``."""
+    await _serve(_echo_bytes, connections, started)
+
+
+async def tcp_echo_lines(connections: int, started: Callable[[int], None]) -> None:
+    """Echo every line received, one task per connection, with the socket's stream."""
+    await _serve(_echo_lines, connections, started)

@@ -4,17 +4,29 @@ Each function has the same name, arguments and meaning in every ``lib_*.py`` mod
 ``Suite`` protocol in ``workloads.py``); compare this file with ``lib_curio.py``, whose API
 ``kernel`` follows, and with ``lib_asyncio.py``. The worker times each call from outside.
 
+The two TCP echo servers at the end are written as a user would write them with
+``kernel.socket``, the drop-in for the stdlib module, and with its streams.
+
 Read next: ``lib_asyncio.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import kernel
+from kernel import socket
 
-from .workloads import IdleCount, memory_added_since, memory_mark, thread_work
+from .workloads import (
+    ECHO_BACKLOG,
+    ECHO_BUFSIZE,
+    ECHO_HOST,
+    IdleCount,
+    memory_added_since,
+    memory_mark,
+    thread_work,
+)
 
 __all__ = [
     "event_fanout",
@@ -25,6 +37,8 @@ __all__ = [
     "spawn_join",
     "spawn_scale",
     "switch",
+    "tcp_echo",
+    "tcp_echo_lines",
     "thread_roundtrip",
     "timers",
 ]
@@ -161,3 +175,43 @@ async def thread_roundtrip(calls: int) -> None:
     """Run a do-nothing function in a worker thread ``calls`` times, one after the other."""
     for _ in range(calls):
         await kernel.run_in_thread(thread_work)
+
+
+async def _echo_bytes(client: socket.Socket) -> None:
+    async with client:
+        while data := await client.recv(ECHO_BUFSIZE):
+            await client.sendall(data)
+
+
+async def _echo_lines(client: socket.Socket) -> None:
+    async with client:
+        stream = client.as_stream()
+        async for line in stream:
+            await stream.write(line)
+
+
+async def _serve(
+    handler: Callable[[socket.Socket], Coroutine[Any, Any, None]],
+    connections: int,
+    started: Callable[[int], None],
+) -> None:
+    """Accept ``connections`` connections, each served by ``handler`` in its own task."""
+    async with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((ECHO_HOST, 0))
+        listener.listen(ECHO_BACKLOG)
+        started(listener.getsockname()[1])
+        async with kernel.TaskGroup() as group:
+            for _ in range(connections):
+                client, _address = await listener.accept()
+                await group.spawn(handler, client)
+
+
+async def tcp_echo(connections: int, started: Callable[[int], None]) -> None:
+    """Echo every byte received, one task per connection, with ``recv`` and ``sendall``."""
+    await _serve(_echo_bytes, connections, started)
+
+
+async def tcp_echo_lines(connections: int, started: Callable[[int], None]) -> None:
+    """Echo every line received, one task per connection, with the socket's stream."""
+    await _serve(_echo_lines, connections, started)

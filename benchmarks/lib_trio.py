@@ -4,17 +4,30 @@ trio has no task handle to join: a nursery starts tasks with ``start_soon`` and 
 all of them when its ``async with`` block ends, so "join them all" is the end of the block.
 Cancelling the idle tasks is one call on the nursery's cancel scope.
 
+The TCP echo server uses trio's own stream layer, which is what trio offers for TCP
+(``trio.open_tcp_listeners``; each ``accept`` gives a ``SocketStream`` with ``receive_some``
+and ``send_all``); ``trio.socket`` has no ``sendall``. trio's streams have no ``readline``,
+so trio sits out the line echo.
+
 Read next: ``worker.py``, which runs these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import trio
 
-from .workloads import IdleCount, memory_added_since, memory_mark, thread_work
+from .workloads import (
+    ECHO_BACKLOG,
+    ECHO_BUFSIZE,
+    ECHO_HOST,
+    IdleCount,
+    memory_added_since,
+    memory_mark,
+    thread_work,
+)
 
 __all__ = [
     "event_fanout",
@@ -25,6 +38,7 @@ __all__ = [
     "spawn_join",
     "spawn_scale",
     "switch",
+    "tcp_echo",
     "thread_roundtrip",
     "timers",
 ]
@@ -163,3 +177,20 @@ async def thread_roundtrip(calls: int) -> None:
     """Run a do-nothing function in a worker thread ``calls`` times, one after the other."""
     for _ in range(calls):
         await trio.to_thread.run_sync(thread_work)
+
+
+async def _echo_bytes(stream: trio.SocketStream) -> None:
+    async with stream:
+        while data := await stream.receive_some(ECHO_BUFSIZE):
+            await stream.send_all(data)
+
+
+async def tcp_echo(connections: int, started: Callable[[int], None]) -> None:
+    """Echo every byte received, one task per connection, with trio's socket streams."""
+    (listener,) = await trio.open_tcp_listeners(0, host=ECHO_HOST, backlog=ECHO_BACKLOG)
+    async with listener:
+        started(listener.socket.getsockname()[1])
+        async with trio.open_nursery() as nursery:
+            for _ in range(connections):
+                stream = await listener.accept()
+                nursery.start_soon(_echo_bytes, stream)

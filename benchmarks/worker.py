@@ -17,6 +17,12 @@ Timing happens here, once, around the library's own coroutine (``timed``), so ev
 library is timed the same way and loop start-up and shutdown are left out. tracemalloc runs
 only for idle_memory.
 
+The TCP echo workloads (``measure_echo``) are timed elsewhere: the worker runs the library's
+server, which starts the load client in a second process (``echo_client.py``) once it
+listens, and the rate is the client's count of round trips. A watchdog thread ends the
+worker if the server has not returned a few seconds after the client ended, so a hung
+server costs seconds, not the harness's ten-minute limit.
+
 Read next: ``__main__.py``, which collects these results into the table.
 """
 
@@ -27,17 +33,23 @@ import dataclasses
 import importlib
 import importlib.metadata
 import json
+import os
 import platform
+import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+from .echo_client import ClientProcess
 from .workloads import (
+    ECHO_WORKLOADS,
     FULL,
     LIBRARIES,
     QUICK,
     WORKLOADS,
+    EchoServer,
     Library,
     Runner,
     Sizes,
@@ -45,12 +57,24 @@ from .workloads import (
     timer_delays,
 )
 
-__all__ = ["Result", "load_suite", "main", "measure", "run_worker", "timed"]
+__all__ = [
+    "Result",
+    "load_echo_server",
+    "load_suite",
+    "main",
+    "measure",
+    "measure_echo",
+    "run_worker",
+    "timed",
+]
 
 OK = "ok"
 NOT_INSTALLED = "not installed"
 IMPORT_ERROR = "import error"
 ERROR = "error"
+
+ECHO_GRACE = 5.0  # seconds the echo server may take to return after its client has ended
+HUNG = 3  # exit status of a worker whose echo server never returned
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,76 @@ def load_suite(name: str) -> tuple[Suite, Runner]:
     raise ValueError(f"no workloads written for library {name!r}")
 
 
+def load_echo_server(name: str, workload: str) -> tuple[EchoServer, Runner]:
+    """The TCP echo server (``tcp_echo`` or ``tcp_echo_lines``) of library ``name``."""
+    lines = workload == "tcp_echo_lines"
+    if name == "bare" and not lines:
+        from . import lib_bare
+
+        return lib_bare.tcp_echo, lib_bare.run
+    if name == "kernel":
+        from . import lib_kernel
+
+        return (lib_kernel.tcp_echo_lines if lines else lib_kernel.tcp_echo), lib_kernel.run
+    if name in ("asyncio", "uvloop"):
+        from . import lib_asyncio
+
+        server = lib_asyncio.tcp_echo_lines if lines else lib_asyncio.tcp_echo
+        return server, lib_asyncio.run if name == "asyncio" else lib_asyncio.run_uvloop
+    if name == "curio":
+        from . import lib_curio
+
+        return (lib_curio.tcp_echo_lines if lines else lib_curio.tcp_echo), lib_curio.run
+    if name == "trio" and not lines:
+        from . import lib_trio
+
+        return lib_trio.tcp_echo, lib_trio.run
+    raise ValueError(f"no {workload} server written for library {name!r}")
+
+
+def measure_echo(server: EchoServer, runner: Runner, sizes: Sizes, connections: int) -> float:
+    """Run ``server`` against the load client; return the client's round trips per second.
+
+    The client process is started by the server itself, through the ``started`` callback,
+    once it listens; it is killed on the way out whatever happened, so none outlives us.
+    """
+    client = ClientProcess(connections, sizes)
+    server_done = threading.Event()
+    watchdog = threading.Thread(
+        target=_watchdog,
+        args=(server_done, client, client.max_seconds + ECHO_GRACE),
+        name="echo watchdog",
+        daemon=True,
+    )
+    watchdog.start()
+    try:
+        runner(server(connections, client.start))
+        return client.rate()
+    finally:
+        server_done.set()
+        client.kill()
+
+
+def _watchdog(server_done: threading.Event, client: ClientProcess, seconds: float) -> None:
+    """End the whole process if the echo server has not returned in time: within ``seconds``,
+    and within ``ECHO_GRACE`` of its client ending (a server must return once its
+    connections are closed; a client that gave up on a silent server ends by itself).
+
+    A hung event loop cannot be interrupted from another thread in a way all six libraries
+    honour, and the harness would otherwise wait ten minutes. ``os._exit`` skips clean-up,
+    so the client is killed first; the harness reports the exit status and this message.
+    """
+    deadline = time.monotonic() + seconds
+    while not server_done.wait(0.5):
+        if client.ended():
+            deadline = min(deadline, time.monotonic() + ECHO_GRACE)
+        if time.monotonic() >= deadline:
+            client.kill()
+            print("the echo server did not return after its client ended", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(HUNG)
+
+
 def measure(
     suite: Suite, runner: Runner, workload: str, sizes: Sizes, tasks: int, large: bool = False
 ) -> float:
@@ -150,7 +244,7 @@ def _library(name: str) -> Library:
 
 
 def _version(library: Library) -> str | None:
-    if library.module == "asyncio":
+    if library.module in sys.stdlib_module_names:  # asyncio, and select for bare
         return platform.python_version()
     try:
         return importlib.metadata.version(library.module)
@@ -190,8 +284,12 @@ def run_worker(library_name: str, workload: str, quick: bool, large: bool) -> Re
         return dataclasses.replace(base, status=status, detail=detail)
     version = _version(library)
     try:
-        suite, runner = load_suite(library.name)
-        value = measure(suite, runner, workload, sizes, tasks, large)
+        if workload in ECHO_WORKLOADS:
+            server, runner = load_echo_server(library.name, workload)
+            value = measure_echo(server, runner, sizes, tasks)
+        else:
+            suite, runner = load_suite(library.name)
+            value = measure(suite, runner, workload, sizes, tasks, large)
     except Exception as exc:
         detail = f"{type(exc).__name__}: {exc}"
         return dataclasses.replace(base, status=ERROR, version=version, detail=detail)

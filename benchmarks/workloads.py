@@ -8,7 +8,8 @@ and the two helpers of the memory workload.
 The contract every ``lib_*.py`` module fulfils is the ``Suite`` protocol below: one
 coroutine function per workload, with the same names and arguments. Each one does only the
 work; the worker times it from outside (see ``worker.timed``), so the timing code is written
-once.
+once. The TCP echo workloads are the exception: their servers follow the ``EchoServer``
+protocol, and the load client in another process (``echo_client.py``) does the counting.
 
 Read next: ``worker.py``, then any ``lib_*.py``.
 """
@@ -18,16 +19,22 @@ from __future__ import annotations
 import gc
 import random
 import tracemalloc
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
+    "ECHO_BACKLOG",
+    "ECHO_BUFSIZE",
+    "ECHO_HOST",
+    "ECHO_WORKLOADS",
+    "FRAMEWORKS",
     "FULL",
     "LIBRARIES",
     "QUICK",
     "TIMER_SEED",
     "WORKLOADS",
+    "EchoServer",
     "IdleCount",
     "Library",
     "Runner",
@@ -61,7 +68,12 @@ LIBRARIES: tuple[Library, ...] = (
     # minutes, spawn_scale at 10^6 hours. It is capped, and the table marks the capped cells.
     Library("curio", "curio", max_tasks=20_000),
     Library("trio", "trio"),
+    # No framework at all: an epoll loop written out by hand (lib_bare.py). It serves the TCP
+    # echo workload only, as the ceiling a Python server can reach on this machine.
+    Library("bare", "select"),
 )
+
+FRAMEWORKS = ("kernel", "asyncio", "uvloop", "curio", "trio")  # the libraries with tasks
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class Workload:
     unit: str  # what one measured value counts
     higher_is_better: bool
     summary: str  # a template filled in from ``Sizes`` for the table's legend
+    libraries: tuple[str, ...] = FRAMEWORKS  # the columns it runs in; the others show "-"
 
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -134,7 +147,28 @@ WORKLOADS: tuple[Workload, ...] = (
         True,
         "{thread_calls:,} sequential awaits of a do-nothing function run in a worker thread",
     ),
+    Workload(
+        "tcp_echo",
+        "msgs/s",
+        True,
+        "a client process keeps {echo_connections} loopback connections busy, each sending a"
+        " {echo_size}-byte message and waiting for its echo; round trips per second over"
+        " {echo_seconds:g} s after {echo_warmup:g} s of warm-up; bare is an epoll loop with no"
+        " framework",
+        libraries=(*FRAMEWORKS, "bare"),
+    ),
+    Workload(
+        "tcp_echo_lines",
+        "msgs/s",
+        True,
+        "the same client, its messages now lines, echoed by a server that reads them with its"
+        " library's stream readline (trio has none)",
+        libraries=("kernel", "asyncio", "uvloop", "curio"),
+    ),
 )
+
+# The workloads whose server runs in the worker and whose client runs in a process of its own.
+ECHO_WORKLOADS = ("tcp_echo", "tcp_echo_lines")
 
 
 @dataclass(frozen=True)
@@ -155,6 +189,10 @@ class Sizes:
     lock_rounds: int  # lock acquisitions per ping-pong task (two tasks)
     event_waiters: int  # tasks waiting on the one event
     thread_calls: int  # sequential round trips to a worker thread
+    echo_connections: int  # connections the echo client keeps busy at once
+    echo_size: int  # bytes per message, newline included
+    echo_warmup: float  # seconds of traffic before the client starts counting
+    echo_seconds: float  # seconds the client counts round trips for
 
     def tasks(self, workload: str, large: bool = False) -> int:
         """How many tasks ``workload`` has alive at once (``large``: spawn_scale's big case)."""
@@ -169,6 +207,8 @@ class Sizes:
             "lock_pingpong": 2,
             "event_fanout": self.event_waiters,
             "thread_roundtrip": 1,
+            "tcp_echo": self.echo_connections,  # one handler task per connection
+            "tcp_echo_lines": self.echo_connections,
         }
         return counts[workload]
 
@@ -193,6 +233,10 @@ FULL = Sizes(
     lock_rounds=50_000,
     event_waiters=10_000,
     thread_calls=5_000,
+    echo_connections=8,
+    echo_size=100,
+    echo_warmup=0.3,
+    echo_seconds=2.0,
 )
 
 QUICK = Sizes(
@@ -210,6 +254,10 @@ QUICK = Sizes(
     lock_rounds=2_000,
     event_waiters=1_000,
     thread_calls=200,
+    echo_connections=8,
+    echo_size=100,
+    echo_warmup=0.1,
+    echo_seconds=0.3,
 )
 
 TIMER_SEED = 20_240_601  # any constant: what matters is that every library gets the same delays
@@ -259,6 +307,11 @@ def memory_added_since(mark: int) -> int:
     return added
 
 
+ECHO_HOST = "127.0.0.1"  # loopback only; every server binds port 0 and reports the port it got
+ECHO_BUFSIZE = 65536  # the most bytes one recv asks for
+ECHO_BACKLOG = 100  # listen() backlog, larger than any number of connections used here
+
+
 class Suite(Protocol):
     """What every ``lib_*.py`` module provides: the workloads, written for one library.
 
@@ -283,6 +336,20 @@ class Suite(Protocol):
     async def event_fanout(self, waiters: int) -> None: ...
 
     async def thread_roundtrip(self, calls: int) -> None: ...
+
+
+class EchoServer(Protocol):
+    """A TCP echo server, as each ``lib_*.py`` writes ``tcp_echo`` (and ``tcp_echo_lines``).
+
+    It listens on ``ECHO_HOST`` at a port the system picks, calls ``started(port)`` once it
+    listens (the worker then starts the client), accepts ``connections`` connections, echoes
+    every byte (or line) each one sends, and returns when the client has closed them all.
+    A failure in any handler must leave the server with that exception.
+    """
+
+    def __call__(
+        self, connections: int, started: Callable[[int], None]
+    ) -> Coroutine[Any, Any, None]: ...
 
 
 class Runner(Protocol):

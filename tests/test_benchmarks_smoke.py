@@ -1,11 +1,14 @@
 """Smoke test of ``python -m benchmarks``: it runs end to end and prints a complete table.
 
 It checks the shape of the output only (a row per workload, a numeric kernel/asyncio ratio
-in each) and never a timing, so a slow or busy machine cannot fail it.
+in each) and never a timing, so a slow or busy machine cannot fail it. The TCP echo rows
+have a test of their own, which needs ``kernel.socket`` (and ``kernel.streams`` for the
+line echo).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import subprocess
 import sys
@@ -19,7 +22,20 @@ if not hasattr(kernel, "run"):
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Row labels with --quick: spawn_scale compares 10^3 with 10^4 tasks alive at once.
+# The workloads that run inside one process (the TCP echo ones also start a client).
+IN_PROCESS_WORKLOADS = (
+    "spawn_join",
+    "switch",
+    "timers",
+    "idle_memory",
+    "spawn_scale",
+    "queue",
+    "lock_pingpong",
+    "event_fanout",
+    "thread_roundtrip",
+)
+
+# Their row labels with --quick: spawn_scale compares 10^3 with 10^4 tasks alive at once.
 QUICK_ROWS = (
     "spawn_join",
     "switch",
@@ -50,7 +66,8 @@ def run_benchmarks(*options: str) -> str:
 
 @pytest.mark.timeout(300)
 def test_quick_run_has_a_numeric_ratio_for_every_workload() -> None:
-    out = run_benchmarks("--quick", "--only", "kernel,asyncio")
+    workloads = ",".join(IN_PROCESS_WORKLOADS)
+    out = run_benchmarks("--quick", "--only", "kernel,asyncio", "--workload", workloads)
     lines = out.splitlines()
     assert lines[0].startswith("Command:")
     for label in QUICK_ROWS:
@@ -76,3 +93,38 @@ def test_missing_library_is_reported_not_raised() -> None:
     rows = [line for line in out.splitlines() if line.startswith("switch  ")]
     assert len(rows) == 1
     assert "not installed" in rows[0]
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+def _has_socket_streams() -> bool:
+    return _has_module("kernel.socket") and hasattr(
+        importlib.import_module("kernel.socket").Socket, "as_stream"
+    )
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not _has_module("kernel.socket"), reason="kernel.socket is not written yet")
+def test_quick_echo_rows_compare_kernel_with_asyncio_and_bare() -> None:
+    # One repeat of a fraction of a second per server: the shape, not the speed.
+    lines_too = _has_socket_streams()
+    workloads = "tcp_echo,tcp_echo_lines" if lines_too else "tcp_echo"
+    out = run_benchmarks(
+        "--quick", "--only", "kernel,asyncio,bare", "--workload", workloads, "--repeat", "1"
+    )
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("workload  "))
+    assert header.split()[-5:] == ["kernel", "asyncio", "bare", "kernel/asyncio", "kernel/bare"]
+    [echo] = [line.split() for line in lines if line.startswith("tcp_echo  ")]
+    over_asyncio, over_bare = echo[-2:]
+    assert float(over_asyncio) > 0 and float(over_bare) > 0, out
+    if lines_too:
+        [echo_lines] = [line.split() for line in lines if line.startswith("tcp_echo_lines  ")]
+        bare, over_asyncio, over_bare = echo_lines[-3:]
+        assert (bare, over_bare) == ("-", "-"), out  # bare has no line echo
+        assert float(over_asyncio) > 0, out

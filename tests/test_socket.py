@@ -359,3 +359,39 @@ def test_ctrl_c_during_a_blocking_recv_cancels_cleanly() -> None:
         thread.join()
     assert log == ["recv cancelled; sockets closed by async with"]
     assert open_fds() == before
+
+
+async def test_after_a_short_read_recv_waits_before_trying() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        calls: list[int] = []
+        real_recv = a._recv
+
+        def counting_recv(maxsize: int, flags: int = 0) -> bytes:
+            calls.append(maxsize)
+            return real_recv(maxsize, flags)
+
+        a._recv = counting_recv
+        await b.sendall(b"short")
+        assert await a.recv(100) == b"short"  # short: the buffer is now empty
+        reader = await kernel.spawn(a.recv, 100)
+        await kernel.sleep(0)
+        assert calls == [100]  # parked without a doomed try
+        await b.sendall(b"next")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"next"
+        assert calls == [100, 100]
+        await b.sendall(b"already here")
+        assert await a.recv(100) == b"already here"  # waiting first costs one poll, no more
+
+
+async def test_sendall_counts_bytes_not_items() -> None:
+    import array
+
+    numbers = array.array("i", range(1000))
+    a, b = socket.socketpair()
+    async with a, b:
+        await a.sendall(memoryview(numbers))
+        received = b""
+        while len(received) < numbers.itemsize * len(numbers):
+            received += await kernel.timeout_after(LIMIT, b.recv, 65536)
+        assert received == numbers.tobytes()

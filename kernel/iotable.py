@@ -41,6 +41,9 @@ class IOWaitTable:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
         self._waiting = 0
         self._wakeup: socket.socket | None = None
+        # Our own index of the registrations, by the object registered: one dict lookup
+        # per wait, where the selector's map would call fileno() through several layers.
+        self._keys: dict[Any, selectors.SelectorKey] = {}
 
     def __len__(self) -> int:
         """How many tasks are parked (the wake-up socket does not count)."""
@@ -50,16 +53,22 @@ class IOWaitTable:
         """Park ``task`` until ``fileobj`` is ready for ``event``; returns the discard handle."""
         slot = _SLOT[event]
         selector = self._selector
-        key = selector.get_map().get(fileobj)
-        if key is not None and key.fileobj is not fileobj and key.data is not _WAKEUP:
-            # The descriptor number was closed and reused by a new object: the old
-            # registration is stale (and may be gone from epoll already).
-            self._unregister(key.fd)
-            key = None
+        key = self._keys.get(fileobj)
         if key is None:
             waiters = [None, None]
             waiters[slot] = task
-            selector.register(fileobj, event, waiters)
+            try:
+                key = selector.register(fileobj, event, waiters)
+            except KeyError:
+                # The descriptor number is still registered for an object that was closed
+                # (or detached) behind our back and whose number was reused: that old
+                # registration is stale, and may be gone from epoll already.
+                stale = selector.get_map()[fileobj]
+                if stale.data is _WAKEUP:
+                    raise
+                self._unregister(stale.fd)
+                key = selector.register(fileobj, event, waiters)
+            self._keys[fileobj] = key
         else:
             waiters = key.data
             if waiters[slot] is not None:
@@ -71,7 +80,7 @@ class IOWaitTable:
                 )
             waiters[slot] = task
             if not key.events & event:
-                selector.modify(fileobj, key.events | event, waiters)
+                self._keys[fileobj] = selector.modify(fileobj, key.events | event, waiters)
         self._waiting += 1
         return (fileobj, event)
 
@@ -82,8 +91,8 @@ class IOWaitTable:
         reported ready with nobody waiting. A bare int is unregistered at once.
         """
         fileobj, event = handle
-        key = self._selector.get_map().get(fileobj)
-        if key is None or key.data is _WAKEUP:
+        key = self._keys.get(fileobj)
+        if key is None:
             return
         waiters = key.data
         slot = _SLOT[event]
@@ -91,16 +100,12 @@ class IOWaitTable:
             waiters[slot] = None
             self._waiting -= 1
             if type(fileobj) is int:  # no identity to check later: see select()
-                remaining = key.events & ~event
-                if remaining:
-                    self._selector.modify(fileobj, remaining, waiters)
-                else:
-                    self._unregister(key.fd)
+                self._stop_watching(key, event)
 
     def release(self, fileobj: Any) -> list[Any]:
         """``fileobj`` is about to be closed: forget it; return the tasks that waited on it."""
-        key = self._selector.get_map().get(fileobj)
-        if key is None or key.data is _WAKEUP:
+        key = self._keys.get(fileobj)
+        if key is None:
             return []
         waiting = [task for task in key.data if task is not None]
         self._waiting -= len(waiting)
@@ -111,7 +116,16 @@ class IOWaitTable:
         # By number: the object may be closed or detached already (then epoll has dropped
         # the descriptor by itself, and only the selector's own map needs cleaning).
         with contextlib.suppress(KeyError, ValueError, OSError):
-            self._selector.unregister(fd)
+            key = self._selector.unregister(fd)
+            self._keys.pop(key.fileobj, None)
+
+    def _stop_watching(self, key: selectors.SelectorKey, events: int) -> None:
+        """Stop watching ``events`` on a registered descriptor (all of them: unregister)."""
+        remaining = key.events & ~events
+        if remaining:
+            self._keys[key.fileobj] = self._selector.modify(key.fileobj, remaining, key.data)
+        else:
+            self._unregister(key.fd)
 
     def add_wakeup(self, sock: socket.socket) -> None:
         """Watch the read end of the wake-up socket pair (its bytes are drained by select)."""
@@ -151,11 +165,7 @@ class IOWaitTable:
                         waiters[slot] = None
                         self._waiting -= 1
             if unwatched:
-                remaining = key.events & ~unwatched
-                if remaining:
-                    selector.modify(key.fileobj, remaining, waiters)
-                else:
-                    self._unregister(key.fd)
+                self._stop_watching(key, unwatched)
         return ready
 
     def _drain_wakeup(self) -> None:

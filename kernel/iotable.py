@@ -154,18 +154,23 @@ class IOWaitTable:
                 self._drain_wakeup()
                 continue
             unwatched = 0
-            keep = type(key.fileobj) is not int
-            for event, slot in _SLOT.items():
-                if mask & event:
-                    task = waiters[slot]
-                    if task is None or not keep:
-                        unwatched |= event
-                    if task is not None:
-                        ready.append(task)
-                        waiters[slot] = None
-                        self._waiting -= 1
+            if mask & EVENT_READ:
+                if waiters[0] is None:
+                    unwatched = EVENT_READ
+                else:
+                    ready.append(waiters[0])
+                    waiters[0] = None
+            if mask & EVENT_WRITE:
+                if waiters[1] is None:
+                    unwatched |= EVENT_WRITE
+                else:
+                    ready.append(waiters[1])
+                    waiters[1] = None
+            if type(key.fileobj) is int:  # nothing is kept for a bare int (see above)
+                unwatched |= mask
             if unwatched:
                 self._stop_watching(key, unwatched)
+        self._waiting -= len(ready)
         return ready
 
     def _drain_wakeup(self) -> None:

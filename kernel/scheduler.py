@@ -435,15 +435,24 @@ class Kernel(TrapHandlers):
     def _activated(self) -> Iterator[None]:
         """Mark this kernel as the thread's running one; own Ctrl-C while it runs."""
         _current.kernel = self
-        own_sigint = (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        )
+        main_thread = threading.current_thread() is threading.main_thread()
+        own_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         if own_sigint:
             signal.signal(signal.SIGINT, self._on_sigint)
+        # Discussion: a signal that lands just before select() starts to block would have its
+        # Python handler run only when select() returns -- after the whole timeout. With
+        # the wake-up socket as the interpreter's signal wake-up fd, the C-level handler
+        # writes a byte to it at once, so select() returns and the handler runs.
+        previous_wakeup_fd = (
+            signal.set_wakeup_fd(self._wake_send.fileno(), warn_on_full_buffer=False)
+            if main_thread
+            else None
+        )
         try:
             yield
         finally:
+            if previous_wakeup_fd is not None:
+                signal.set_wakeup_fd(previous_wakeup_fd)
             # Put the default back only over our own handler: one the program installed
             # meanwhile (a SignalEvent(SIGINT), say) is not ours to remove.
             if own_sigint and signal.getsignal(signal.SIGINT) == self._on_sigint:

@@ -306,6 +306,23 @@ def test_ctrl_c_wakes_a_kernel_blocked_in_select() -> None:
         thread.join()
 
 
+def test_signals_wake_the_kernel_through_its_wakeup_socket() -> None:
+    # So that a signal arriving just before select() blocks cannot wait out the timeout.
+    async def main() -> bool:
+        k = kernel.current_kernel()
+        assert k is not None
+        installed = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(installed)
+        return installed == k._wake_send.fileno()
+
+    before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(before)
+    assert kernel.run(main) is True
+    after = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(after)
+    assert after == before  # put back as it was
+
+
 def test_system_exit_in_a_child_stops_the_program_after_cleanup() -> None:
     log: list[str] = []
 

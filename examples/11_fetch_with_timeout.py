@@ -41,7 +41,8 @@ async def main() -> None:
                 await fetches.spawn(fetch, address)
         for result in fetches.results:
             print(result)
-    print(f"done in {await kernel.clock() - start:.1f}s")
+    elapsed = await kernel.clock() - start
+    print(f"took about the timeout, not the 3.3s of all the waits: {elapsed < 1.5}")
 
 
 if __name__ == "__main__":

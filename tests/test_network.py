@@ -75,9 +75,11 @@ async def test_a_crashing_handler_is_reported_and_the_server_goes_on(
 
 async def test_cancelling_the_server_cancels_its_handlers() -> None:
     cancelled: list[str] = []
+    serving = kernel.Event()
 
     async def slow(client: socket.Socket, address: Any) -> None:
         try:
+            await serving.set()
             await kernel.sleep(100)
         except kernel.TaskCancelled:
             cancelled.append("handler")
@@ -86,7 +88,7 @@ async def test_cancelling_the_server_cancels_its_handlers() -> None:
     async with kernel.TaskGroup(wait=None) as group:
         host, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, slow)
         client = await kernel.open_connection(host, port)
-        await kernel.sleep(0.05)
+        await kernel.timeout_after(LIMIT, serving.wait)
     await client.close()
     assert cancelled == ["handler"]
 

@@ -32,6 +32,15 @@ def io_waiters() -> list[Any]:
     return k._io.waiters()
 
 
+async def parked(task: kernel.Task) -> None:
+    """Let the loop turn until ``task`` waits in the I/O table (bounded by passes, not time)."""
+    for _ in range(1000):
+        if task.state == "IO_WAIT":
+            return
+        await kernel.sleep(0)
+    raise AssertionError(f"{task!r} never blocked on I/O")
+
+
 async def echo(client: socket.Socket) -> None:
     async with client:
         while data := await client.recv(65536):
@@ -235,8 +244,7 @@ class TestCancellation:
 
     async def cancel_while_blocked(self, blocked: Callable[[], Awaitable[Any]]) -> None:
         task = await kernel.spawn(blocked)
-        await kernel.sleep(0.01)
-        assert not task.done
+        await parked(task)
         await task.cancel()
         assert isinstance(task.exception, TaskCancelled)
         assert io_waiters() == []
@@ -285,7 +293,7 @@ class TestCancellation:
         a, b = socket.socketpair()
         async with a, b:  # nobody reads b: a's buffers fill up and sendall blocks
             task = await kernel.spawn(a.sendall, b"x" * 10_000_000)
-            await kernel.sleep(0.01)
+            await parked(task)  # the buffers are full: it has sent some, and waits
             await task.cancel()
             assert isinstance(task.exception, TaskCancelled)
             assert 0 < task.exception.bytes_sent < 10_000_000  # type: ignore[attr-defined]
@@ -301,7 +309,10 @@ async def test_a_thousand_connect_close_cycles_leak_no_fd() -> None:
             await client.sendall(b"x")
             assert await client.recv(1) == b"x"
             await client.close()
-        await kernel.sleep(0.05)  # let the server's handlers see EOF and close their ends
+        for _ in range(1000):  # the server's handlers see EOF and close their ends
+            if open_fds() == before:
+                break
+            await kernel.sleep(0)
         assert open_fds() == before
 
 

@@ -129,6 +129,16 @@ LAST_LINE = {
     "14_subprocess_pipeline.py": "exit codes: 0, 0",
 }
 
+# Examples whose sockets or child processes move real bytes (see the virtual-clock test).
+REAL_IO = {
+    "09_echo_server.py",
+    "10_udp_echo.py",
+    "11_fetch_with_timeout.py",
+    "12_stream_echo.py",
+    "13_chat_server.py",
+    "14_subprocess_pipeline.py",
+}
+
 # Real seconds a script may take before it counts as hung.
 SCRIPT_TIMEOUT = 30.0
 
@@ -156,8 +166,7 @@ def test_example_on_the_virtual_clock(
     # Examples with real sockets or child processes: bytes in flight take real time, which
     # a loaded machine stretches. Let the virtual clock wait that long for them (it still
     # jumps when nothing arrives) rather than race past a deadline while they travel.
-    real_io = filename >= "09"
-    clock = kernel.VirtualClock(autojump_threshold=0.25 if real_io else 0.0)
+    clock = kernel.VirtualClock(autojump_threshold=0.25 if filename in REAL_IO else 0.0)
     result = kernel.run(module.main, clock=clock)
     assert capsys.readouterr().out == GOLDEN[filename]
     assert result == RETURNS.get(filename)

@@ -149,3 +149,29 @@ async def test_tls_with_the_wrong_name_fails_the_handshake(
 async def test_ssl_argument_is_checked() -> None:
     with pytest.raises(TypeError, match=r"ssl\.SSLContext"):
         await kernel.tcp_server("127.0.0.1", 0, echo, ssl="yes")
+
+
+async def test_tls_can_be_unwrapped_back_to_plain_bytes(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_context, client_context = certificates
+
+    async def downgrade(client: socket.Socket, address: Any) -> None:
+        assert isinstance(client, socket.SSLSocket)
+        assert await client.recv(100) == b"stop tls"
+        plain = await client.unwrap()  # both ends exchange close_notify
+        await plain.sendall(b"plain again")
+        await plain.close()
+
+    async with kernel.TaskGroup(wait=None) as group:
+        serve_tls = partial(kernel.tcp_server, ssl=server_context)
+        _, port = await group.start(serve_tls, "127.0.0.1", 0, downgrade)
+        client = await kernel.open_connection(
+            "127.0.0.1", port, ssl=client_context, server_hostname="localhost", timeout=LIMIT
+        )
+        assert isinstance(client, socket.SSLSocket)
+        await client.sendall(b"stop tls")
+        plain = await kernel.timeout_after(LIMIT, client.unwrap)
+        async with plain:
+            assert not isinstance(plain, socket.SSLSocket)
+            assert await kernel.timeout_after(LIMIT, plain.recv, 100) == b"plain again"

@@ -56,13 +56,20 @@ log = logging.getLogger("kernel")
 Handler = Callable[[ksocket.Socket, Any], Awaitable[Any]]
 
 
-async def _start_tls(
-    sock: ksocket.Socket, ssl: Any, server_side: bool, server_hostname: str | None
-) -> ksocket.Socket:
+def _client_context(ssl: Any) -> _ssl.SSLContext | None:
+    """What a client's ``ssl=`` means; checked before any socket exists that would leak."""
+    if ssl is None or ssl is False:
+        return None
     if ssl is True:
-        ssl = _ssl.create_default_context()
+        return _ssl.create_default_context()
     if not isinstance(ssl, _ssl.SSLContext):
         raise TypeError(f"ssl= takes an ssl.SSLContext (or True for a client), not {ssl!r}")
+    return ssl
+
+
+async def _start_tls(
+    sock: ksocket.Socket, ssl: _ssl.SSLContext, server_side: bool, server_hostname: str | None
+) -> ksocket.Socket:
     wrapped = ksocket.wrap_ssl(sock, ssl, server_side=server_side, server_hostname=server_hostname)
     try:
         await wrapped.do_handshake()
@@ -88,10 +95,12 @@ async def open_connection(
     """
     from .time import timeout_after
 
+    context = _client_context(ssl)
+
     async def connect() -> ksocket.Socket:
         sock = await ksocket.create_connection((host, port), source_address=source_addr)
-        if ssl:
-            return await _start_tls(sock, ssl, False, server_hostname or host)
+        if context is not None:
+            return await _start_tls(sock, context, False, server_hostname or host)
         return sock
 
     return await timeout_after(timeout, connect)
@@ -101,14 +110,15 @@ async def open_unix_connection(
     path: str, *, ssl: Any = None, server_hostname: str | None = None
 ) -> ksocket.Socket:
     """Connect to the Unix socket at ``path``; TLS if ``ssl``."""
+    context = _client_context(ssl)
     sock = ksocket.socket(ksocket.AF_UNIX, ksocket.SOCK_STREAM)
     try:
         await sock.connect(path)
     except BaseException:
         await sock.close()
         raise
-    if ssl:
-        return await _start_tls(sock, ssl, False, server_hostname)
+    if context is not None:
+        return await _start_tls(sock, context, False, server_hostname)
     return sock
 
 

@@ -146,9 +146,17 @@ async def test_tls_with_the_wrong_name_fails_the_handshake(
             )
 
 
-async def test_ssl_argument_is_checked() -> None:
+async def test_ssl_argument_is_checked_before_any_socket_exists() -> None:
+    before = open_fds()
     with pytest.raises(TypeError, match=r"ssl\.SSLContext"):
         await kernel.tcp_server("127.0.0.1", 0, echo, ssl="yes")
+    async with kernel.TaskGroup(wait=None) as group:
+        host, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, echo)
+        with pytest.raises(TypeError, match=r"ssl\.SSLContext"):
+            await kernel.open_connection(host, port, ssl="yes")
+    with pytest.raises(TypeError, match=r"ssl\.SSLContext"):
+        await kernel.open_unix_connection("/nonexistent", ssl=42)
+    assert open_fds() == before
 
 
 async def test_tls_can_be_unwrapped_back_to_plain_bytes(

@@ -25,7 +25,7 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from .errors import ResourceBusy, TaskTimeout
-from .traps import TRAPS, Trap
+from .traps import FUTURE_WAIT, TRAPS, Trap
 from .waitqueue import WaitQueue
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .clock import Clock
     from .iotable import IOWaitTable
+    from .scheduler import Callback
     from .task import CoroutineLike, Task
     from .timequeue import SleepingQueue
 
@@ -43,7 +44,7 @@ class TrapHandlers:
     """The ``_trap_<name>`` methods of the kernel, and the helpers only they use."""
 
     # Owned by Kernel; declared here for the type checker.
-    _ready: deque[Task]
+    _ready: deque[Task | Callback]
     _sleeping: SleepingQueue
     _io: IOWaitTable
     _clock: Clock
@@ -77,6 +78,12 @@ class TrapHandlers:
         """
         if _is_well_formed(value):
             return False
+        if _is_asyncio_future(value):
+            # ``await future`` in a kernel task: the future yields itself, as asyncio's
+            # tasks expect. That is the FUTURE_WAIT trap under another spelling.
+            if self._trap_future_wait(task, (FUTURE_WAIT, value)):
+                self._ready.append(task)  # it carries on: at the back, like a bad yield
+            return True
         task._next_exc = TypeError(
             f"{task!r} yielded {value!r} to the kernel, which is {_explain_bad_yield(value)}"
         )
@@ -227,6 +234,33 @@ class TrapHandlers:
         task._next_value = now
         return True
 
+    def _trap_future_wait(self, task: Task, trap: Trap) -> bool:
+        """FUTURE_WAIT future: park until an asyncio-style future is done.
+
+        The future's done callback -- which its event loop (the asyncio adapter, running
+        on this kernel) queues like any other callback -- puts the task back in the ready
+        queue. Cancelling the task cancels the future, as cancelling an asyncio task does.
+        """
+        future: Any = trap[1]
+        future._asyncio_future_blocking = False
+        loop = future.get_loop()
+        if getattr(loop, "_kernel", None) is not self:
+            task._next_exc = RuntimeError(
+                f"{task!r} awaited {future!r}, which belongs to {loop!r}: only futures of "
+                f"the asyncio adapter loop running on this kernel can be awaited here "
+                f"(create them with kernel.aio's loop, e.g. asyncio.get_running_loop() in "
+                f"code started by kernel.aio)"
+            )
+            return True
+        if future.done():
+            return True
+        if task._cancel_pending is not None and self._deliver_cancel(task):
+            return True
+        waiter = _FutureWaiter(self, task, future)
+        future.add_done_callback(waiter.wake)
+        self._park(task, waiter, None, "FUTURE_WAIT")
+        return False
+
     def _trap_set_cancellation(self, task: Task, trap: Trap) -> bool:
         """SET_CANCELLATION allow: False/True enter/leave a no-cancel block; None checks."""
         allow = trap[1]
@@ -241,6 +275,34 @@ class TrapHandlers:
             return True  # check_cancellation() outside a no-cancel block raises it now
         task._next_value = task._cancel_pending
         return True
+
+
+class _FutureWaiter:
+    """Where a task waiting on an asyncio future is parked: the future's done callback."""
+
+    __slots__ = ("future", "kernel", "task")
+
+    def __init__(self, kernel: Any, task: Task, future: Any) -> None:
+        self.kernel = kernel
+        self.task = task
+        self.future = future
+
+    def wake(self, future: Any) -> None:
+        """The future is done: the task runs next, and reads the result from the future."""
+        if self.task._waiting_on is self:
+            self.kernel._reschedule(self.task)
+
+    def discard(self, entry: Any) -> None:
+        """The task is cancelled while waiting: stop listening, and cancel the future."""
+        self.future.remove_done_callback(self.wake)
+        self.future.cancel()
+
+
+def _is_asyncio_future(value: Any) -> bool:
+    """Does ``value`` follow asyncio's future protocol (what ``asyncio.isfuture`` checks)?"""
+    return getattr(type(value), "_asyncio_future_blocking", None) is not None and bool(
+        getattr(value, "_asyncio_future_blocking", False)
+    )
 
 
 def _is_well_formed(value: Any) -> bool:

@@ -9,7 +9,10 @@ descriptors became ready. Each registered descriptor carries a two-slot list
   (two tasks reading one socket would steal each other's bytes);
 * a descriptor stays registered between waits (a socket in a recv/send loop costs no
   ``epoll_ctl`` per message), and is dropped when it turns up ready with nobody waiting,
-  or when its owner closes it through the kernel (``release``).
+  or when its owner closes it through the kernel (``release``);
+* a slot may instead hold a *watcher*: a callback that stays in its slot and is handed back
+  every time the descriptor is ready, until it is removed. This is asyncio's
+  ``add_reader`` / ``add_writer``, which the adapter (``kernel/aio``) maps onto this table.
 
 The table also owns the read end of the kernel's wake-up socket pair: any byte on it only
 means "stop blocking in select(), a thread has work for you"; the bytes are drained here.
@@ -34,20 +37,33 @@ _SLOT = {EVENT_READ: 0, EVENT_WRITE: 1}
 _WAKEUP = object()  # selector data that marks the wake-up socket
 
 
+class _Watcher:
+    """A slot's occupant that stays put when its descriptor is ready: a callback to run."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+
+    def __repr__(self) -> str:
+        return f"<watcher {self.callback!r}>"
+
+
 class IOWaitTable:
     """Tasks parked on file descriptors, backed by a ``selectors`` selector."""
 
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
-        self._waiting = 0
+        self._waiting = 0  # tasks parked (each leaves its slot when woken)
+        self._watching = 0  # watchers installed (each stays until removed)
         self._wakeup: socket.socket | None = None
         # Our own index of the registrations, by the object registered: one dict lookup
         # per wait, where the selector's map would call fileno() through several layers.
         self._keys: dict[Any, selectors.SelectorKey] = {}
 
     def __len__(self) -> int:
-        """How many tasks are parked (the wake-up socket does not count)."""
-        return self._waiting
+        """How many tasks and watchers wait (the wake-up socket does not count)."""
+        return self._waiting + self._watching
 
     def register(self, fileobj: Any, event: int, task: Any) -> tuple[Any, int]:
         """Park ``task`` until ``fileobj`` is ready for ``event``; returns the discard handle."""
@@ -84,6 +100,47 @@ class IOWaitTable:
         self._waiting += 1
         return (fileobj, event)
 
+    def watch(self, fileobj: Any, event: int, callback: Any) -> Any:
+        """Hand ``callback`` back from ``select`` whenever ``fileobj`` is ready for ``event``.
+
+        It replaces a watcher already in that slot (asyncio's ``add_reader`` does the same)
+        and returns the callback it replaced, or None; a task parked in the slot makes this
+        raise ``ResourceBusy``.
+        """
+        key = self._keys.get(fileobj)
+        if key is not None:
+            occupant = key.data[_SLOT[event]]
+            if occupant.__class__ is _Watcher:
+                replaced = occupant.callback
+                occupant.callback = callback
+                return replaced
+        self.register(fileobj, event, _Watcher(callback))
+        self._waiting -= 1  # register() counted it as a parked task
+        self._watching += 1
+        return None
+
+    def unwatch(self, fileobj: Any, event: int) -> Any:
+        """Remove the watcher for ``event`` on ``fileobj``; return its callback, or None."""
+        key = self._keys.get(fileobj)
+        if key is None:
+            return None
+        slot = _SLOT[event]
+        watcher = key.data[slot]
+        if watcher.__class__ is not _Watcher:
+            return None
+        key.data[slot] = None
+        self._watching -= 1
+        self._stop_watching(key, event)
+        return watcher.callback
+
+    def drop_watchers(self) -> None:
+        """Remove every watcher (the kernel drops them on close; tasks stay)."""
+        for key in list(self._keys.values()):
+            for event, slot in ((EVENT_READ, 0), (EVENT_WRITE, 1)):
+                if key.data[slot].__class__ is _Watcher:
+                    self.unwatch(key.fileobj, event)
+                    key = self._keys.get(key.fileobj, key)
+
     def discard(self, handle: tuple[Any, int]) -> None:
         """Unpark whoever waits under ``handle`` (a no-op if it was already woken).
 
@@ -96,19 +153,23 @@ class IOWaitTable:
             return
         waiters = key.data
         slot = _SLOT[event]
-        if waiters[slot] is not None:
+        if waiters[slot] is not None and waiters[slot].__class__ is not _Watcher:
             waiters[slot] = None
             self._waiting -= 1
             if type(fileobj) is int:  # no identity to check later: see select()
                 self._stop_watching(key, event)
 
     def release(self, fileobj: Any) -> list[Any]:
-        """``fileobj`` is about to be closed: forget it; return the tasks that waited on it."""
+        """``fileobj`` is about to be closed: forget it; return the tasks that waited on it.
+
+        Watchers on it are dropped: closing the descriptor ends their job.
+        """
         key = self._keys.get(fileobj)
         if key is None:
             return []
-        waiting = [task for task in key.data if task is not None]
+        waiting = [task for task in key.data if task is not None and task.__class__ is not _Watcher]
         self._waiting -= len(waiting)
+        self._watching -= sum(1 for w in key.data if w.__class__ is _Watcher)
         self._unregister(key.fd)
         return waiting
 
@@ -133,9 +194,10 @@ class IOWaitTable:
         self._selector.register(sock, EVENT_READ, _WAKEUP)
 
     def select(self, timeout: float | None) -> list[Any]:
-        """Block up to ``timeout`` seconds (None: forever); return the tasks now ready.
+        """Block up to ``timeout`` seconds (None: forever); return what is now ready to run.
 
-        Each returned task has been removed from the table.
+        That is each task whose descriptor is ready -- removed from the table -- and the
+        callback of each watcher whose descriptor is ready, which stays.
 
         Discussion: a woken task's descriptor stays registered. A task in a loop of
         ``recv``/``send`` parks on the same socket again and again; keeping it registered
@@ -147,30 +209,43 @@ class IOWaitTable:
         has silently dropped). So waits on an int are unregistered as soon as they end.
         """
         ready = []
+        woken_tasks = 0
         selector = self._selector
         for key, mask in selector.select(timeout):
             waiters = key.data
             if waiters is _WAKEUP:
                 self._drain_wakeup()
                 continue
+            # Read and write are spelled out, not looped over: this runs for every ready
+            # descriptor, and it is the I/O benchmark's hottest loop.
             unwatched = 0
             if mask & EVENT_READ:
-                if waiters[0] is None:
+                waiter = waiters[0]
+                if waiter is None:
                     unwatched = EVENT_READ
+                elif waiter.__class__ is _Watcher:
+                    ready.append(waiter.callback)
                 else:
-                    ready.append(waiters[0])
+                    ready.append(waiter)
                     waiters[0] = None
+                    woken_tasks += 1
+                    if type(key.fileobj) is int:  # nothing is kept for a bare int (see above)
+                        unwatched = EVENT_READ
             if mask & EVENT_WRITE:
-                if waiters[1] is None:
+                waiter = waiters[1]
+                if waiter is None:
                     unwatched |= EVENT_WRITE
+                elif waiter.__class__ is _Watcher:
+                    ready.append(waiter.callback)
                 else:
-                    ready.append(waiters[1])
+                    ready.append(waiter)
                     waiters[1] = None
-            if type(key.fileobj) is int:  # nothing is kept for a bare int (see above)
-                unwatched |= mask
+                    woken_tasks += 1
+                    if type(key.fileobj) is int:
+                        unwatched |= EVENT_WRITE
             if unwatched:
                 self._stop_watching(key, unwatched)
-        self._waiting -= len(ready)
+        self._waiting -= woken_tasks
         return ready
 
     def _drain_wakeup(self) -> None:
@@ -183,7 +258,7 @@ class IOWaitTable:
             pass
 
     def waiters(self) -> list[tuple[int, str, Any]]:
-        """(fd, "read"|"write", task) for every parked task; for tracing and tests."""
+        """(fd, "read"|"write", task or watcher) for every slot in use; for tracing and tests."""
         rows = []
         for key in list(self._selector.get_map().values()):
             if key.data is _WAKEUP:

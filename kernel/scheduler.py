@@ -27,6 +27,13 @@ The trap handlers -- one ``_trap_<name>`` method per trap -- live in ``kernel/ha
 a handler returns True when the task should carry on at once (with ``task._next_value`` or
 ``task._next_exc`` set) and False when it has been parked.
 
+The same three structures also hold *callbacks* -- plain functions to call, which is all
+asyncio's event loop ever runs. The asyncio adapter (``kernel/aio``) puts its ``Handle``
+objects in the ready queue (``call_soon``), its ``TimerHandle`` objects in the sleeping
+queue (``call_at``) and its readers and writers in the I/O wait table (``add_watcher``).
+Phase 3 runs a callback where it finds one, in its turn; so kernel tasks and asyncio
+callbacks share one FIFO order, one clock and one ``select()``.
+
 Read next: ``kernel/handlers.py``.
 """
 
@@ -41,7 +48,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .clock import Clock, MonotonicClock
 from .errors import CancelledError, KernelError, TaskCancelled, TaskTimeout
@@ -56,12 +63,24 @@ from .waitqueue import WaitQueue
 if TYPE_CHECKING:
     from .threads import ThreadPool
 
-__all__ = ["Kernel", "current_kernel", "run", "running_task"]
+__all__ = ["Callback", "Kernel", "current_kernel", "run", "running_task"]
 
 log = logging.getLogger("kernel")
 
 # select() cannot take an infinite timeout; a task sleeping "forever" is re-checked daily.
 _MAX_SELECT_TIMEOUT = 86400.0
+
+
+class Callback(Protocol):
+    """A callback the kernel can queue: anything with a ``_run()`` method.
+
+    The method is named after ``asyncio.Handle._run``, because the asyncio adapter's
+    ``Handle`` and ``TimerHandle`` are what the kernel queues. ``_run`` must not raise: it
+    reports its callback's errors itself (the adapter sends them to the loop's exception
+    handler); an exception escaping it is treated as a kernel bug.
+    """
+
+    def _run(self) -> object: ...
 
 
 class _CurrentKernel(threading.local):
@@ -106,7 +125,7 @@ class Kernel(TrapHandlers):
     ) -> None:
         if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
             raise ValueError(f"max_threads must be a positive whole number, got {max_threads!r}")
-        self._ready: deque[Task] = deque()  # ready queue: runnable tasks, FIFO
+        self._ready: deque[Task | Callback] = deque()  # ready queue: tasks, callbacks; FIFO
         self._sleeping = SleepingQueue()  # sleeping queue: (deadline, task) for sleeps/timeouts
         self._io = IOWaitTable()  # I/O wait table: fd -> [reader task, writer task]
 
@@ -119,6 +138,8 @@ class Kernel(TrapHandlers):
         self._crashed: weakref.WeakSet[Task] = weakref.WeakSet()  # failed; maybe nobody looked
         self._closed = False
         self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
+        # Entered around every run (the asyncio adapter makes its loop the running one)
+        self._run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]] = []
         self.max_threads = max_threads
         self._thread_pool: ThreadPool | None = None  # created by kernel/threads.py on first use
 
@@ -165,7 +186,13 @@ class Kernel(TrapHandlers):
 
                 # Phase 3: run each task that is ready now, until it parks or ends.
                 for _ in range(len(ready)):
-                    task = self._running = popleft()
+                    entry = popleft()
+                    if type(entry) is not Task:
+                        # Not a task but a callback (call_soon): call it, and move on.
+                        self._running = None
+                        cast(Callback, entry)._run()
+                        continue
+                    task = self._running = entry
                     while True:
                         try:
                             if task._next_exc is None:
@@ -211,9 +238,13 @@ class Kernel(TrapHandlers):
                 timeout = min(max(0.0, deadline - self._clock.now()), _MAX_SELECT_TIMEOUT)
         woken = self._io.select(self._clock.real_timeout(timeout))
         if self._tracer is not None:
-            self._tracer("select", None, timeout=timeout, ready=[t.id for t in woken])
-        for task in woken:
-            self._reschedule(task)
+            ready = [w.id if type(w) is Task else repr(w) for w in woken]
+            self._tracer("select", None, timeout=timeout, ready=ready)
+        for waiter in woken:
+            if type(waiter) is Task:
+                self._reschedule(waiter)
+            else:  # a watcher's callback (add_watcher): it runs in phase 3, in its turn
+                self._ready.append(waiter)
         if not woken and deadline is not None and not self._threadsafe:
             # Discussion: with a virtual clock this is where time jumps forward -- every task
             # is blocked and select() found nothing, so the next thing that can happen is the
@@ -229,6 +260,8 @@ class Kernel(TrapHandlers):
                 self._tracer("timer", task, kind=kind, now=now)
             if kind == "sleep":
                 self._reschedule(task)
+            elif kind == "call":  # a callback's time has come (call_at): it runs in phase 3
+                self._ready.append(task)
             else:
                 task._timeout_entry = None
                 self._cancel_task(task, TaskTimeout(now))
@@ -391,6 +424,7 @@ class Kernel(TrapHandlers):
         if self._closed:
             return
         try:
+            self._drop_callbacks()
             for task in list(self._tasks.values()):
                 if not task.daemon:
                     log.warning(
@@ -402,6 +436,15 @@ class Kernel(TrapHandlers):
             self._run_until(lambda: not self._tasks)
         finally:
             self._release()
+
+    def _drop_callbacks(self) -> None:
+        """Forget every queued callback, timed callback and watcher (asyncio drops them when
+        its loop closes): only tasks get to run their cleanup."""
+        tasks = [entry for entry in self._ready if type(entry) is Task]
+        self._ready.clear()
+        self._ready.extend(tasks)
+        self._sleeping.discard_kind("call")
+        self._io.drop_watchers()
 
     def __enter__(self) -> Kernel:
         return self
@@ -422,6 +465,80 @@ class Kernel(TrapHandlers):
             # A full buffer means a wake-up is already pending; a closed one, that we stop.
             with contextlib.suppress(OSError):
                 self._wake_send.send(b"\0")
+
+    # ------------------------------------------------------------------------------------
+    # Callbacks on the three structures: what the asyncio adapter (kernel/aio) is built on
+    # ------------------------------------------------------------------------------------
+
+    def time(self) -> float:
+        """The kernel's clock: what deadlines given to ``call_at`` are measured against."""
+        return self._clock.now()
+
+    def call_soon(self, callback: Callback) -> None:
+        """Put ``callback`` at the back of the ready queue; phase 3 calls ``callback._run()``."""
+        self._ready.append(callback)
+
+    def call_at(self, deadline: float, callback: Callback) -> object:
+        """Put ``callback`` on the sleeping queue until ``deadline`` (``time()``'s clock).
+
+        Returns a handle for ``cancel_call``.
+        """
+        return self._sleeping.push(deadline, callback, "call")
+
+    def start_task(
+        self, corofunc: Any, *args: Any, daemon: bool = False, name: str | None = None
+    ) -> Task:
+        """Create a task from outside any task -- a callback, or before ``run_until``.
+
+        Inside a task, ``await kernel.spawn(...)`` is the way (it is a trap); this is for
+        code with no task to yield from, such as the asyncio adapter starting a kernel task
+        on behalf of asyncio code.
+        """
+        if self._closed:
+            raise RuntimeError("this Kernel is closed; create a new one")
+        return self._new_task(as_coroutine(corofunc, args, "start_task"), daemon, name)
+
+    def cancel_call(self, handle: Any) -> None:
+        """Take a ``call_at`` callback off the sleeping queue (a no-op once it was due)."""
+        self._sleeping.discard(handle)
+
+    def add_watcher(self, fileobj: Any, event: int, callback: Callback) -> Callback | None:
+        """Queue ``callback`` each time ``fileobj`` is ready for ``event``, until removed.
+
+        A watcher already there for the same descriptor and event is replaced (and
+        returned); a task waiting there makes this raise ``ResourceBusy``.
+        """
+        return self._io.watch(fileobj, event, callback)  # type: ignore[no-any-return]
+
+    def remove_watcher(self, fileobj: Any, event: int) -> Callback | None:
+        """Remove the watcher for ``event`` on ``fileobj``; return it, or None if none."""
+        return self._io.unwatch(fileobj, event)  # type: ignore[no-any-return]
+
+    def run_until(self, finished: Callable[[], bool]) -> None:
+        """Turn the loop until ``finished()`` is true, checked before each turn.
+
+        ``run()`` is this with a main task. The asyncio adapter's ``run_forever`` calls it
+        with no task at all: what runs is whatever the ready queue holds. Ctrl-C makes it
+        raise ``KeyboardInterrupt`` after the current turn.
+        """
+        if self._closed:
+            raise RuntimeError("this Kernel is closed; create a new one")
+        if _current.kernel is not None:
+            raise RuntimeError("a kernel is already running in this thread")
+        try:
+            with self._activated():
+                self._loop(lambda: finished() or self._fatal is not None)
+        except KernelError:
+            self._abandon()
+            raise
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has run."""
+        return self._closed
 
     def _run_until(self, finished: Callable[[], bool]) -> None:
         try:
@@ -449,7 +566,10 @@ class Kernel(TrapHandlers):
             else None
         )
         try:
-            yield
+            with contextlib.ExitStack() as stack:
+                for context in self._run_contexts:
+                    stack.enter_context(context())
+                yield
         finally:
             if previous_wakeup_fd is not None:
                 signal.set_wakeup_fd(previous_wakeup_fd)

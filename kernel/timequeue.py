@@ -84,6 +84,13 @@ class SleepingQueue:
                 return (item, entry[3])
         return None
 
+    def discard_kind(self, kind: str) -> None:
+        """Forget every live entry of ``kind`` (the kernel drops its "call" entries on close)."""
+        for entry in self._heap:
+            if entry[3] == kind and entry[2] is not None:
+                entry[2] = None
+                self._live -= 1
+
     def items(self) -> list[tuple[float, Any, str]]:
         """(deadline, item, kind) for every live entry in due order; for tracing and tests."""
         return [(e[0], e[2], e[3]) for e in sorted(self._heap) if e[2] is not None]

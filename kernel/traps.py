@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CANCEL",
     "CLOCK",
+    "FUTURE_WAIT",
     "GET_CURRENT",
     "GET_KERNEL",
     "IO_RELEASE",
@@ -74,6 +75,7 @@ CLOCK = "clock"
 SET_TIMEOUT = "set_timeout"
 UNSET_TIMEOUT = "unset_timeout"
 SET_CANCELLATION = "set_cancellation"
+FUTURE_WAIT = "future_wait"
 
 # Every trap, with the names of the arguments that follow it in the tuple.
 TRAPS: dict[str, tuple[str, ...]] = {
@@ -92,6 +94,7 @@ TRAPS: dict[str, tuple[str, ...]] = {
     SET_TIMEOUT: ("deadline",),
     UNSET_TIMEOUT: ("previous",),
     SET_CANCELLATION: ("allow",),
+    FUTURE_WAIT: ("future",),
 }
 
 
@@ -147,6 +150,16 @@ def _wait_on(queue: WaitQueue, state: str) -> Generator[Trap, Any, Any]:
 def _wake(queue: WaitQueue, n: int = 1, value: Any = None) -> Generator[Trap, Any, int]:
     """Move up to ``n`` tasks from a wait queue to the ready queue; returns how many moved."""
     return (yield (WAKE, queue, n, value))  # type: ignore[no-any-return]
+
+
+@types.coroutine
+def _future_wait(future: Any) -> Generator[Trap, Any, None]:
+    """Park until an asyncio-style future is done (then ask the future for its result).
+
+    A kernel task that simply ``await``s an asyncio future yields the future itself, as
+    asyncio's own tasks expect; the kernel treats that exactly like this trap.
+    """
+    yield (FUTURE_WAIT, future)
 
 
 @types.coroutine

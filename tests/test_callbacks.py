@@ -1,0 +1,147 @@
+"""Callbacks on the kernel's three structures: what the asyncio adapter is built on.
+
+These use the kernel directly, with a minimal callback object, so that a failure here points
+at the kernel rather than at the adapter.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+import kernel
+from kernel import Kernel, ResourceBusy, VirtualClock
+from kernel.iotable import EVENT_READ, EVENT_WRITE, IOWaitTable
+
+
+class Note:
+    """A callback that appends its label to a log when the kernel runs it."""
+
+    def __init__(self, log: list[Any], label: Any, then: Any = None) -> None:
+        self.log = log
+        self.label = label
+        self.then = then
+
+    def _run(self) -> None:
+        self.log.append(self.label)
+        if self.then is not None:
+            self.then()
+
+
+def test_callbacks_and_tasks_share_one_fifo_ready_queue() -> None:
+    log: list[Any] = []
+
+    async def task(name: str) -> None:
+        log.append(f"{name} starts")
+        await kernel.sleep(0)
+        log.append(f"{name} resumes")
+
+    with Kernel() as k:
+        k.call_soon(Note(log, "callback 1"))
+        k.start_task(task, "A")
+        k.call_soon(Note(log, "callback 2"))
+        k.run_until(lambda: len(log) >= 4)
+    assert log == ["callback 1", "A starts", "callback 2", "A resumes"]
+
+
+def test_call_at_runs_in_deadline_order_on_the_kernel_clock() -> None:
+    clock = VirtualClock()
+    log: list[Any] = []
+    with Kernel(clock=clock) as k:
+        k.call_at(2.0, Note(log, ("two", clock)))
+        k.call_at(1.0, Note(log, "one"))
+        k.call_at(1.0, Note(log, "one again"))  # equal deadlines keep their order
+        k.run_until(lambda: len(log) == 3)
+        assert k.time() == 2.0
+    assert [entry if isinstance(entry, str) else entry[0] for entry in log] == [
+        "one",
+        "one again",
+        "two",
+    ]
+
+
+def test_a_cancelled_call_never_runs() -> None:
+    clock = VirtualClock()
+    log: list[Any] = []
+    with Kernel(clock=clock) as k:
+        handle = k.call_at(1.0, Note(log, "cancelled"))
+        k.call_at(2.0, Note(log, "kept"))
+        k.cancel_call(handle)
+        k.run_until(lambda: bool(log))
+    assert log == ["kept"]
+
+
+def test_a_watcher_runs_each_time_its_descriptor_is_ready_until_removed() -> None:
+    log: list[Any] = []
+    a, b = socket.socketpair()
+    with a, b, Kernel() as k:
+
+        def drain() -> None:
+            a.recv(100)
+
+        k.add_watcher(a, EVENT_READ, Note(log, "readable", drain))
+        b.send(b"1")
+        k.run_until(lambda: len(log) == 1)
+        b.send(b"2")
+        k.run_until(lambda: len(log) == 2)
+        removed = k.remove_watcher(a, EVENT_READ)
+        assert isinstance(removed, Note)
+        assert k.remove_watcher(a, EVENT_READ) is None
+        assert k._io.waiters() == []
+    assert log == ["readable", "readable"]
+
+
+def test_a_watcher_replaces_a_watcher_but_not_a_parked_task() -> None:
+    log: list[Any] = []
+    a, b = socket.socketpair()
+    table = IOWaitTable()
+    with a, b:
+        first = Note(log, "first")
+        assert table.watch(a, EVENT_READ, first) is None
+        assert table.watch(a, EVENT_READ, Note(log, "second")) is first
+        assert len(table) == 1
+        table.register(a, EVENT_WRITE, "a parked task")  # the other slot is free
+        assert table.unwatch(a, EVENT_READ) is not None
+        table.register(a, EVENT_READ, "a parked reader")
+        with pytest.raises(ResourceBusy):
+            table.watch(a, EVENT_READ, Note(log, "third"))
+        assert table.unwatch(a, EVENT_READ) is None  # a task is not a watcher
+        table.close()
+    assert log == []
+
+
+def test_closing_the_kernel_drops_queued_callbacks_but_lets_tasks_clean_up() -> None:
+    log: list[Any] = []
+    a, b = socket.socketpair()
+
+    async def sleeper() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:
+            log.append("task cleaned up")
+
+    with a, b:
+        k = Kernel()
+        k.start_task(sleeper, daemon=True)
+        k.run_until(lambda: bool(k._sleeping))
+        k.call_soon(Note(log, "queued"))
+        k.call_at(k.time(), Note(log, "timed"))
+        k.add_watcher(a, EVENT_READ, Note(log, "watcher"))
+        b.send(b"x")
+        k.close()
+    assert log == ["task cleaned up"]
+
+
+def test_run_until_refuses_a_closed_or_nested_kernel() -> None:
+    k = Kernel()
+    k.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        k.run_until(lambda: True)
+
+    async def nested() -> None:
+        with Kernel() as inner, pytest.raises(RuntimeError, match="already running"):
+            inner.run_until(lambda: True)
+
+    kernel.run(nested)

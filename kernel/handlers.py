@@ -30,6 +30,7 @@ from .waitqueue import WaitQueue
 
 if TYPE_CHECKING:
     from collections import deque
+    from collections.abc import Callable
 
     from .clock import Clock
     from .iotable import IOWaitTable
@@ -48,6 +49,7 @@ class TrapHandlers:
     _sleeping: SleepingQueue
     _io: IOWaitTable
     _clock: Clock
+    _handlers: dict[str, Callable[[Task, Trap], bool]]
 
     if TYPE_CHECKING:
 
@@ -81,7 +83,7 @@ class TrapHandlers:
         if _is_asyncio_future(value):
             # ``await future`` in a kernel task: the future yields itself, as asyncio's
             # tasks expect. That is the FUTURE_WAIT trap under another spelling.
-            if self._trap_future_wait(task, (FUTURE_WAIT, value)):
+            if self._handlers[FUTURE_WAIT](task, (FUTURE_WAIT, value)):
                 self._ready.append(task)  # it carries on: at the back, like a bad yield
             return True
         task._next_exc = TypeError(

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import signal
 import socket
 import threading
@@ -92,6 +93,14 @@ class _CurrentKernel(threading.local):
 _current = _CurrentKernel()
 
 
+def _forget_kernel_after_fork() -> None:
+    # A child process forked while a kernel runs has a copy of it that nobody turns.
+    _current.kernel = None
+
+
+os.register_at_fork(after_in_child=_forget_kernel_after_fork)
+
+
 def current_kernel() -> Kernel | None:
     """The kernel running in this thread, or None."""
     return _current.kernel
@@ -140,6 +149,7 @@ class Kernel(TrapHandlers):
         self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
         # Entered around every run (the asyncio adapter makes its loop the running one)
         self._run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]] = []
+        self._run_stack: contextlib.ExitStack | None = None  # those of the run in progress
         self.max_threads = max_threads
         self._thread_pool: ThreadPool | None = None  # created by kernel/threads.py on first use
 
@@ -257,7 +267,10 @@ class Kernel(TrapHandlers):
         while (due := self._sleeping.pop_due(now)) is not None:
             task, kind = due
             if self._tracer is not None:
-                self._tracer("timer", task, kind=kind, now=now)
+                if kind == "call":
+                    self._tracer("timer", None, kind=kind, now=now, callback=repr(task))
+                else:
+                    self._tracer("timer", task, kind=kind, now=now)
             if kind == "sleep":
                 self._reschedule(task)
             elif kind == "call":  # a callback's time has come (call_at): it runs in phase 3
@@ -460,6 +473,21 @@ class Kernel(TrapHandlers):
         if self._closed:
             raise RuntimeError("the kernel is closed")
         self._threadsafe.append((callback, args))
+        self._wake_up()
+
+    def call_soon_threadsafe(self, callback: Callback) -> None:
+        """From any thread: append ``callback`` to the ready queue and wake the loop.
+
+        Appending to a deque is atomic, so the callback keeps its place in the FIFO order
+        relative to ``call_soon`` calls made after this one returns.
+        """
+        if self._closed:
+            raise RuntimeError("the kernel is closed")
+        self._ready.append(callback)
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        """Make a blocking select() return: one byte to the wake-up socket per burst."""
         if not self._wakeup_pending:
             self._wakeup_pending = True
             # A full buffer means a wake-up is already pending; a closed one, that we stop.
@@ -535,6 +563,17 @@ class Kernel(TrapHandlers):
             fatal, self._fatal = self._fatal, None
             raise fatal
 
+    def add_run_context(
+        self, factory: Callable[[], contextlib.AbstractContextManager[object]]
+    ) -> None:
+        """Enter ``factory()`` around every run of this kernel, starting with the current one.
+
+        The asyncio adapter uses it to be asyncio's running loop while the kernel runs.
+        """
+        self._run_contexts.append(factory)
+        if self._run_stack is not None:
+            self._run_stack.enter_context(factory())
+
     @property
     def closed(self) -> bool:
         """True once ``close()`` has run."""
@@ -551,11 +590,13 @@ class Kernel(TrapHandlers):
     @contextlib.contextmanager
     def _activated(self) -> Iterator[None]:
         """Mark this kernel as the thread's running one; own Ctrl-C while it runs."""
-        _current.kernel = self
         main_thread = threading.current_thread() is threading.main_thread()
         own_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         if own_sigint:
-            signal.signal(signal.SIGINT, self._on_sigint)
+            try:
+                signal.signal(signal.SIGINT, self._on_sigint)
+            except ValueError:  # signals are not available here (an embedded interpreter)
+                own_sigint = main_thread = False
         # Discussion: a signal that lands just before select() starts to block would have its
         # Python handler run only when select() returns -- after the whole timeout. With
         # the wake-up socket as the interpreter's signal wake-up fd, the C-level handler
@@ -565,8 +606,10 @@ class Kernel(TrapHandlers):
             if main_thread
             else None
         )
+        _current.kernel = self
         try:
             with contextlib.ExitStack() as stack:
+                self._run_stack = stack
                 for context in self._run_contexts:
                     stack.enter_context(context())
                 yield
@@ -575,6 +618,7 @@ class Kernel(TrapHandlers):
                 signal.set_wakeup_fd(previous_wakeup_fd)
             # Put the default back only over our own handler: one the program installed
             # meanwhile (a SignalEvent(SIGINT), say) is not ours to remove.
+            self._run_stack = None
             if own_sigint and signal.getsignal(signal.SIGINT) == self._on_sigint:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             _current.kernel = None

@@ -22,18 +22,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .traps import Trap
 
 if TYPE_CHECKING:
-    from .scheduler import Kernel
+    from .scheduler import Callback, Kernel
     from .task import CoroutineLike, Task
 
-__all__ = ["TracedCoroutine", "Tracer", "install_tracer"]
+__all__ = ["TracedCallback", "TracedCoroutine", "Tracer", "install_tracer"]
 
 
 class Tracer(Protocol):
     """Receives every scheduler decision: ``tracer(event, task, **details)``.
 
     Events: ``spawn``, ``run``, ``trap``, ``park``, ``wake``, ``select``, ``timer``,
-    ``cancel``, ``exit``. With no tracer installed none of this code is on the hot path: the
-    traced versions of the handlers are swapped in at construction time.
+    ``cancel``, ``exit``; and for callbacks (the asyncio adapter's): ``call_soon``,
+    ``call_at``, ``watch`` when one is queued, ``callback`` when one runs. With no tracer
+    installed none of this code is on the hot path: the traced versions are swapped in at
+    construction time.
     """
 
     def __call__(self, event: str, task: Task | None, **details: Any) -> None: ...
@@ -62,6 +64,48 @@ def install_tracer(kernel: Kernel, tracer: Tracer) -> None:
         plain_reschedule(task, value)
 
     kernel._reschedule = reschedule  # type: ignore[method-assign]
+
+    # Callbacks (the asyncio adapter's Handles and Tasks) are queued wrapped, so that the
+    # tracer hears when each is queued and when it runs.
+    plain_call_soon = kernel.call_soon
+    plain_call_at = kernel.call_at
+    plain_add_watcher = kernel.add_watcher
+
+    def call_soon(callback: Callback) -> None:
+        tracer("call_soon", None, callback=repr(callback))
+        plain_call_soon(TracedCallback(callback, tracer))
+
+    def call_at(deadline: float, callback: Callback) -> object:
+        tracer("call_at", None, callback=repr(callback), deadline=deadline)
+        return plain_call_at(deadline, TracedCallback(callback, tracer))
+
+    def add_watcher(fileobj: Any, event: int, callback: Callback) -> Callback | None:
+        tracer("watch", None, callback=repr(callback), fileobj=repr(fileobj), mask=event)
+        return plain_add_watcher(fileobj, event, TracedCallback(callback, tracer))
+
+    kernel.call_soon = call_soon  # type: ignore[method-assign]
+    kernel.call_at = call_at  # type: ignore[method-assign]
+    kernel.add_watcher = add_watcher  # type: ignore[method-assign]
+
+
+class TracedCallback:
+    """Wraps a queued callback when tracing, to report each time it runs."""
+
+    __slots__ = ("__wrapped__", "_tracer")
+
+    def __init__(self, callback: Callback, tracer: Tracer) -> None:
+        self.__wrapped__ = callback
+        self._tracer = tracer
+
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)
+
+    def cancel(self) -> None:
+        self.__wrapped__.cancel()  # type: ignore[attr-defined]
+
+    def _run(self) -> object:
+        self._tracer("callback", None, callback=repr(self.__wrapped__))
+        return self.__wrapped__._run()
 
 
 class TracedCoroutine:

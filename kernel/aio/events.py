@@ -1,0 +1,714 @@
+"""The event loop: asyncio's ``AbstractEventLoop``, mapped onto the kernel's three structures.
+
+asyncio's loop (``asyncio.base_events.BaseEventLoop``) keeps its own queues. This one keeps
+none: every asyncio concept is stored in the kernel's structures, and the kernel's own run
+loop (``Kernel._loop``) does the turning. The mapping:
+
+================================  ===========================================================
+asyncio                           here
+================================  ===========================================================
+``Handle``                        ``Handle``, a subclass of ``asyncio.Handle`` that the kernel
+                                  can run (it has ``_run()``)
+``loop._ready`` (a deque)         the kernel's ready queue: ``call_soon`` appends the Handle
+                                  (``Kernel.call_soon``), among the kernel's own tasks
+``TimerHandle``, ``_scheduled``   ``TimerHandle`` on the kernel's sleeping queue
+                                  (``Kernel.call_at``); when due, phase 2 of the kernel loop
+                                  moves it to the ready queue, as ``_run_once`` moves due
+                                  timers to ``_ready``
+``selector.select(timeout)``      phase 1 of the kernel loop: one ``select()`` for kernel
+                                  tasks and asyncio readers/writers together, blocking until
+                                  the nearest deadline when nothing is ready
+``add_reader`` / ``add_writer``   a *watcher* in the I/O wait table (``Kernel.add_watcher``):
+                                  its Handle is queued every time the descriptor is ready
+``_run_once``                     one turn of ``Kernel._loop``: poll, due timers, run ready
+``run_forever`` / ``stop``        ``Kernel.run_until(finished)``, where ``finished`` turns
+                                  true after the turn in which ``stop()`` was called
+``run_until_complete(f)``         ``run_forever`` with a done callback on ``f`` that calls
+                                  ``stop()`` -- exactly asyncio's construction
+``Task.__step``                   ``kernel/aio/tasks.py``: the Task is queued *itself* on the
+                                  ready queue (it is its own Handle) and its ``_run`` steps
+                                  the coroutine
+``Task.__wakeup``                 a done callback on the awaited future, queued on the ready
+                                  queue when the future completes
+``Future`` done callbacks         ``call_soon`` of each callback when the future completes
+``call_soon_threadsafe``          ``Kernel.call_soon_threadsafe``: append, then write to the
+                                  kernel's wake-up socket
+================================  ===========================================================
+
+Because it is one scheduler, a kernel task and an asyncio task in the same program share one
+FIFO ready queue, one clock (a ``VirtualClock`` works for both) and one tracer.
+
+Deliberate differences from asyncio's own loop:
+
+* A ``Task`` is queued on the ready queue itself rather than through a fresh ``Handle`` for
+  each step. Nothing observable changes except that ``loop.call_soon`` is not called per step.
+* ``call_later`` / ``call_at`` deadlines are compared with the kernel clock as they are
+  (asyncio adds its clock resolution); with the real clock this makes no visible difference.
+* A callback still queued when the loop is closed is dropped, as asyncio does; kernel tasks
+  still alive are cancelled and their cleanup runs, as ``Kernel.close()`` does.
+* Subprocesses and pipe transports are not implemented: the methods say so. From a kernel
+  task, ``kernel.subprocess`` does the same job.
+
+Read next: ``kernel/aio/runners.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import errno
+import inspect
+import logging
+import signal
+import sys
+import threading
+import warnings
+import weakref
+from asyncio import events as _asyncio_events
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack, cast
+
+from ..clock import Clock
+from ..iotable import EVENT_READ, EVENT_WRITE
+from ..scheduler import Kernel
+from .futures import Future
+from .network import NetworkMixin
+from .tasks import Task
+
+__all__ = ["EventLoop", "Handle", "TimerHandle"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+logger = logging.getLogger("asyncio")  # the logger asyncio reports through
+
+
+class Handle(asyncio.Handle):
+    """A callback queued with ``call_soon``: asyncio's Handle, runnable by the kernel."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:  # asyncio.Handle's own attributes, which typeshed leaves out
+        _callback: Any
+        _args: Any
+        _source_traceback: Any
+        _context: contextvars.Context
+        _loop: Any
+
+    def _run(self) -> None:
+        """Call the callback in its context; an error goes to the loop's exception handler."""
+        if self._cancelled:
+            return  # cancelled after it was queued: asyncio skips it too
+        try:
+            self._context.run(self._callback, *self._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": f"Exception in callback {_format_callback(self)}",
+                    "exception": exc,
+                    "handle": self,
+                }
+            )
+        # Discussion: a coroutine that failed inside the callback keeps its frame alive in
+        # the exception's traceback, and that frame keeps this one (its caller) -- with
+        # ``self`` in it, which leads back to the task and so to the exception: a cycle
+        # that delays "exception was never retrieved" until the garbage collector runs.
+        del self
+
+
+class TimerHandle(asyncio.TimerHandle):
+    """A callback queued with ``call_later`` / ``call_at``, on the kernel's sleeping queue."""
+
+    __slots__ = ("_entry",)
+
+    if TYPE_CHECKING:
+        _entry: object  # its entry in the kernel's sleeping queue, for cancel()
+        _source_traceback: Any
+        _scheduled: bool
+
+    _run = Handle._run
+
+
+class _Nothing:
+    """A ready-queue entry that does nothing: it keeps one turn from blocking in select()."""
+
+    def _run(self) -> None:
+        pass
+
+
+def _format_callback(handle: Handle) -> str:
+    callback = handle._callback
+    args = handle._args
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+    return f"{name}({', '.join(repr(arg) for arg in args or ())})"
+
+
+def _fileobj_to_fd(fileobj: Any) -> int:
+    """The descriptor number of an int or of an object with ``fileno()``."""
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+def _get_loop_for_future() -> asyncio.AbstractEventLoop:
+    """The loop a ``Future()`` created without ``loop=`` belongs to: the running one."""
+    loop = _asyncio_events._get_running_loop()
+    if loop is None:
+        raise RuntimeError(
+            "Future() was created with no running event loop; pass loop=, or create it "
+            "with loop.create_future()"
+        )
+    return loop
+
+
+def _run_until_complete_cb(future: Any) -> None:
+    """Done callback that ``run_until_complete`` puts on its future: stop the loop."""
+    if not future.cancelled():
+        exc = future.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            return  # it is on its way out of run_forever already
+    future.get_loop().stop()
+
+
+class EventLoop(NetworkMixin, asyncio.AbstractEventLoop):
+    """An asyncio event loop whose queues are a kernel's. ``EventLoop()`` makes its own
+    kernel (``clock=VirtualClock()`` makes its time virtual, for tests); ``EventLoop(kernel)``
+    runs on an existing one, which it does not close."""
+
+    def __init__(self, kernel: Kernel | None = None, *, clock: Clock | None = None) -> None:
+        if kernel is not None and clock is not None:
+            raise TypeError("pass a kernel or a clock, not both: the kernel has its own clock")
+        self._owns_kernel = kernel is None
+        self._kernel = Kernel(clock=clock) if kernel is None else kernel
+        self._closed = False
+        self._stopping = False
+        self._running = False
+        self._thread_id: int | None = None
+        # asyncio's own rule (PYTHONASYNCIODEBUG, -X dev), asked in asyncio's own words.
+        self._debug: bool = asyncio.coroutines._is_debug_mode()  # type: ignore[attr-defined]
+        self._exception_handler: Callable[[Any, dict[str, Any]], object] | None = None
+        self._task_factory: Any = None
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_shutdown_called = False
+        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._signal_handlers: dict[int, Handle] = {}
+        self.slow_callback_duration = 0.1
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} running={self.is_running()} closed={self.is_closed()} "
+            f"debug={self.get_debug()}>"
+        )
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    # -- running and stopping ------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """Turn the kernel's loop until ``stop()``: the turn in which it is called completes,
+        then this returns."""
+        self._check_closed()
+        self._check_running()
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        self._running = True
+        _asyncio_events._set_running_loop(self)
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+        )
+        if self._stopping:
+            # stop() before run_forever(): asyncio still runs one turn, without blocking.
+            self._kernel.call_soon(_Nothing())
+        turned = False
+
+        def finished() -> bool:
+            # Checked before each turn: never before the first one (asyncio's loop is a
+            # do-while), then after any turn in which stop() was called.
+            nonlocal turned
+            if not turned:
+                turned = True
+                return False
+            return self._stopping
+
+        try:
+            self._kernel.run_until(finished)
+        finally:
+            self._stopping = False
+            self._running = False
+            self._thread_id = None
+            _asyncio_events._set_running_loop(None)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def run_until_complete(self, future: Awaitable[T] | Generator[Any, Any, T]) -> T:
+        """Run until ``future`` (a coroutine is wrapped in a Task) is done; return its result."""
+        self._check_closed()
+        self._check_running()
+        new_task = not asyncio.isfuture(future)
+        if inspect.isgenerator(future):  # an old-style generator-based coroutine
+            task: Any = self.create_task(future)
+        else:
+            task = asyncio.ensure_future(cast("Awaitable[T]", future), loop=self)
+        if new_task:
+            # A task made here that is left pending (Ctrl-C, say) need not be reported.
+            task._log_destroy_pending = False
+        task.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and task.done() and not task.cancelled():
+                task.exception()  # looked at: the exception propagating says it all
+            raise
+        finally:
+            task.remove_done_callback(_run_until_complete_cb)
+        if not task.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return task.result()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        """Stop after the current turn (the callbacks already queued for it still run)."""
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the loop: queued callbacks are dropped, the default executor is shut down
+        (without waiting), and the kernel, if this loop made it, is closed."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        self._closed = True
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+        executor, self._default_executor = self._default_executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+        if self._owns_kernel:
+            self._kernel.close()
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if _asyncio_events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def _check_thread(self) -> None:
+        """Debug mode: loop methods that are not thread-safe, called from another thread."""
+        if self._thread_id is not None and threading.get_ident() != self._thread_id:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other than the current one"
+            )
+
+    # -- time and callbacks --------------------------------------------------------------------
+
+    def time(self) -> float:
+        """The kernel's clock (a ``VirtualClock`` makes the loop's time virtual too)."""
+        return self._kernel.time()
+
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        """Queue ``callback(*args)`` at the back of the kernel's ready queue."""
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_soon")
+        handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]  # debug mode: end the traceback at our caller
+        self._kernel.call_soon(handle)
+        return handle
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        """Call ``callback(*args)`` after ``delay`` seconds (via the sleeping queue)."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self.call_at(self.time() + delay, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        return timer
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        """Call ``callback(*args)`` at loop time ``when`` (via the sleeping queue)."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        timer._entry = self._kernel.call_at(when, timer)
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
+        """Called by ``TimerHandle.cancel()``: tombstone its sleeping-queue entry."""
+        self._kernel.cancel_call(handle._entry)
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        """From any thread: queue ``callback(*args)``, waking the loop if it is blocked."""
+        self._check_closed()
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+        handle = Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        self._kernel.call_soon_threadsafe(handle)
+        return handle
+
+    def _check_callback(self, callback: Any, method: str) -> None:
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+    # -- futures and tasks ---------------------------------------------------------------------
+
+    def create_future(self) -> asyncio.Future[Any]:
+        # Typed as asyncio's Future, whose protocol ours follows (it is not a subclass:
+        # asyncio's is implemented in C).
+        return cast("asyncio.Future[Any]", Future(loop=self))
+
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, T] | Generator[Any, Any, T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[T]:
+        """Wrap ``coro`` in a Task (or what the task factory makes) and queue its first step."""
+        self._check_closed()
+        if self._task_factory is None:
+            task: Any = Task(coro, loop=self, name=name, context=context)
+        else:
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+        return task  # type: ignore[no-any-return]
+
+    def set_task_factory(self, factory: Any) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Any:
+        return self._task_factory
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log ``context`` (an error nobody else handled) to the ``asyncio`` logger."""
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info: Any = (
+            (type(exception), exception, exception.__traceback__) if exception else False
+        )
+        lines = [message]
+        for key in sorted(context):
+            if key not in ("message", "exception"):
+                lines.append(f"{key}: {context[key]!r}")
+        logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Report an error that has nowhere else to go: to the handler set, or to the log."""
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            # Run the handler in the context of whatever failed (as asyncio 3.12+ does), so
+            # it sees that code's context variables.
+            ctx = None
+            thing = context.get("task") or context.get("future") or context.get("handle")
+            if thing is not None and hasattr(thing, "get_context"):
+                ctx = thing.get_context()
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler(
+                    {
+                        "message": "Unhandled error in exception handler",
+                        "exception": exc,
+                        "context": context,
+                    }
+                )
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error(
+                    "Exception in default exception handler while handling an unexpected "
+                    "error in custom exception handler",
+                    exc_info=True,
+                )
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+
+    # -- I/O callbacks: watchers in the kernel's I/O wait table --------------------------------
+
+    def add_reader(self, fd: Any, callback: Callable[[Unpack[Ts]], Any], *args: *Ts) -> None:
+        """Queue ``callback(*args)`` each time ``fd`` is readable, until ``remove_reader``."""
+        self._check_closed()
+        replaced = self._kernel.add_watcher(
+            _fileobj_to_fd(fd), EVENT_READ, Handle(callback, args, self, None)
+        )
+        if replaced is not None:
+            replaced.cancel()  # type: ignore[attr-defined]
+
+    def remove_reader(self, fd: Any) -> bool:
+        if self.is_closed():
+            return False
+        removed = self._kernel.remove_watcher(_fileobj_to_fd(fd), EVENT_READ)
+        if removed is None:
+            return False
+        removed.cancel()  # type: ignore[attr-defined]  # it may be queued for this turn
+        return True
+
+    def add_writer(self, fd: Any, callback: Callable[[Unpack[Ts]], Any], *args: *Ts) -> None:
+        """Queue ``callback(*args)`` each time ``fd`` is writable, until ``remove_writer``."""
+        self._check_closed()
+        replaced = self._kernel.add_watcher(
+            _fileobj_to_fd(fd), EVENT_WRITE, Handle(callback, args, self, None)
+        )
+        if replaced is not None:
+            replaced.cancel()  # type: ignore[attr-defined]
+
+    def remove_writer(self, fd: Any) -> bool:
+        if self.is_closed():
+            return False
+        removed = self._kernel.remove_watcher(_fileobj_to_fd(fd), EVENT_WRITE)
+        if removed is None:
+            return False
+        removed.cancel()  # type: ignore[attr-defined]
+        return True
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def run_in_executor(
+        self, executor: Any, func: Callable[[Unpack[Ts]], T], *args: *Ts
+    ) -> asyncio.Future[T]:
+        """Run ``func(*args)`` in ``executor`` (default: a thread pool); returns a future."""
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            executor = self._default_executor
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+                self._default_executor = executor
+        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor: Any) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Wait (in a helper thread) for the default executor's threads to finish."""
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is None:
+            return
+        done = self.create_future()
+
+        def shut_down() -> None:
+            try:
+                executor.shutdown(wait=True)
+                if not self.is_closed():
+                    self.call_soon_threadsafe(_set_result_unless_done, done)
+            except Exception as exc:  # pragma: no cover - shutdown itself failing
+                if not self.is_closed():
+                    self.call_soon_threadsafe(done.set_exception, exc)
+
+        thread = threading.Thread(target=shut_down, name="asyncio-executor-shutdown")
+        thread.start()
+        try:
+            async with asyncio.timeout(timeout):
+                await done
+        except TimeoutError:
+            warnings.warn(
+                f"The executor did not finishing joining its threads within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    # -- asynchronous generators ---------------------------------------------------------------
+
+    def _asyncgen_firstiter_hook(self, agen: AsyncGenerator[Any, Any]) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer_hook(self, agen: AsyncGenerator[Any, Any]) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    async def shutdown_asyncgens(self) -> None:
+        """Close every asynchronous generator still open (``asyncio.run`` calls this)."""
+        self._asyncgens_shutdown_called = True
+        if not self._asyncgens:
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*(agen.aclose() for agen in closing), return_exceptions=True)
+        for result, agen in zip(results, closing, strict=True):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": f"an error occurred during closing of asynchronous "
+                        f"generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: *Ts
+    ) -> None:
+        """Queue ``callback(*args)`` whenever signal ``sig`` arrives (main thread only)."""
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
+        self._signal_handlers[sig] = Handle(callback, args, self, None)
+        try:
+            signal.signal(sig, self._on_signal)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+
+    def _on_signal(self, sig: int, frame: object) -> None:
+        """The Python-level signal handler: queue the Handle through the thread-safe path."""
+        handle = self._signal_handlers.get(sig)
+        if handle is not None and not self._kernel.closed:
+            self._kernel.call_soon_threadsafe(handle)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, default)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        return True
+
+    def _check_signal(self, sig: Any) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    # -- not implemented -----------------------------------------------------------------------
+
+    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "kernel.aio does not run subprocesses yet; from a kernel task, use kernel.subprocess"
+        )
+
+    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "kernel.aio does not run subprocesses yet; from a kernel task, use kernel.subprocess"
+        )
+
+    async def connect_read_pipe(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("kernel.aio has no pipe transports yet")
+
+    async def connect_write_pipe(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("kernel.aio has no pipe transports yet")
+
+
+def _set_result_unless_done(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,202 @@
+"""Entry points: run asyncio programs on the kernel, and pass work between the two worlds.
+
+``run(main())``                 ``asyncio.run`` with the adapter loop (it *is* asyncio's
+                                ``Runner``, given ``new_event_loop`` as its loop factory).
+``new_event_loop()``            a fresh ``EventLoop`` on a fresh kernel; pass it to
+                                ``asyncio.Runner(loop_factory=...)`` or ``asyncio.run``.
+``EventLoopPolicy``             for code that creates loops through the policy.
+``coroutine``                   the old ``@asyncio.coroutine``: generator-based coroutines
+                                that ``yield from`` futures, for the course's older programs.
+
+Between kernel tasks and asyncio code (one scheduler underneath, so no threads involved):
+
+``await future``                in a kernel task: waits for an asyncio future or task of the
+                                adapter loop (the kernel's ``FUTURE_WAIT`` trap).
+``await run_asyncio(coro)``     in a kernel task: run asyncio code as an asyncio Task on this
+                                kernel's loop and wait for its result.
+``await run_kernel(f, *args)``  in asyncio code: run ``f(*args)`` as a kernel task on the
+                                same kernel and wait for its result.
+``wrap_kernel_task(task)``      an asyncio future that completes when a kernel task ends.
+
+Read next: ``docs/aio.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import types
+from asyncio import events as _asyncio_events
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from typing import Any, TypeVar
+
+from ..clock import Clock
+from ..errors import TaskCancelled
+from ..scheduler import Kernel
+from ..task import Task as KernelTask
+from ..traps import _get_kernel
+from .events import EventLoop
+
+__all__ = [
+    "EventLoopPolicy",
+    "coroutine",
+    "new_event_loop",
+    "run",
+    "run_asyncio",
+    "run_kernel",
+    "wrap_kernel_task",
+]
+
+T = TypeVar("T")
+
+
+def new_event_loop(*, clock: Clock | None = None) -> EventLoop:
+    """A new adapter event loop, on a new kernel (whose clock is ``clock``, if given)."""
+    return EventLoop(clock=clock)
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """``asyncio.set_event_loop_policy(kernel.aio.EventLoopPolicy())`` makes asyncio create
+    adapter loops wherever it creates loops through the policy."""
+
+    _loop_factory = EventLoop
+
+
+def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
+    """``asyncio.run(main)`` on the kernel: a new loop, run ``main`` to completion, cancel
+    what is left, shut down async generators and the default executor, close the loop."""
+    if _asyncio_events._get_running_loop() is not None:
+        # Checked before the Runner makes a loop that would then be left behind.
+        raise RuntimeError("kernel.aio.run() cannot be called from a running event loop")
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)
+
+
+def coroutine(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The old ``@asyncio.coroutine`` (removed from asyncio in 3.11), for generator-based
+    coroutines that ``yield from`` futures and other coroutines.
+
+    ``import asyncio`` + ``from kernel.aio import coroutine`` and the old programs run.
+    """
+    if inspect.iscoroutinefunction(func):
+        return func
+    if inspect.isgeneratorfunction(func):
+        generator_function = func
+    else:
+        # A plain function marked as a coroutine: await whatever it returns, if awaitable.
+        @functools.wraps(func)
+        def generator_function(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            result = func(*args, **kwargs)
+            if inspect.isawaitable(result) or inspect.isgenerator(result):
+                result = yield from _await(result)
+            return result
+
+    wrapper = types.coroutine(generator_function)
+    # What asyncio.iscoroutinefunction() looks for on a decorated function.
+    wrapper._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _await(awaitable: Any) -> Generator[Any, Any, Any]:
+    if inspect.isgenerator(awaitable):
+        return (yield from awaitable)
+    return (yield from awaitable.__await__())
+
+
+def wrap_kernel_task(task: KernelTask, loop: EventLoop | None = None) -> asyncio.Future[Any]:
+    """An asyncio future of ``loop`` (default: the running one) that ends as ``task`` ends.
+
+    Cancelling the future cancels the kernel task.
+    """
+    if loop is None:
+        loop = _running_adapter_loop("wrap_kernel_task")
+    future = loop.create_future()
+
+    def on_exit(task: KernelTask) -> None:
+        if future.done():
+            return
+        task._observed = True  # its outcome is passed on: nothing to report
+        if task.cancelled:
+            future.cancel()
+        elif task._exception is not None:
+            future.set_exception(task._exception)
+        else:
+            future.set_result(task._result)
+
+    def on_done(future: asyncio.Future[Any]) -> None:
+        if future.cancelled() and not task.done:
+            loop._kernel._cancel_task(task, TaskCancelled("the asyncio future was cancelled"))
+
+    if task.done:
+        on_exit(task)
+    else:
+        task._add_exit_callback(on_exit)
+        future.add_done_callback(on_done)
+    return future
+
+
+def run_kernel(corofunc: Any, *args: Any, name: str | None = None) -> asyncio.Future[Any]:
+    """From asyncio code on the adapter: run ``corofunc(*args)`` as a kernel task on the same
+    kernel; ``await`` the returned future for its result."""
+    loop = _running_adapter_loop("run_kernel")
+    task = loop._kernel.start_task(corofunc, *args, name=name)
+    return wrap_kernel_task(task, loop)
+
+
+async def run_asyncio(coro: Coroutine[Any, Any, T]) -> T:
+    """From a kernel task: run asyncio code as an asyncio Task on this kernel and wait for it.
+
+    The kernel gets an adapter loop on first use (``EventLoop(kernel)``); inside ``coro``,
+    ``asyncio.get_running_loop()`` is that loop.
+    """
+    kernel = await _get_kernel()
+    loop = _hosted_loop(kernel)
+    task = loop.create_task(coro)
+    return await task  # a kernel task awaiting an asyncio future: the FUTURE_WAIT trap
+
+
+_hosted_loops: dict[Kernel, EventLoop] = {}
+
+
+def _hosted_loop(kernel: Kernel) -> EventLoop:
+    """The adapter loop living on ``kernel`` (made on first use, closed with the kernel).
+
+    While the kernel runs, it is asyncio's running loop, so that asyncio code finds it.
+    """
+    loop = _hosted_loops.get(kernel)
+    if loop is None:
+        loop = _hosted_loops[kernel] = EventLoop(kernel)
+
+        def forget() -> None:
+            del _hosted_loops[kernel]
+            loop.close()
+
+        kernel._at_close.append(forget)
+        kernel.add_run_context(functools.partial(_running, loop))
+    return loop
+
+
+@contextlib.contextmanager
+def _running(loop: EventLoop) -> Iterator[None]:
+    """Make ``loop`` asyncio's running loop for the duration of one kernel run."""
+    previous = _asyncio_events._get_running_loop()
+    _asyncio_events._set_running_loop(loop)
+    loop._running = True
+    try:
+        yield
+    finally:
+        loop._running = False
+        _asyncio_events._set_running_loop(previous)
+
+
+def _running_adapter_loop(caller: str) -> EventLoop:
+    loop = _asyncio_events._get_running_loop()
+    if not isinstance(loop, EventLoop):
+        raise RuntimeError(
+            f"{caller}() needs the kernel.aio event loop, but the running loop is {loop!r}; "
+            f"start the program with kernel.aio.run(main()) (or "
+            f"asyncio.Runner(loop_factory=kernel.aio.new_event_loop))"
+        )
+    return loop

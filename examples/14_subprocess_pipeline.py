@@ -5,7 +5,8 @@ the kernel waits on like sockets. The first child's stdout is handed to the seco
 stdin; the parent closes its own copy and reads the second child's output. ``async with``
 waits for each child to exit (and, if the task is cancelled, terminates it instead).
 
-Read next: docs/io.md, which follows one read through the I/O wait table.
+Read next: examples/15_asyncio_sleep_then_123.py, where the asyncio programs begin; and
+docs/io.md, which follows one read through the I/O wait table.
 """
 
 import sys

@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench conformance clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,15 @@ test: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# CPython's own asyncio test suite against kernel.aio, on 3.11 and 3.13; the table goes in
+# docs/conformance-3.11.md. (`make test` runs the fast part.)
+PY313 ?= $(shell ls -d $$HOME/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | sort -V | tail -n 1)
+
+conformance: $(BIN)/.installed
+	$(BIN)/python -m tests.conformance.runner --markdown docs/conformance-3.11.md
+	$(if $(PY313),$(BIN)/python -m tests.conformance.runner --python $(PY313) \
+		--markdown docs/conformance-3.13.md)
 
 $(VENV)-compare/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)-compare

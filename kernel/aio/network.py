@@ -18,7 +18,8 @@ There are three layers, each built on the one before:
        finally (result, error or cancel)  -> remove_reader(fd): nothing stays registered
 
    The registration is removed in the awaiting coroutine's ``finally``, so when a
-   cancelled ``sock_recv`` has returned to its caller, the I/O table no longer holds it.
+   cancelled ``sock_recv`` has returned to its caller, the I/O table no longer holds it
+   (unless another ``sock_*`` call has taken the slot over meanwhile: see ``_sock_waits``).
 
 2. Connections: ``create_connection`` resolves, connects a socket with ``sock_connect``,
    and hands it to a ``SocketTransport`` (``transports.py``) with the protocol the
@@ -35,8 +36,8 @@ Differences from asyncio (``base_events.py``, ``selector_events.py``, ``unix_eve
 
 * ``sock_*`` refuse a blocking socket with ``ValueError`` always; asyncio checks only in
   debug mode (a blocking socket would stall every task of the kernel, not just one).
-* ``sock_accept`` cancelled just after it accepted closes the accepted socket instead of
-  losing it; the accept is done in the awaiting task, not in the readiness callback.
+* A ``sock_accept`` whose task is cancelled after the connection was accepted but before
+  the task resumed closes the accepted socket instead of leaking it.
 * ``create_connection`` accepts ``happy_eyeballs_delay`` and ``interleave`` (addresses are
   interleaved by family) but tries addresses one after another, never in parallel.
 * Accepted connections are set up in a done callback, not a task per connection. A
@@ -77,7 +78,7 @@ from asyncio.trsock import TransportSocket
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
-from .transports import DatagramTransport, SocketTransport
+from .transports import DatagramTransport, SocketTransport, WriteFlowControl
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop as _LoopBase
@@ -414,9 +415,7 @@ class Server(asyncio.AbstractServer):
         if sockets is None:
             return
         for sock in sockets:
-            if not self._loop.is_closed():
-                self._loop.remove_reader(sock.fileno())
-            sock.close()
+            self._loop._stop_serving(sock)
             self._unlink(sock)
         self._serving = False
         if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
@@ -496,9 +495,10 @@ class _SendfileProtocol(asyncio.Protocol):
         self._was_reading = transport.is_reading()
         # Only our own transports say whether their protocol is paused; assume others are
         # not (the worst case is a buffer that grows past its high-water mark).
-        self._was_paused = isinstance(transport, SocketTransport) and transport._protocol_paused
+        self._was_paused = isinstance(transport, WriteFlowControl) and transport._protocol_paused
         self._writable: asyncio.Future[None] | None = None  # set while writing is paused
-        self._lost: BaseException | None = None  # why the connection was lost, if it was
+        self._gone = False  # connection_lost has been passed on
+        self._lost: BaseException | None = None  # and why, if there was an error
         if self._was_paused:
             self._writable = loop.create_future()
         transport.pause_reading()
@@ -521,7 +521,7 @@ class _SendfileProtocol(asyncio.Protocol):
             self._writable = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = exc
+        self._gone, self._lost = True, exc
         self.resume_writing()  # wakes drain(), which sees the transport closing
         self._protocol.connection_lost(exc)
 
@@ -539,6 +539,8 @@ class _SendfileProtocol(asyncio.Protocol):
         if self._writable is not None:
             self._writable.cancel()  # nobody awaits it any more
             self._writable = None
+        if self._gone:
+            return  # the protocol has had connection_lost: nothing more for it
         if paused_now and not self._was_paused:
             self._protocol.pause_writing()  # the matching resume_writing() will reach it
         elif self._was_paused and not paused_now:
@@ -555,8 +557,9 @@ class NetworkMixin(_LoopBase):
 
         class EventLoop(NetworkMixin, <the loop class with add_reader, call_soon, ...>): ...
 
-    The methods keep no state on the loop: what a connection needs lives in its transport,
-    what a server needs in its ``Server``.
+    The mixin has no ``__init__`` and keeps one piece of state on the loop, created on
+    first use: which ``sock_*`` call owns each descriptor's reader and writer slot. What a
+    connection needs lives in its transport, what a server needs in its ``Server``.
     """
 
     if TYPE_CHECKING:
@@ -1107,6 +1110,12 @@ class NetworkMixin(_LoopBase):
 
     # -- servers ---------------------------------------------------------------------
 
+    def _stop_serving(self, sock: socket.socket) -> None:
+        """Stop accepting on a listening socket and close it (asyncio's loop has the same)."""
+        if not self.is_closed():
+            self.remove_reader(sock.fileno())
+        sock.close()
+
     async def create_server(  # type: ignore[override]  # typeshed names asyncio's Server
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -1419,7 +1428,7 @@ class NetworkMixin(_LoopBase):
 
     async def start_tls(
         self,
-        transport: asyncio.WriteTransport,
+        transport: asyncio.BaseTransport,
         protocol: asyncio.BaseProtocol,
         sslcontext: _ssl.SSLContext,
         *,

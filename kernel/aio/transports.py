@@ -39,9 +39,10 @@ the stdlib's TLS layer (``asyncio.sslproto.SSLProtocol``, which ``network.py`` s
 Differences from asyncio's selector transports:
 
 * The transports only use the loop's public API (``add_reader`` and friends, ``call_soon``,
-  ``call_exception_handler``); asyncio's reach into the selector loop's private methods
-  and its fd-to-transport map, so ``loop.add_reader(fd)`` on a descriptor a transport owns
-  is not refused with ``RuntimeError`` here (do not do it: it steals the transport's reads).
+  ``call_exception_handler``); asyncio's transports reach into the selector loop's private
+  methods and its fd-to-transport map. So ``loop.add_reader(fd)`` on a descriptor that a
+  transport owns is not refused with ``RuntimeError`` here (do not do it: it steals the
+  transport's reads).
 * After EOF was received and the protocol kept the transport open, ``resume_reading()``
   does not register the reader again (asyncio's would, and would report EOF twice).
 * A ``close()`` that waits for the write buffer to drain counts as a lost connection, so a
@@ -65,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["DatagramTransport", "SocketTransport"]
+__all__ = ["DatagramTransport", "SocketTransport", "WriteFlowControl"]
 
 log = logging.getLogger("kernel")
 
@@ -82,22 +83,77 @@ class _ConnectionTracker(Protocol):
     def _detach(self, transport: asyncio.BaseTransport) -> None: ...
 
 
-def _nbytes(data: ReadableBuffer) -> int:
-    """Length in bytes (a memoryview's ``len`` counts items, not bytes)."""
-    return memoryview(data).nbytes
-
-
 def _set_result_unless_cancelled(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.set_result(None)
 
 
-class _SocketTransportBase(asyncio.BaseTransport):
+class WriteFlowControl:
+    """Write flow control: pause the protocol above the high-water mark, resume below low.
+
+    The one implementation for every transport of the adapter that buffers writes (the
+    socket transports here; pipe transports can use it too). It needs ``self._loop``,
+    ``self._protocol`` and ``get_write_buffer_size()``; the transport calls
+    ``_maybe_pause_protocol`` after its buffer grew and ``_maybe_resume_protocol`` after it
+    shrank. ``_protocol_paused`` says whether the protocol was last told to pause.
+    """
+
+    _loop: asyncio.AbstractEventLoop
+    _protocol: asyncio.BaseProtocol
+    _protocol_paused = False  # we called pause_writing() and not yet resume_writing()
+    _high_water = HIGH_WATER
+    _low_water = HIGH_WATER // 4
+
+    def get_write_buffer_size(self) -> int:
+        raise NotImplementedError
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    def _maybe_pause_protocol(self) -> None:
+        if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
+            return
+        self._protocol_paused = True
+        self._call_flow_control("pause_writing")
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
+            self._protocol_paused = False
+            self._call_flow_control("resume_writing")
+
+    def _call_flow_control(self, name: str) -> None:
+        # A protocol that fails here is buggy but the connection is fine: report, go on.
+        try:
+            getattr(self._protocol, name)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": f"protocol.{name}() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+
+class _SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):
     """What stream and datagram transports share: lifetime, reading switch, flow control.
 
-    Subclasses implement ``_on_readable`` (the reader callback) and
-    ``get_write_buffer_size``, and call ``_maybe_pause_protocol`` after the write buffer
-    grew and ``_maybe_resume_protocol`` after it shrank.
+    Subclasses implement ``_on_readable`` (the reader callback), ``get_write_buffer_size``
+    and ``_clear_write_buffer``.
     """
 
     _sock: socket.socket | None = None  # None once closed; read by __del__ even if
@@ -124,7 +180,6 @@ class _SocketTransportBase(asyncio.BaseTransport):
             except OSError:
                 self._extra["peername"] = None
         self._loop = loop
-        self._sock = sock
         self._fd = sock.fileno()
         self._protocol = protocol
         self._server = server
@@ -132,9 +187,7 @@ class _SocketTransportBase(asyncio.BaseTransport):
         self._paused = False  # pause_reading() holds
         self._at_eof = False  # the peer's EOF arrived; the reader is gone for good
         self._conn_lost = 0  # > 0 once connection_lost is scheduled; then counts writes
-        self._protocol_paused = False  # we called pause_writing() and not yet resume_writing()
-        self._high_water = HIGH_WATER
-        self._low_water = HIGH_WATER // 4
+        self._sock = sock  # from here on __del__ warns if we are dropped unclosed
         if server is not None:
             server._attach(self)
 
@@ -254,52 +307,6 @@ class _SocketTransportBase(asyncio.BaseTransport):
 
     def _clear_write_buffer(self) -> None:
         raise NotImplementedError
-
-    # -- write flow control ------------------------------------------------------------
-
-    def get_write_buffer_size(self) -> int:
-        raise NotImplementedError
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
-            return
-        self._protocol_paused = True
-        self._call_flow_control("pause_writing")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
-            self._protocol_paused = False
-            self._call_flow_control("resume_writing")
-
-    def _call_flow_control(self, name: str) -> None:
-        # A protocol that fails here is buggy but the connection is fine: report, go on.
-        try:
-            getattr(self._protocol, name)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": f"protocol.{name}() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
 
 
 class SocketTransport(_SocketTransportBase, asyncio.Transport):
@@ -432,7 +439,8 @@ class SocketTransport(_SocketTransportBase, asyncio.Transport):
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._drained is not None:
             raise RuntimeError("unable to write; sendfile is in progress")
-        size = _nbytes(data)
+        # In bytes: a memoryview's len() counts items, which may be wider than a byte.
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
         if not size:
             return
         if self._conn_lost:
@@ -601,7 +609,7 @@ class DatagramTransport(_SocketTransportBase, asyncio.DatagramTransport, asyncio
             if addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = self._address
-        if self._conn_lost and self._address:
+        if self._conn_lost:
             if self._conn_lost >= LOG_WRITES_AFTER_LOST:
                 log.warning("socket.send() raised exception.")
             self._conn_lost += 1
@@ -638,16 +646,17 @@ class DatagramTransport(_SocketTransportBase, asyncio.DatagramTransport, asyncio
         protocol.error_received(exc)
 
     def _on_writable(self) -> None:
+        """The writer callback: send queued datagrams, oldest first, until one would block."""
         while self._buffer:
             data, addr = self._buffer[0]
             try:
                 self._send_one(data, addr)
             except (BlockingIOError, InterruptedError):
-                return  # the rest waits for the next writable event
+                break  # the rest waits for the next writable event
             except OSError as exc:
-                self._drop_first()
+                self._drop_first()  # this datagram is lost; the others may still go
                 self._protocol_error(exc)
-                return
+                continue
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:

@@ -46,8 +46,8 @@ Deliberate differences from asyncio's own loop:
   (asyncio adds its clock resolution); with the real clock this makes no visible difference.
 * A callback still queued when the loop is closed is dropped, as asyncio does; kernel tasks
   still alive are cancelled and their cleanup runs, as ``Kernel.close()`` does.
-* Subprocesses and pipe transports are not implemented: the methods say so. From a kernel
-  task, ``kernel.subprocess`` does the same job.
+* Subprocesses are watched with a pidfd in the I/O wait table (no child watcher, no SIGCHLD
+  handler); see ``kernel/aio/subprocess.py`` for the details that follow from that.
 
 Read next: ``kernel/aio/runners.py``.
 """
@@ -74,6 +74,7 @@ from ..iotable import EVENT_READ, EVENT_WRITE
 from ..scheduler import Kernel
 from .futures import Future
 from .network import NetworkMixin
+from .subprocess import ProcessMixin
 from .tasks import Task
 
 __all__ = ["EventLoop", "Handle", "TimerHandle"]
@@ -179,7 +180,7 @@ def _run_until_complete_cb(future: Any) -> None:
     future.get_loop().stop()
 
 
-class EventLoop(NetworkMixin, asyncio.AbstractEventLoop):
+class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose queues are a kernel's. ``EventLoop()`` makes its own
     kernel (``clock=VirtualClock()`` makes its time virtual, for tests); ``EventLoop(kernel)``
     runs on an existing one, which it does not close."""
@@ -244,6 +245,9 @@ class EventLoop(NetworkMixin, asyncio.AbstractEventLoop):
                 return False
             return self._stopping
 
+        tracer = self._kernel._tracer  # the teaching views narrate these steps too
+        if tracer is not None:
+            tracer("run_forever", None)
         try:
             self._kernel.run_until(finished)
         finally:
@@ -252,11 +256,16 @@ class EventLoop(NetworkMixin, asyncio.AbstractEventLoop):
             self._thread_id = None
             _asyncio_events._set_running_loop(None)
             sys.set_asyncgen_hooks(*old_agen_hooks)
+            if tracer is not None:
+                tracer("run_forever_return", None)
 
     def run_until_complete(self, future: Awaitable[T] | Generator[Any, Any, T]) -> T:
         """Run until ``future`` (a coroutine is wrapped in a Task) is done; return its result."""
         self._check_closed()
         self._check_running()
+        tracer = self._kernel._tracer  # the teaching views narrate these steps too
+        if tracer is not None:
+            tracer("run_until_complete", None, future=future)
         new_task = not asyncio.isfuture(future)
         if inspect.isgenerator(future):  # an old-style generator-based coroutine
             task: Any = self.create_task(future)
@@ -266,6 +275,8 @@ class EventLoop(NetworkMixin, asyncio.AbstractEventLoop):
             # A task made here that is left pending (Ctrl-C, say) need not be reported.
             task._log_destroy_pending = False
         task.add_done_callback(_run_until_complete_cb)
+        if tracer is not None:
+            tracer("add_done_callback", None, future=task, callback=_run_until_complete_cb)
         try:
             self.run_forever()
         except BaseException:
@@ -276,11 +287,15 @@ class EventLoop(NetworkMixin, asyncio.AbstractEventLoop):
             task.remove_done_callback(_run_until_complete_cb)
         if not task.done():
             raise RuntimeError("Event loop stopped before Future completed.")
+        if tracer is not None:
+            tracer("run_until_complete_return", None, future=task)
         return task.result()  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         """Stop after the current turn (the callbacks already queued for it still run)."""
         self._stopping = True
+        if self._kernel._tracer is not None:
+            self._kernel._tracer("stop", None)
 
     def is_running(self) -> bool:
         return self._running
@@ -689,24 +704,6 @@ class EventLoop(NetworkMixin, asyncio.AbstractEventLoop):
             raise TypeError(f"sig must be an int, not {sig!r}")
         if sig not in signal.valid_signals():
             raise ValueError(f"invalid signal number {sig}")
-
-    # -- not implemented -----------------------------------------------------------------------
-
-    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            "kernel.aio does not run subprocesses yet; from a kernel task, use kernel.subprocess"
-        )
-
-    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            "kernel.aio does not run subprocesses yet; from a kernel task, use kernel.subprocess"
-        )
-
-    async def connect_read_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("kernel.aio has no pipe transports yet")
-
-    async def connect_write_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("kernel.aio has no pipe transports yet")
 
 
 def _set_result_unless_done(future: asyncio.Future[Any]) -> None:

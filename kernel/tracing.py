@@ -4,7 +4,8 @@ A tracer is any callable ``tracer(event, task, **details)``. Pass one to ``Kerne
 ``kernel.run(..., tracer=...)``) and it hears about each ``spawn``, ``run`` (a slice of a
 task begins), ``trap`` (the slice ended on this trap), ``park`` (where the task now waits),
 ``wake``, ``select`` (timeout and which tasks I/O made ready), ``timer`` (a deadline came
-due), ``cancel`` and ``exit``.
+due), ``cancel`` and ``exit``. A tracer whose ``turns`` attribute is true also hears ``turn``
+when each turn of the loop begins (the teaching views number the turns with it).
 
 Discussion: the run loop has no "if tracing" test in it. Instead, a traced kernel has its
 handler table and its ``_reschedule`` method swapped for wrappers that report and then do
@@ -33,9 +34,12 @@ class Tracer(Protocol):
 
     Events: ``spawn``, ``run``, ``trap``, ``park``, ``wake``, ``select``, ``timer``,
     ``cancel``, ``exit``; and for callbacks (the asyncio adapter's): ``call_soon``,
-    ``call_at``, ``watch`` when one is queued, ``callback`` when one runs. With no tracer
-    installed none of this code is on the hot path: the traced versions are swapped in at
-    construction time.
+    ``call_at``, ``watch`` when one is queued, ``callback`` when one runs and
+    ``callback_done`` when it returns (each with the callback object as ``handle``). The
+    adapter's loop adds ``run_until_complete``, ``add_done_callback`` (its stop callback),
+    ``run_forever``, ``stop``, ``run_forever_return`` and ``run_until_complete_return``.
+    With no tracer installed none of this code is on the hot path: the traced versions are
+    swapped in at construction time.
     """
 
     def __call__(self, event: str, task: Task | None, **details: Any) -> None: ...
@@ -65,6 +69,21 @@ def install_tracer(kernel: Kernel, tracer: Tracer) -> None:
 
     kernel._reschedule = reschedule  # type: ignore[method-assign]
 
+    if getattr(tracer, "turns", False):
+        # The loop asks ``finished()`` before every turn; a "no" means a turn begins.
+        plain_loop = kernel._loop
+
+        def loop(finished: Callable[[], bool]) -> None:
+            def finished_or_next_turn() -> bool:
+                if finished():
+                    return True
+                tracer("turn", None)
+                return False
+
+            plain_loop(finished_or_next_turn)
+
+        kernel._loop = loop  # type: ignore[method-assign]
+
     # Callbacks (the asyncio adapter's Handles and Tasks) are queued wrapped, so that the
     # tracer hears when each is queued and when it runs.
     plain_call_soon = kernel.call_soon
@@ -72,15 +91,22 @@ def install_tracer(kernel: Kernel, tracer: Tracer) -> None:
     plain_add_watcher = kernel.add_watcher
 
     def call_soon(callback: Callback) -> None:
-        tracer("call_soon", None, callback=repr(callback))
+        tracer("call_soon", None, callback=repr(callback), handle=callback)
         plain_call_soon(TracedCallback(callback, tracer))
 
     def call_at(deadline: float, callback: Callback) -> object:
-        tracer("call_at", None, callback=repr(callback), deadline=deadline)
+        tracer("call_at", None, callback=repr(callback), deadline=deadline, handle=callback)
         return plain_call_at(deadline, TracedCallback(callback, tracer))
 
     def add_watcher(fileobj: Any, event: int, callback: Callback) -> Callback | None:
-        tracer("watch", None, callback=repr(callback), fileobj=repr(fileobj), mask=event)
+        tracer(
+            "watch",
+            None,
+            callback=repr(callback),
+            fileobj=repr(fileobj),
+            mask=event,
+            handle=callback,
+        )
         return plain_add_watcher(fileobj, event, TracedCallback(callback, tracer))
 
     kernel.call_soon = call_soon  # type: ignore[method-assign]
@@ -104,8 +130,11 @@ class TracedCallback:
         self.__wrapped__.cancel()  # type: ignore[attr-defined]
 
     def _run(self) -> object:
-        self._tracer("callback", None, callback=repr(self.__wrapped__))
-        return self.__wrapped__._run()
+        callback = self.__wrapped__
+        self._tracer("callback", None, callback=repr(callback), handle=callback)
+        result = callback._run()
+        self._tracer("callback_done", None, handle=callback)
+        return result
 
 
 class TracedCoroutine:
@@ -119,7 +148,7 @@ class TracedCoroutine:
         self._tracer = tracer
 
     def send(self, value: Any) -> Any:
-        self._tracer("run", self._task)
+        self._tracer("run", self._task, value=value)
         return self.__wrapped__.send(value)
 
     def throw(self, exc: BaseException) -> Any:

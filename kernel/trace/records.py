@@ -1,0 +1,810 @@
+"""Trace records: every scheduler decision as plain data, with the three structures after it.
+
+The kernel reports each decision to a *tracer* (``kernel/tracing.py``) as it makes it:
+``tracer(event, task, **details)``, with live objects -- tasks, futures, handles, sockets.
+A ``Recorder`` is such a tracer. It turns each event into a *record*: a dict holding only
+strings, numbers, booleans, None, lists and dicts, so ``json.dumps(recorder.records)``
+works and every teaching view (``explain``, ``timeline``, ``compare``) reads the same data,
+live or from a file.
+
+Every record has these keys:
+
+``step``    its number in the trace, from 1
+``tick``    the turn of the loop it belongs to (0 before the first turn)
+``phase``   1 poll I/O, 2 wake sleepers, 3 run what is ready (0 outside the loop)
+``t``       when it happened: seconds since the recording began (every time in a record
+            is counted from there; on a ``VirtualClock``, which starts at 0, that is its time)
+``event``   what happened (below)
+``task``    the task it is about: ``"main (task 1)"`` for a kernel task, ``"Task-1"`` for
+            an asyncio task (for a callback: the task it belongs to), or None
+``state``   the three structures once the decision is carried out::
+
+                {"ready": ["main (task 1)", "Task-1.__step"],
+                 "sleeping": [{"until": 1.0, "who": "main (task 1)", "kind": "sleep"}],
+                 "io": [{"fd": "fd 7", "for": "read", "who": "main (task 1)"}]}
+
+and, by event (a field that does not apply is left out):
+
+================  ============================================================================
+kernel tasks
+``spawn``         ``name``, ``id``, ``daemon``, ``by`` (the task that spawned it, or None)
+``turn``          a turn of the loop begins (``tick`` is its number)
+``run``           ``how`` ("send" or "throw"), ``value`` (what is sent) or ``exc``; ``first``
+``trap``          ``trap`` (its name), ``args`` (each rendered short), ``call`` (the tuple);
+                  ``deadline`` for ``set_timeout`` and ``unset_timeout``
+``park``          ``why`` (the task's wait state, "SLEEPING", "LOCK"...) and ``to``: "ready"
+                  (``sleep(0)``), "sleeping" (``until``), "io" (``fd``, ``for``), "wait"
+                  (``on``: the primitive), "join" (``on``: the task), "future" (``on``);
+                  ``timeout`` if a deadline is armed
+``wake``          ``by`` (who woke it), ``reason`` ("timer", "io", "wake", "join", "cancel",
+                  "future", "io_release", "thread", "other"), ``was`` (its wait state), ``on``
+``select``        ``timeout`` (None: no limit), ``ready`` (who I/O made ready), ``nearest``
+                  (the first deadline: ``{"who", "until", "kind"}``), ``io_waiting`` (how many)
+``timer``         ``kind`` ("sleep", "timeout", "call"), ``who``
+``cancel``        ``exc``, ``by`` (a task, "timeout", or None: the kernel), ``blocked``
+``exit``          ``result`` or ``exc``, ``cancelled``
+asyncio adapter
+``call_soon``     ``callback`` (a label), ``kind`` (below), ``by``; for a step ``coro``,
+                  ``first_step`` (from ``Task.__init__``), ``again`` (a bare ``yield``); for
+                  a done callback ``future``, its ``outcome``, and ``finished_step`` (the
+                  future is the task whose step is running: its coroutine just ended)
+``call_at``       ``callback``, ``kind``, ``until``, ``delay``, ``by``, ``coro``, ``future``
+``watch``         ``callback``, ``fd``, ``for``, ``by``
+``callback``      ``callback``, ``kind``; for a step or wake-up ``coro``, ``first``, ``how``
+                  (``exc``), and for a wake-up or a timer the ``future`` (with ``outcome``)
+``callback_done`` ``callback``, ``kind``; for a step or wake-up ``coro`` and ``outcome``:
+                  ``{"yielded": future}``, ``{"again": True}`` or how the task ended
+                  (then ``ended``)
+``run_until_complete``  ``argument``, ``wraps`` (a coroutine, wrapped in a Task)
+``add_done_callback``   ``future``, ``callback`` (run_until_complete's stop callback)
+``run_forever``, ``run_forever_return``, ``stop`` (``by``)
+``run_until_complete_return``  ``future``, ``outcome``
+notes from the script runner (``kernel/trace/script.py``)
+``output``        ``text`` (a line the program printed), ``by``, ``coro``
+``close``         the program is over; the kernel closes
+================  ============================================================================
+
+An event this module does not know (a newer kernel's) is kept with its details rendered short.
+
+A callback's ``kind`` names its asyncio role: "step" (a Task's ``__step``, queued as the task
+itself), "wakeup" (``Task.__wakeup``, a done callback), "stop" (``_run_until_complete_cb``),
+"timer" (a ``TimerHandle``), "kernel_wakeup" (a kernel task waiting on a future), "callback".
+
+Outcomes (of a future, or of a task's step) are dicts: ``{"result": "123"}``,
+``{"exception": "ValueError('x')"}``, ``{"cancelled": True}``.
+
+Deterministic mode (``Recorder(deterministic=True)``, with a ``VirtualClock``) makes a trace
+the same on every run: asyncio's default task names ("Task-57", from a process-wide counter)
+are renumbered in order of appearance, file descriptors become ``fd #1``, ``fd #2``, ... and
+memory addresses and source locations are dropped from any text.
+
+Read next: ``kernel/trace/script.py``, which records a script; then ``explain.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import socket
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..aio.events import TimerHandle, _run_until_complete_cb
+from ..aio.tasks import Task as AioTask
+from ..handlers import _FutureWaiter
+from ..iotable import EVENT_READ, IOWaitTable
+from ..task import Task
+from ..timequeue import SleepingQueue
+from ..tracing import TracedCallback
+from ..waitqueue import WaitQueue
+
+if TYPE_CHECKING:
+    from ..scheduler import Kernel
+
+__all__ = ["Labels", "Record", "Recorder"]
+
+Record = dict[str, Any]
+
+# The tracer hears these *before* the kernel acts on them, so their ``state`` is read when
+# the next event arrives (by then the decision has been carried out).
+_BEFORE_THE_ACT = frozenset({"trap", "wake", "timer", "cancel", "call_soon", "call_at", "watch"})
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]+")
+_SOURCE = re.compile(r" (?:at|created at) [^ >]+:\d+")
+_FD = re.compile(r"\bfd=(-?\d+)")
+_DEFAULT_TASK_NAME = re.compile(r"^Task-\d+$")
+
+
+class Labels:
+    """Short, stable names for the objects a trace mentions.
+
+    A kernel task is ``"name (task id)"``; an asyncio task is its name; any other future is
+    ``Future-1``, ``Future-2``... in order of appearance; a primitive of the kernel is
+    ``Event-1``, ``Lock-1``... Each object keeps its label for as long as it lives.
+    """
+
+    def __init__(self, deterministic: bool = False) -> None:
+        self.deterministic = deterministic
+        self._by_id: dict[int, tuple[Callable[[], Any], str]] = {}
+        self._counters: dict[str, int] = {}
+        self._fds: dict[int, str] = {}
+        self._task_names: dict[str, str] = {}
+
+    def _named(self, obj: Any, make: Callable[[], str]) -> str:
+        entry = self._by_id.get(id(obj))
+        if entry is not None and entry[0]() is obj:
+            return entry[1]
+        label = make()
+        try:
+            ref: Callable[[], Any] = weakref.ref(obj)
+        except TypeError:  # not weakly referenceable: keep it, so its id is not reused
+            ref = _Strong(obj)
+        self._by_id[id(obj)] = (ref, label)
+        return label
+
+    def _numbered(self, kind: str) -> str:
+        self._counters[kind] = self._counters.get(kind, 0) + 1
+        return f"{kind}-{self._counters[kind]}"
+
+    def task(self, task: Task) -> str:
+        return f"{task.name} (task {task.id})"
+
+    def future(self, future: Any) -> str:
+        """An asyncio task by its name, any other future as ``Future-n``."""
+        if isinstance(future, AioTask) or hasattr(future, "get_coro"):
+            name = str(future.get_name())
+            if self.deterministic and _DEFAULT_TASK_NAME.match(name):
+                if name not in self._task_names:
+                    self._task_names[name] = self._numbered("Task")
+                return self._task_names[name]
+            return name
+        return self._named(future, lambda: self._numbered("Future"))
+
+    def fd(self, fd: int) -> str:
+        if not self.deterministic:
+            return f"fd {fd}"
+        if fd not in self._fds:
+            self._fds[fd] = f"fd #{len(self._fds) + 1}"
+        return self._fds[fd]
+
+    def clean(self, text: str) -> str:
+        """Drop what changes from run to run: addresses, source locations; alias fds."""
+        text = _SOURCE.sub("", text)
+        text = _ADDRESS.sub("", text)
+        if self.deterministic:
+            text = _FD.sub(lambda m: "fd=" + self.fd(int(m.group(1))).removeprefix("fd "), text)
+        return text
+
+    def value(self, obj: Any, limit: int = 60) -> str:
+        """Any value, in a few characters."""
+        if obj is None or isinstance(obj, bool | int | float):
+            return repr(obj)
+        if isinstance(obj, Task):
+            return self.task(obj)
+        if asyncio.isfuture(obj):
+            return self.future(obj)
+        if inspect.iscoroutine(obj) or inspect.isgenerator(obj):
+            return f"<coroutine {_qualname(obj)}>"
+        if isinstance(obj, WaitQueue):
+            return (
+                "<wait queue>" if obj.owner is None else f"<wait queue of {self.value(obj.owner)}>"
+            )
+        if isinstance(obj, socket.socket):
+            return f"<socket {self.fd(obj.fileno())}>" if obj.fileno() >= 0 else "<closed socket>"
+        if isinstance(obj, tuple):
+            inner = ", ".join(self.value(item, limit) for item in obj)
+            return _clip(f"({inner}{',' if len(obj) == 1 else ''})", limit)
+        if isinstance(obj, str | bytes | list | dict | BaseException):
+            return _clip(self.clean(repr(obj)), limit)
+        if type(obj).__module__.startswith("kernel.") or " at 0x" in object.__repr__(obj):
+            # A primitive (its repr shows its changing state) or an object with no repr of
+            # its own: a name that stays the same
+            return self._named(obj, lambda: self._numbered(type(obj).__name__))
+        return _clip(self.clean(repr(obj)), limit)
+
+    def entry(self, obj: Any) -> str:
+        """Something in the ready queue, sleeping queue or I/O table: a task or a callback."""
+        if isinstance(obj, TracedCallback):
+            obj = obj.__wrapped__
+        if isinstance(obj, Task):
+            return self.task(obj)
+        if isinstance(obj, AioTask):
+            return f"{self.future(obj)}.__step"
+        if isinstance(obj, asyncio.Handle):
+            call = self.call(obj)
+            return f"TimerHandle({call})" if isinstance(obj, asyncio.TimerHandle) else call
+        return type(obj).__name__
+
+    def call(self, handle: asyncio.Handle) -> str:
+        """What a Handle will call, as ``function(arguments)``."""
+        fn: Any = getattr(handle, "_callback", None)
+        args: tuple[Any, ...] = _args_of(handle)
+        rendered = ", ".join(self.value(arg) for arg in args)
+        owner = getattr(fn, "__self__", None)
+        if isinstance(owner, AioTask):
+            return f"{self.future(owner)}.{_method_name(fn)}({rendered})"
+        return f"{_function_name(fn)}({rendered})"
+
+
+class _Strong:
+    """Stands in for a weak reference to an object that cannot have one."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __call__(self) -> Any:
+        return self.obj
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _qualname(obj: Any) -> str:
+    return str(getattr(obj, "__qualname__", None) or getattr(obj, "__name__", type(obj).__name__))
+
+
+def _method_name(fn: Any) -> str:
+    """``__wakeup`` rather than the mangled ``_Task__wakeup``."""
+    name = str(getattr(fn, "__name__", "?"))
+    return re.sub(r"^_[A-Za-z]+(__\w+)$", r"\1", name)
+
+
+def _function_name(fn: Any) -> str:
+    """``futures._set_result_unless_cancelled`` for asyncio's functions; qualname otherwise."""
+    if fn is None:
+        return "<cancelled>"
+    name = getattr(fn, "__qualname__", None)
+    if name is None:
+        return type(fn).__name__
+    module = str(getattr(fn, "__module__", "") or "")
+    if module.startswith("asyncio."):
+        return f"{module.rpartition('.')[2]}.{name}"
+    return str(name)
+
+
+def _kind(obj: Any) -> str:
+    """The asyncio role of a queued callback (see the module docstring)."""
+    if isinstance(obj, TracedCallback):
+        obj = obj.__wrapped__
+    if isinstance(obj, AioTask):
+        return "step"
+    if isinstance(obj, TimerHandle | asyncio.TimerHandle):
+        return "timer"
+    fn = getattr(obj, "_callback", None)
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, AioTask) and _method_name(fn) == "__wakeup":
+        return "wakeup"
+    if fn is _run_until_complete_cb:
+        return "stop"
+    if isinstance(owner, _FutureWaiter):
+        return "kernel_wakeup"
+    return "callback"
+
+
+def _stepped_task(obj: Any) -> AioTask[Any] | None:
+    """The asyncio task a callback steps (its ``__step`` or ``__wakeup``), if any."""
+    if isinstance(obj, AioTask):
+        return obj
+    owner = getattr(getattr(obj, "_callback", None), "__self__", None)
+    return owner if isinstance(owner, AioTask) and _kind(obj) == "wakeup" else None
+
+
+class Recorder:
+    """A kernel tracer that keeps every decision as a record (see the module docstring).
+
+    Use it as the kernel's tracer, then ``attach`` the kernel (the recorder reads the three
+    structures from it)::
+
+        recorder = Recorder(deterministic=True)
+        with Kernel(clock=VirtualClock(), tracer=recorder) as k:
+            recorder.attach(k)
+            k.run(main)
+        recorder.finish()
+        json.dumps(recorder.records)
+
+    ``on_record`` is called with each record once it is complete (its ``state`` known).
+    """
+
+    turns = True  # ask the kernel for a ``turn`` event at the start of each turn
+
+    def __init__(
+        self,
+        *,
+        deterministic: bool = False,
+        on_record: Callable[[Record], object] | None = None,
+    ) -> None:
+        self.records: list[Record] = []
+        self.labels = Labels(deterministic)
+        self.on_record = on_record
+        self._kernel: Kernel | None = None
+        self._origin = 0.0  # the kernel's clock when the recording began
+        self._tick = 0
+        self._phase = 0
+        self._pending: Record | None = None  # a record waiting for its state
+        self._last_state: dict[str, Any] = {"ready": [], "sleeping": [], "io": []}
+        # What is going on, to say who woke whom:
+        self._actor: str | None = None  # the task or callback running now
+        self._current: str | None = None  # the task it belongs to
+        self._stepping: AioTask[Any] | None = None  # the asyncio task whose step runs now
+        self._trap: tuple[str, str] | None = None  # (task, trap) being handled
+        self._cancel: tuple[str, str | None] | None = None  # (target, by) of a cancel
+        self._ran: set[int] = set()  # kernel tasks that have run at least once
+        self._timers: list[tuple[float, int, Any]] = []  # call_at handles not yet due
+        self._timer_order = 0
+
+    def attach(self, kernel: Kernel) -> None:
+        """Read the structures of ``kernel`` (the kernel this recorder traces); times in the
+        records are counted from now."""
+        self._kernel = kernel
+        self._origin = kernel._clock.now()
+
+    # -- the tracer ----------------------------------------------------------------------------
+
+    def __call__(self, event: str, task: Task | None, **details: Any) -> None:
+        if self._pending is not None:
+            self._complete_pending(self._popped(event, task, details))
+        handler = getattr(self, f"_on_{event}", None)
+        if handler is not None:
+            fields: Record = handler(task, **details)
+        else:  # an event this recorder does not know yet: kept, its details rendered short
+            fields = {key: self.labels.value(value) for key, value in details.items()}
+            fields["task"] = None if task is None else self.labels.value(task)
+        self._add(event, fields)
+
+    def note(self, event: str, **fields: Any) -> None:
+        """Add a record that comes from outside the kernel (the script runner's notes)."""
+        self._complete_pending()
+        if event == "close":
+            self._actor = None
+            self._phase = 0
+        if event == "output":
+            fields.setdefault("by", self._actor)
+            fields.setdefault("task", self._current)
+            fields.setdefault("coro", self._running_coro())
+        fields.setdefault("task", None)
+        self._add(event, fields)
+
+    def finish(self) -> list[Record]:
+        """Complete the last record; return them all."""
+        self._complete_pending()
+        return self.records
+
+    def _add(self, event: str, fields: Record) -> None:
+        record: Record = {
+            "step": len(self.records) + 1,
+            "tick": self._tick,
+            "phase": self._phase,
+            "t": self._now(),
+            "event": event,
+            "task": fields.pop("task", None),
+        }
+        record.update(fields)
+        self.records.append(record)
+        if event in _BEFORE_THE_ACT:
+            self._pending = record
+        else:
+            record["state"] = self._snapshot()
+            if self.on_record is not None:
+                self.on_record(record)
+
+    def _complete_pending(self, popped: str | None = None) -> None:
+        """Give the waiting record its state: the structures as they are now -- plus, if the
+        loop has just taken ``popped`` off the front of the ready queue to run it, that."""
+        if self._pending is not None:
+            record, self._pending = self._pending, None
+            state = self._snapshot()
+            if popped is not None:
+                state = {**state, "ready": [popped, *state["ready"]]}
+            record["state"] = state
+            if self.on_record is not None:
+                self.on_record(record)
+
+    def _popped(self, event: str, task: Task | None, details: dict[str, Any]) -> str | None:
+        """What phase 3 popped from the ready queue just before this event, if anything."""
+        if event == "callback":
+            return self.labels.entry(details["handle"])
+        if event == "run" and task is not None:
+            label = self.labels.task(task)
+            carrying_on = self._trap is not None and self._trap[0] == label
+            return None if carrying_on else label
+        return None
+
+    def _now(self) -> float | None:
+        return None if self._kernel is None else self._since(self._kernel._clock.now())
+
+    def _since(self, time: float) -> float:
+        """A time of the kernel's clock, counted from the start of the recording."""
+        return time - self._origin
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The three structures, as labels."""
+        kernel = self._kernel
+        if kernel is None or kernel.closed:
+            return self._last_state
+        labels = self.labels
+        io = []
+        for fd, direction, who in kernel._io.waiters():
+            watcher = not isinstance(who, Task)
+            entry = labels.entry(who.callback if watcher else who)
+            io.append({"fd": labels.fd(fd), "for": direction, "who": entry, "watcher": watcher})
+        self._last_state = {
+            "ready": [labels.entry(entry) for entry in kernel._ready],
+            "sleeping": [
+                {"until": self._since(deadline), "who": labels.entry(item), "kind": kind}
+                for deadline, item, kind in kernel._sleeping.items()
+            ],
+            "io": io,
+        }
+        return self._last_state
+
+    # -- kernel events ---------------------------------------------------------------------------
+
+    def _on_turn(self, task: None, **_: Any) -> Record:
+        self._tick += 1
+        self._phase = 1
+        self._actor = self._current = None
+        self._trap = self._cancel = None
+        self._stepping = None
+        return {}
+
+    def _on_spawn(self, task: Task, name: str, daemon: bool, **_: Any) -> Record:
+        by = self._trap[0] if self._trap is not None and self._trap[1] == "spawn" else None
+        return {
+            "task": self.labels.task(task),
+            "name": name,
+            "id": task.id,
+            "daemon": daemon,
+            "by": by,
+        }
+
+    def _on_run(self, task: Task, value: Any = None, throw: str | None = None, **_: Any) -> Record:
+        self._phase = 3
+        label = self.labels.task(task)
+        self._actor = self._current = label
+        self._trap = self._cancel = None
+        first = task.id not in self._ran
+        self._ran.add(task.id)
+        if throw is not None:
+            exc = _clip(self.labels.clean(throw), 60)
+            return {"task": label, "how": "throw", "exc": exc, "first": first}
+        return {"task": label, "how": "send", "value": self.labels.value(value), "first": first}
+
+    def _on_trap(self, task: Task, trap: str, args: tuple[Any, ...], **_: Any) -> Record:
+        label = self.labels.task(task)
+        self._trap = (label, trap)
+        rendered = [self._trap_arg(trap, i, arg) for i, arg in enumerate(args)]
+        call = "(" + ", ".join([repr(trap), *rendered]) + ("," if not rendered else "") + ")"
+        fields: Record = {"task": label, "trap": trap, "args": rendered, "call": call}
+        if trap in ("set_timeout", "unset_timeout") and args[0] is not None:
+            fields["deadline"] = self._since(args[0])  # a time of the clock, like ``t``
+        return fields
+
+    def _trap_arg(self, trap: str, index: int, arg: Any) -> str:
+        if trap == "io_wait" and index == 1:
+            return "EVENT_READ" if arg == EVENT_READ else "EVENT_WRITE"
+        return self.labels.value(arg)
+
+    def _on_park(self, task: Task, state: str, **_: Any) -> Record:
+        self._trap = None
+        where: Any = task._waiting_on
+        fields: Record = {"task": self.labels.task(task), "why": state}
+        if where is None:
+            fields["to"] = "ready"
+        elif isinstance(where, SleepingQueue):
+            fields.update(to="sleeping", until=self._since(task._wait_entry[0]))
+        elif isinstance(where, IOWaitTable):
+            fileobj, event = task._wait_entry
+            fields.update(to="io", fd=self._fd_of(fileobj), **{"for": _direction(event)})
+        elif isinstance(where, _FutureWaiter):
+            fields.update(to="future", on=self.labels.value(where.future))
+        elif isinstance(where, WaitQueue) and isinstance(where.owner, Task):
+            fields.update(to="join", on=self.labels.task(where.owner))
+        else:
+            fields.update(to="wait", on=self.labels.value(getattr(where, "owner", None)))
+        if task._timeout is not None:
+            fields["timeout"] = self._since(task._timeout)
+        return fields
+
+    def _fd_of(self, fileobj: Any) -> str:
+        try:
+            fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        except (AttributeError, OSError, ValueError):
+            return "fd ?"
+        return self.labels.fd(int(fd))
+
+    def _on_wake(self, task: Task, state: str, **_: Any) -> Record:
+        label = self.labels.task(task)
+        where: Any = task._waiting_on
+        by = self._actor
+        on: str | None = None
+        if self._cancel is not None and self._cancel[0] == label:
+            reason, by = "cancel", self._cancel[1]
+        elif self._phase == 2 and state == "SLEEPING":
+            reason, by = "timer", None
+        elif self._phase == 1 and state == "IO_WAIT":
+            reason, by = "io", None
+        elif self._phase == 1:
+            reason, by = "thread", None
+        elif self._trap is not None and self._trap[1] in ("wake", "io_release"):
+            reason = self._trap[1]
+        elif isinstance(where, WaitQueue) and isinstance(where.owner, Task):
+            reason = "join"
+        elif isinstance(where, _FutureWaiter):
+            reason = "future"
+        else:
+            reason = "other"
+        if isinstance(where, WaitQueue):
+            on = self.labels.value(where.owner) if where.owner is not None else None
+        elif isinstance(where, _FutureWaiter):
+            on = self.labels.value(where.future)
+        elif isinstance(where, IOWaitTable) and task._wait_entry is not None:
+            on = self._fd_of(task._wait_entry[0])
+        return {"task": label, "by": by, "reason": reason, "was": state, "on": on}
+
+    def _on_select(self, task: None, timeout: float | None, ready: list[Any], **_: Any) -> Record:
+        self._phase = 1
+        self._actor = None
+        kernel = self._kernel
+        woken = []
+        for entry in ready:
+            found = kernel._tasks.get(entry) if kernel is not None and type(entry) is int else None
+            woken.append(
+                self.labels.task(found) if found is not None else self.labels.clean(str(entry))
+            )
+        nearest = None
+        if kernel is not None:
+            items = kernel._sleeping.items()
+            if items:
+                deadline, item, kind = items[0]
+                nearest = {
+                    "who": self.labels.entry(item),
+                    "until": self._since(deadline),
+                    "kind": kind,
+                }
+        io_waiting = len(kernel._io) if kernel is not None else 0
+        return {"timeout": timeout, "ready": woken, "nearest": nearest, "io_waiting": io_waiting}
+
+    def _on_timer(
+        self, task: Task | None, kind: str, now: float, callback: str | None = None, **_: Any
+    ) -> Record:
+        self._phase = 2
+        self._actor = self._trap = None
+        if task is not None:
+            return {"task": self.labels.task(task), "kind": kind, "who": self.labels.task(task)}
+        handle = self._due_timer(now)
+        if handle is None:
+            return {"kind": kind, "who": self.labels.clean(str(callback))}
+        return {"task": self._owner(handle), "kind": kind, "who": self.labels.entry(handle)}
+
+    def _due_timer(self, now: float) -> Any:
+        """The TimerHandle the kernel just took off the sleeping queue.
+
+        Discussion: the kernel's ``timer`` event names a callback only by its repr, which
+        changes as the future in it changes. The recorder saw each ``call_at`` with its
+        handle, so the one that came due is the earliest of those that are due, not
+        cancelled, and no longer on the sleeping queue.
+        """
+        kernel = self._kernel
+        live = set()
+        if kernel is not None:
+            live = {
+                id(getattr(item, "__wrapped__", item))
+                for _, item, kind in kernel._sleeping.items()
+                if kind == "call"
+            }
+        self._timers = [entry for entry in self._timers if not entry[2].cancelled()]
+        due = [entry for entry in self._timers if entry[0] <= now and id(entry[2]) not in live]
+        if not due:
+            return None
+        first = min(due, key=lambda entry: entry[:2])
+        self._timers.remove(first)
+        return first[2]
+
+    def _on_cancel(self, task: Task, exc: str, blocked: bool, **_: Any) -> Record:
+        label = self.labels.task(task)
+        if self._phase == 2 and self._actor is None:
+            by: str | None = "timeout"
+        else:
+            by = self._actor
+        self._cancel = (label, by)
+        return {
+            "task": label,
+            "exc": _clip(self.labels.clean(exc), 60),
+            "by": by,
+            "blocked": blocked,
+        }
+
+    def _on_exit(self, task: Task, result: str, exc: str | None, **_: Any) -> Record:
+        fields: Record = {"task": self.labels.task(task), "cancelled": task.cancelled}
+        if task._exception is not None:
+            fields["exc"] = self.labels.value(task._exception)
+        else:
+            fields["result"] = self.labels.value(task._result)
+        return fields
+
+    # -- asyncio adapter events ------------------------------------------------------------------
+
+    def _outcome(self, future: Any) -> Record:
+        """How a done future ended, read without marking its exception as retrieved."""
+        state = getattr(future, "_state", None)
+        if state == "CANCELLED":
+            return {"cancelled": True}
+        exc = getattr(future, "_exception", None)
+        if exc is not None:
+            return {"exception": self.labels.value(exc)}
+        if state == "FINISHED":
+            return {"result": self.labels.value(getattr(future, "_result", None))}
+        return {"pending": True}
+
+    def _owner(self, handle: Any) -> str | None:
+        stepped = _stepped_task(handle)
+        if stepped is not None:
+            return self.labels.future(stepped)
+        args = _args_of(handle)
+        if len(args) == 1 and asyncio.isfuture(args[0]):
+            return self.labels.future(args[0])
+        if isinstance(handle, asyncio.TimerHandle) and args and asyncio.isfuture(args[0]):
+            # asyncio.sleep's timer: it belongs to the task that awaits its future
+            for fn, _ in getattr(args[0], "_callbacks", None) or ():
+                waiter = getattr(fn, "__self__", None)
+                if isinstance(waiter, AioTask):
+                    return self.labels.future(waiter)
+        return None
+
+    def _running_coro(self) -> str | None:
+        return None if self._stepping is None else _qualname(self._stepping.get_coro())
+
+    def _on_call_soon(self, task: None, callback: str, handle: Any, **_: Any) -> Record:
+        kind = _kind(handle)
+        fields: Record = {
+            "task": self._owner(handle),
+            "callback": self.labels.entry(handle),
+            "kind": kind,
+            "by": self._actor,
+        }
+        if kind == "step":
+            fields["first_step"] = handle._coro is not None and not _started(handle)
+            fields["again"] = handle is self._stepping
+            fields["coro"] = _qualname(handle.get_coro())
+        args = _args_of(handle)
+        future: Any = args[0] if len(args) == 1 else None
+        if asyncio.isfuture(future) and future.done():
+            # a done callback, handed to call_soon as its future completes
+            fields["future"] = self.labels.future(future)
+            fields["outcome"] = self._outcome(future)
+            fields["finished_step"] = future is self._stepping
+            if self._stepping is not None and future is self._stepping:
+                fields["coro"] = _qualname(self._stepping.get_coro())
+        return fields
+
+    def _on_call_at(
+        self, task: None, callback: str, deadline: float, handle: Any, **_: Any
+    ) -> Record:
+        self._timer_order += 1
+        self._timers.append((deadline, self._timer_order, handle))
+        now = self._now()
+        fields: Record = {
+            "task": None if self._stepping is None else self.labels.future(self._stepping),
+            "callback": self.labels.entry(handle),
+            "kind": _kind(handle),
+            "until": self._since(deadline),
+            "delay": None if now is None else self._since(deadline) - now,
+            "by": self._actor,
+            "coro": self._running_coro(),
+        }
+        args = _args_of(handle)
+        if args and asyncio.isfuture(args[0]):
+            fields["future"] = self.labels.future(args[0])
+        return fields
+
+    def _on_watch(
+        self, task: None, fileobj: str, mask: int, handle: Any, callback: str, **_: Any
+    ) -> Record:
+        fd = re.match(r"^-?\d+$", fileobj)
+        return {
+            "callback": self.labels.entry(handle),
+            "fd": self.labels.fd(int(fileobj)) if fd else self.labels.clean(fileobj),
+            "for": _direction(mask),
+            "by": self._actor,
+        }
+
+    def _on_callback(self, task: None, callback: str, handle: Any, **_: Any) -> Record:
+        self._phase = 3
+        label = self.labels.entry(handle)
+        self._actor = label
+        self._trap = self._cancel = None
+        kind = _kind(handle)
+        stepped = _stepped_task(handle)
+        self._stepping = stepped
+        fields: Record = {"task": self._owner(handle), "callback": label, "kind": kind}
+        self._current = fields["task"]
+        if stepped is not None:
+            fields["coro"] = _qualname(stepped.get_coro())
+            fields["first"] = not _started(stepped)
+        if kind == "step":
+            exc = handle._step_exc
+            fields["how"] = "send" if exc is None else "throw"
+            if exc is not None:
+                fields["exc"] = self.labels.value(exc)
+        elif kind == "wakeup":
+            future = handle._args[0]
+            fields["future"] = self.labels.future(future)
+            fields["outcome"] = self._outcome(future)
+            fields["how"] = "send" if "result" in fields["outcome"] else "throw"
+        elif kind == "timer":
+            args = _args_of(handle)
+            if args and asyncio.isfuture(args[0]):
+                fields["future"] = self.labels.future(args[0])
+        return fields
+
+    def _on_callback_done(self, task: None, handle: Any, **_: Any) -> Record:
+        label = self.labels.entry(handle)
+        stepped = self._stepping
+        self._actor = self._current = None
+        self._stepping = None
+        fields: Record = {"task": self._owner(handle), "callback": label, "kind": _kind(handle)}
+        if stepped is not None:
+            fields["coro"] = _qualname(stepped.get_coro())
+            if stepped.done():
+                fields["outcome"] = self._outcome(stepped)
+                fields["ended"] = True
+            elif stepped._fut_waiter is not None:
+                fields["outcome"] = {"yielded": self.labels.future(stepped._fut_waiter)}
+                fields["future"] = self.labels.future(stepped._fut_waiter)
+            else:
+                fields["outcome"] = {"again": True}
+        return fields
+
+    def _on_run_until_complete(self, task: None, future: Any, **_: Any) -> Record:
+        self._phase = 0
+        wraps = not asyncio.isfuture(future)
+        argument = f"{_qualname(future)}()" if wraps else self.labels.value(future)
+        return {"argument": argument, "wraps": wraps}
+
+    def _on_add_done_callback(self, task: None, future: Any, callback: Any, **_: Any) -> Record:
+        return {
+            "task": self.labels.future(future),
+            "future": self.labels.future(future),
+            "callback": _function_name(callback),
+        }
+
+    def _on_run_forever(self, task: None, **_: Any) -> Record:
+        self._phase = 0
+        return {}
+
+    def _on_run_forever_return(self, task: None, **_: Any) -> Record:
+        self._phase = 0
+        return {}
+
+    def _on_stop(self, task: None, **_: Any) -> Record:
+        return {"task": self._current, "by": self._actor}
+
+    def _on_run_until_complete_return(self, task: None, future: Any, **_: Any) -> Record:
+        self._phase = 0
+        label = self.labels.future(future)
+        return {"task": label, "future": label, "outcome": self._outcome(future)}
+
+
+def _started(task: Any) -> bool:
+    """Has an asyncio task's coroutine begun running?"""
+    coro = task.get_coro()
+    if inspect.isgenerator(coro):
+        return inspect.getgeneratorstate(coro) != inspect.GEN_CREATED
+    if inspect.iscoroutine(coro):
+        return inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
+    return True
+
+
+def _args_of(handle: Any) -> tuple[Any, ...]:
+    """The arguments a Handle will pass to its callback (none for other entries)."""
+    args = getattr(handle, "_args", None)
+    return tuple(args) if args else ()
+
+
+def _direction(event: int) -> str:
+    return "read" if event == EVENT_READ else "write"

@@ -1,0 +1,290 @@
+"""The trace records: every scheduler decision as plain data, with the three structures.
+
+The programs traced here are the examples and the small scripts under tests/golden/explain/,
+run by ``kernel.trace.script.trace`` on a virtual clock (deterministic mode). The tests look
+at the records one decision at a time: which turn it belongs to, where a task was parked,
+who woke whom, and what the ready queue, sleeping queue and I/O wait table held after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import kernel
+import kernel.aio
+from kernel.trace import Labels, Recorder
+from kernel.trace.script import Traced, trace
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PROGRAMS = Path(__file__).resolve().parent / "golden" / "explain"
+
+
+def traced(path: Path, aio: bool = False) -> Traced:
+    result = trace(path, aio=aio, deterministic=True)
+    assert result.error is None
+    return result
+
+
+def find(records: list[dict[str, Any]], event: str, **fields: Any) -> list[dict[str, Any]]:
+    """The records of ``event`` whose fields have the given values."""
+    return [
+        r for r in records if r["event"] == event and all(r.get(k) == v for k, v in fields.items())
+    ]
+
+
+def test_records_are_plain_json() -> None:
+    for path, aio in [
+        (EXAMPLES / "02_sleep_then_123.py", False),
+        (EXAMPLES / "03_spawn_join.py", False),
+        (EXAMPLES / "15_asyncio_sleep_then_123.py", True),
+        (EXAMPLES / "17_asyncio_done_callback.py", True),
+        (PROGRAMS / "socketpair_io.py", False),
+    ]:
+        records = traced(path, aio).records
+        assert json.loads(json.dumps(records)) == records
+
+
+def test_every_record_has_the_common_fields_and_the_three_structures() -> None:
+    records = traced(EXAMPLES / "03_spawn_join.py").records
+    assert [r["step"] for r in records] == list(range(1, len(records) + 1))
+    for record in records:
+        assert {"step", "tick", "phase", "t", "event", "task", "state"} <= set(record)
+        assert set(record["state"]) == {"ready", "sleeping", "io"}
+
+
+def test_the_sleep_then_123_program_decision_by_decision() -> None:
+    records = traced(EXAMPLES / "02_sleep_then_123.py").records
+    shape = [(r["tick"], r["event"], r["task"]) for r in records]
+    main = "main (task 1)"
+    assert shape == [
+        (0, "spawn", main),
+        (1, "turn", None),
+        (1, "run", main),
+        (1, "trap", main),  # clock
+        (1, "run", main),  # carries on
+        (1, "trap", main),  # sleep
+        (1, "park", main),
+        (2, "turn", None),
+        (2, "select", None),
+        (2, "timer", main),
+        (2, "wake", main),
+        (2, "run", main),
+        (2, "trap", main),  # clock
+        (2, "run", main),
+        (2, "output", main),
+        (2, "exit", main),
+        (2, "close", None),
+    ]
+    spawn, _, _, clock, answer, sleep, park, _, select, timer, wake, *_, exit_, _ = records
+    assert spawn["state"]["ready"] == [main]
+    assert clock["call"] == "('clock',)" and answer["value"] == "0.0"
+    assert sleep["call"] == "('sleep', 1)"
+    assert park["to"] == "sleeping" and park["until"] == 1.0
+    assert park["state"]["sleeping"] == [{"until": 1.0, "who": main, "kind": "sleep"}]
+    assert select["timeout"] == 1.0 and select["ready"] == []
+    assert select["nearest"] == {"who": main, "until": 1.0, "kind": "sleep"}
+    assert timer["t"] == 1.0 and timer["kind"] == "sleep"
+    assert wake["reason"] == "timer" and wake["state"]["ready"] == [main]
+    assert exit_["result"] == "123"
+
+
+def test_a_turn_is_numbered_even_when_select_is_skipped() -> None:
+    records = traced(EXAMPLES / "03_spawn_join.py").records
+    turns = find(records, "turn")
+    assert [r["tick"] for r in turns] == list(range(1, len(turns) + 1))
+    # Turn 2 runs the three new tasks without polling: tasks were ready, nobody waited for I/O.
+    assert not find(records, "select", tick=2)
+    assert [r["task"] for r in find(records, "run", tick=2)] == [
+        "nap-1 (task 2)",
+        "nap-2 (task 3)",
+        "nap-3 (task 4)",
+    ]
+
+
+def test_the_state_is_the_one_after_the_decision() -> None:
+    records = traced(EXAMPLES / "03_spawn_join.py").records
+    spawn_trap = find(records, "trap", trap="spawn")[0]
+    assert spawn_trap["state"]["ready"] == ["nap-1 (task 2)"]
+    # A run record: the task has left the ready queue; a wake: it has joined it.
+    first_run = find(records, "run", task="nap-1 (task 2)")[0]
+    assert "nap-1 (task 2)" not in first_run["state"]["ready"]
+    woken = find(records, "wake", task="nap-1 (task 2)")[0]
+    assert woken["state"]["ready"] == ["nap-1 (task 2)"]
+
+
+def test_who_woke_whom_an_event_a_lock_and_a_join() -> None:
+    records = traced(PROGRAMS / "event_and_lock.py").records
+    by_event = find(records, "wake", was="EVENT_WAIT")
+    assert [(w["task"], w["by"], w["reason"], w["on"]) for w in by_event] == [
+        ("waiter (task 2)", "main (task 1)", "wake", "Event-1")
+    ]
+    by_lock = find(records, "wake", was="LOCK")
+    assert [(w["task"], w["by"], w["on"]) for w in by_lock] == [
+        ("contender (task 3)", "main (task 1)", "Lock-1")
+    ]
+    joins = find(records, "wake", reason="join")
+    assert [(w["task"], w["by"]) for w in joins] == [
+        ("main (task 1)", "waiter (task 2)"),
+        ("main (task 1)", "contender (task 3)"),
+    ]
+    parked = find(records, "park", task="waiter (task 2)")
+    assert [(p["to"], p["on"], p["why"]) for p in parked] == [("wait", "Event-1", "EVENT_WAIT")]
+
+
+def test_a_timeout_cancels_and_a_task_cancels_another() -> None:
+    records = traced(PROGRAMS / "timeout_and_cancel.py").records
+    timeout, by_main = find(records, "cancel")
+    assert (timeout["task"], timeout["by"], timeout["exc"]) == (
+        "main (task 1)",
+        "timeout",
+        "TaskTimeout(0.5)",
+    )
+    assert find(records, "timer", kind="timeout")[0]["t"] == 0.5
+    assert (by_main["task"], by_main["by"], by_main["blocked"]) == (
+        "sleeper (task 2)",
+        "main (task 1)",
+        True,
+    )
+    woken = find(records, "wake", reason="cancel")
+    assert [(w["task"], w["by"]) for w in woken] == [
+        ("main (task 1)", "timeout"),
+        ("sleeper (task 2)", "main (task 1)"),
+    ]
+    thrown = find(records, "run", how="throw")
+    assert [(r["task"], r["exc"]) for r in thrown] == [
+        ("main (task 1)", "TaskTimeout(0.5)"),
+        ("sleeper (task 2)", "TaskCancelled()"),
+    ]
+    assert find(records, "exit", task="sleeper (task 2)")[0]["cancelled"] is True
+
+
+def test_an_io_wait_on_a_socketpair() -> None:
+    records = traced(PROGRAMS / "socketpair_io.py").records
+    (park,) = find(records, "park", to="io")
+    assert (park["task"], park["fd"], park["for"]) == ("reader (task 2)", "fd #1", "read")
+    assert park["state"]["io"] == [
+        {"fd": "fd #1", "for": "read", "who": "reader (task 2)", "watcher": False}
+    ]
+    select = find(records, "select", ready=["reader (task 2)"])[0]
+    assert select["timeout"] is None  # nothing sleeps: it waits for the descriptor alone
+    wake = find(records, "wake", task="reader (task 2)")[0]
+    assert (wake["reason"], wake["by"], wake["on"]) == ("io", None, "fd #1")
+
+
+def test_asyncio_decisions_in_asyncio_terms() -> None:
+    records = traced(EXAMPLES / "15_asyncio_sleep_then_123.py", aio=True).records
+    events = [r["event"] for r in records]
+    assert events[:4] == ["run_until_complete", "call_soon", "add_done_callback", "run_forever"]
+    assert records[0]["argument"] == "main()" and records[0]["wraps"] is True
+    first = records[1]
+    assert (first["callback"], first["kind"], first["first_step"]) == (
+        "Task-1.__step",
+        "step",
+        True,
+    )
+    assert records[2]["callback"] == "_run_until_complete_cb"
+    (timer,) = find(records, "call_at")
+    assert (timer["kind"], timer["future"], timer["until"], timer["by"]) == (
+        "timer",
+        "Future-1",
+        1.0,
+        "Task-1.__step",
+    )
+    yielded = find(records, "callback_done", kind="step")[0]
+    assert yielded["outcome"] == {"yielded": "Future-1"}
+    wakeup, stop = find(records, "call_soon", future="Future-1") + find(
+        records, "call_soon", kind="stop"
+    )
+    assert (wakeup["callback"], wakeup["outcome"]) == (
+        "Task-1.__wakeup(Future-1)",
+        {"result": "None"},
+    )
+    assert (stop["future"], stop["outcome"], stop["finished_step"]) == (
+        "Task-1",
+        {"result": "123"},
+        True,
+    )
+    assert find(records, "stop")[0]["by"] == "_run_until_complete_cb(Task-1)"
+    assert records[-2]["event"] == "run_until_complete_return"
+    assert records[-2]["outcome"] == {"result": "123"}
+    due = find(records, "timer", kind="call")[0]
+    assert due["who"] == "TimerHandle(futures._set_result_unless_cancelled(Future-1, None))"
+    assert due["task"] == "Task-1"  # the task waiting on the sleep's future
+
+
+def test_deterministic_records_do_not_depend_on_what_ran_before() -> None:
+    first = json.dumps(traced(EXAMPLES / "15_asyncio_sleep_then_123.py", aio=True).records)
+
+    # asyncio names tasks from a process-wide counter: make it move.
+    async def two_tasks() -> None:
+        await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0))
+
+    loop = kernel.aio.new_event_loop(clock=kernel.VirtualClock())
+    try:
+        loop.run_until_complete(two_tasks())
+    finally:
+        loop.close()
+    again = json.dumps(traced(EXAMPLES / "15_asyncio_sleep_then_123.py", aio=True).records)
+    assert again == first
+
+
+def test_labels_leave_out_what_varies() -> None:
+    labels = Labels(deterministic=True)
+    assert labels.clean("<Handle f() at /usr/lib/x.py:12>") == "<Handle f()>"
+    assert labels.clean("<object at 0x7f3a2c>") == "<object>"
+    assert labels.clean("<socket fd=9, family=1>") == "<socket fd=#1, family=1>"
+    assert labels.fd(9) == "fd #1" and labels.fd(4) == "fd #2"
+    assert Labels().fd(9) == "fd 9"
+    event = kernel.Event()
+    assert labels.value(event) == "Event-1" and labels.value(event) == "Event-1"
+    assert labels.value(kernel.Event()) == "Event-2"
+
+
+def test_times_count_from_the_start_of_the_recording() -> None:
+    recorder = Recorder()
+
+    async def main() -> None:
+        await kernel.sleep(0.25)
+
+    clock = kernel.VirtualClock(start=100.0)
+    with kernel.Kernel(clock=clock, tracer=recorder) as k:
+        recorder.attach(k)
+        k.run(main)
+    records = recorder.finish()
+    assert records[0]["t"] == 0.0
+    assert find(records, "park")[0]["until"] == 0.25
+    assert records[-1]["t"] == 0.25
+
+
+def test_on_record_sees_each_record_complete() -> None:
+    seen: list[dict[str, Any]] = []
+    result = trace(EXAMPLES / "02_sleep_then_123.py", deterministic=True, on_record=seen.append)
+    assert sorted(r["step"] for r in seen) == [r["step"] for r in result.records]
+    assert all("state" in r for r in seen)
+
+
+def test_an_untraced_kernel_has_none_of_the_wrappers() -> None:
+    # Zero cost: the loop, the callbacks and the handlers are the class's own.
+    with kernel.Kernel() as plain:
+        assert not {"_loop", "call_soon", "call_at", "add_watcher", "_reschedule"} & set(
+            vars(plain)
+        )
+    with kernel.Kernel(tracer=Recorder()) as traced_kernel:
+        assert {"_loop", "call_soon", "_reschedule"} <= set(vars(traced_kernel))
+
+
+def test_only_a_tracer_that_asks_for_turns_hears_them() -> None:
+    events: list[str] = []
+
+    def tracer(event: str, task: Any, **details: Any) -> None:
+        events.append(event)
+
+    async def main() -> None:
+        await kernel.sleep(0)
+
+    kernel.run(main, clock=kernel.VirtualClock(), tracer=tracer)
+    assert "turn" not in events and "run" in events

@@ -530,38 +530,31 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
 
     def add_reader(self, fd: Any, callback: Callable[[Unpack[Ts]], Any], *args: *Ts) -> None:
         """Queue ``callback(*args)`` each time ``fd`` is readable, until ``remove_reader``."""
-        self._check_closed()
-        replaced = self._kernel.add_watcher(
-            _fileobj_to_fd(fd), EVENT_READ, Handle(callback, args, self, None)
-        )
-        if replaced is not None:
-            replaced.cancel()  # type: ignore[attr-defined]
+        self._add_watcher(fd, EVENT_READ, Handle(callback, args, self, None))
 
     def remove_reader(self, fd: Any) -> bool:
-        if self.is_closed():
-            return False
-        removed = self._kernel.remove_watcher(_fileobj_to_fd(fd), EVENT_READ)
-        if removed is None:
-            return False
-        removed.cancel()  # type: ignore[attr-defined]  # it may be queued for this turn
-        return True
+        return self._remove_watcher(fd, EVENT_READ)
 
     def add_writer(self, fd: Any, callback: Callable[[Unpack[Ts]], Any], *args: *Ts) -> None:
         """Queue ``callback(*args)`` each time ``fd`` is writable, until ``remove_writer``."""
+        self._add_watcher(fd, EVENT_WRITE, Handle(callback, args, self, None))
+
+    def remove_writer(self, fd: Any) -> bool:
+        return self._remove_watcher(fd, EVENT_WRITE)
+
+    def _add_watcher(self, fd: Any, event: int, handle: Handle) -> None:
         self._check_closed()
-        replaced = self._kernel.add_watcher(
-            _fileobj_to_fd(fd), EVENT_WRITE, Handle(callback, args, self, None)
-        )
+        replaced = self._kernel.add_watcher(_fileobj_to_fd(fd), event, handle)
         if replaced is not None:
             replaced.cancel()  # type: ignore[attr-defined]
 
-    def remove_writer(self, fd: Any) -> bool:
+    def _remove_watcher(self, fd: Any, event: int) -> bool:
         if self.is_closed():
             return False
-        removed = self._kernel.remove_watcher(_fileobj_to_fd(fd), EVENT_WRITE)
+        removed = self._kernel.remove_watcher(_fileobj_to_fd(fd), event)
         if removed is None:
             return False
-        removed.cancel()  # type: ignore[attr-defined]
+        removed.cancel()  # type: ignore[attr-defined]  # it may be queued for this turn
         return True
 
     # -- threads -------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ fails, crashes or times out shows "error" with a numbered note below the table, 
 remaining repeats are skipped. A workload runs only on the libraries it lists
 (``Workload.libraries``); the other cells of its row show "-". The ``bare`` column, a server
 with no framework, appears only when the TCP echo row does, with the ratio kernel / bare.
+The ratio columns (``RATIOS``) are kernel / asyncio, kernel / bare and kernel.aio / asyncio
+(the asyncio adapter against asyncio's default loop, running the same code); each shows when
+both of its libraries have a column.
 
 Read next: ``worker.py`` for what one run does, ``README.md`` for how to read the table.
 """
@@ -31,15 +34,54 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .worker import ERROR, IMPORT_ERROR, NOT_INSTALLED, OK, Result
-from .workloads import FULL, LIBRARIES, QUICK, WORKLOADS, Library, Sizes, Workload
+from .workloads import (
+    ADAPTER_LIBRARIES,
+    ADAPTER_WORKLOADS,
+    FULL,
+    LIBRARIES,
+    QUICK,
+    WORKLOADS,
+    Library,
+    Sizes,
+    Workload,
+)
 
-__all__ = ["Measurement", "main", "measurements", "render", "run_all"]
+__all__ = ["RATIOS", "Measurement", "Ratio", "main", "measurements", "render", "run_all"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_TIMEOUT = 600.0  # seconds for one worker run; the slowest full run takes about 30 s
-BASELINE = "asyncio"  # the ratio column is kernel / BASELINE
-CEILING = "bare"  # a second ratio column, kernel / CEILING, where that library ran
 UNUSABLE = (NOT_INSTALLED, IMPORT_ERROR)  # statuses that mean: do not try this library again
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio column: ``top``'s value divided by ``bottom``'s, row by row."""
+
+    top: str
+    bottom: str
+    legend: str  # what the column means, printed under the table
+
+    @property
+    def label(self) -> str:
+        return f"{self.top}/{self.bottom}"
+
+
+RATIOS = (
+    Ratio(
+        "kernel",
+        "asyncio",
+        "kernel's value divided by asyncio's; above 1 is faster, except for idle_memory where"
+        " below 1 uses less memory",
+    ),
+    Ratio("kernel", "bare", "kernel's rate as a fraction of the server with no framework"),
+    Ratio(
+        "kernel.aio",
+        "asyncio",
+        "kernel.aio's value divided by asyncio's: the same asyncio code (lib_asyncio.py) on"
+        " the adapter's loop and on asyncio's default loop; above 1 the adapter is faster,"
+        " except for idle_memory where below 1 uses less memory",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -156,7 +198,7 @@ def _progress(
 ) -> None:
     shown = _format_value(result, row.workload) if result.status == OK else result.status
     print(
-        f"[{done:>{len(str(total))}}/{total}] round {round_number}  {library.name:<8}"
+        f"[{done:>{len(str(total))}}/{total}] round {round_number}  {library.name:<11}"
         f"{row.label:<20}{shown} {row.workload.unit if result.status == OK else ''}",
         file=sys.stderr,
         flush=True,
@@ -204,36 +246,30 @@ def render(
     notes = Notes()
     # A column only for a library that some row runs on: bare shows up with tcp_echo only.
     columns = [lib for lib in libraries if any(lib.name in r.workload.libraries for r in rows)]
-    ceiling = any(lib.name == CEILING for lib in columns)
-    ratios = [BASELINE, CEILING] if ceiling else [BASELINE]
+    names = {lib.name for lib in columns}
+    ratios = [ratio for ratio in RATIOS if ratio.top in names and ratio.bottom in names]
     header = ["workload", "unit", *(lib.name for lib in columns)]
-    header += [f"kernel/{name}" for name in ratios]
+    header += [ratio.label for ratio in ratios]
     table: list[list[str]] = [header]
     for row in rows:
         cells = [row.label, row.workload.unit]
         for library in columns:
             result = results.get((row.label, library.name))
             cells.append("-" if result is None else _cell(result, row, sizes, notes))
-        kernel = results.get((row.label, "kernel"))
-        cells += [_ratio(kernel, results.get((row.label, name))) for name in ratios]
+        cells += [
+            _ratio(results.get((row.label, r.top)), results.get((row.label, r.bottom)))
+            for r in ratios
+        ]
         table.append(cells)
         if row.large:
-            table.append(_scaling_row(columns, rows, results, row, len(ratios)))
+            table.append(_scaling_row(columns, rows, results, row, ratios))
 
     lines = _markdown_table(table) if markdown else _text_table(table)
     lines.append("")
     for workload in dict.fromkeys(row.workload for row in rows):
         summary = workload.summary.format(**dataclasses.asdict(sizes))
         lines.append(f"- {workload.name}: {summary}" if markdown else f"{workload.name}: {summary}")
-    lines.append(
-        f"{'- ' if markdown else ''}kernel/{BASELINE}: kernel's value divided by {BASELINE}'s;"
-        " above 1 is faster, except for idle_memory where below 1 uses less memory"
-    )
-    if ceiling:
-        lines.append(
-            f"{'- ' if markdown else ''}kernel/{CEILING}: kernel's rate as a fraction of the"
-            " server with no framework"
-        )
+    lines += [f"{'- ' if markdown else ''}{ratio.label}: {ratio.legend}" for ratio in ratios]
     if notes.texts:
         lines.append("")
         lines += [
@@ -263,7 +299,7 @@ def _scaling_row(
     rows: Sequence[Measurement],
     results: dict[tuple[str, str], Result],
     large: Measurement,
-    ratio_columns: int,
+    ratios: Sequence[Ratio],
 ) -> list[str]:
     """The row rate(large)/rate(small) under the two spawn_scale rows."""
     small = next(r for r in rows if r.workload is large.workload and not r.large)
@@ -276,16 +312,16 @@ def _scaling_row(
             values[library.name] = big.value / little.value
     cells = [label, "ratio"]
     cells += [f"{values[lib.name]:.2f}" if lib.name in values else "-" for lib in libraries]
-    kernel, baseline = values.get("kernel"), values.get(BASELINE)
-    cells.append(f"{kernel / baseline:.2f}" if kernel and baseline else "-")
-    cells += ["-"] * (ratio_columns - 1)  # bare has no scaling figure to compare with
+    for ratio in ratios:  # bare has no scaling figure, so kernel/bare shows "-"
+        top, bottom = values.get(ratio.top), values.get(ratio.bottom)
+        cells.append(f"{top / bottom:.2f}" if top and bottom else "-")
     return cells
 
 
-def _ratio(kernel: Result | None, baseline: Result | None) -> str:
-    if kernel is None or baseline is None or not kernel.value or not baseline.value:
+def _ratio(top: Result | None, bottom: Result | None) -> str:
+    if top is None or bottom is None or not top.value or not bottom.value:
         return "-"
-    return f"{kernel.value / baseline.value:.2f}"
+    return f"{top.value / bottom.value:.2f}"
 
 
 def _text_table(table: list[list[str]]) -> list[str]:
@@ -342,21 +378,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Compare kernel with asyncio, uvloop, curio and trio on the same workloads"
-        " (and, for TCP echo, with a server that uses no framework).",
+        " (and, for TCP echo, with a server that uses no framework); the asyncio workloads"
+        " also run on kernel.aio, the kernel's asyncio adapter.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
     parser.add_argument("--only", metavar="LIB[,LIB]", help="run only these libraries")
     parser.add_argument("--workload", metavar="NAME[,NAME]", help="run only these workloads")
     parser.add_argument("--repeat", type=int, default=3, metavar="N", help="best of N (3)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--aio",
+        action="store_true",
+        help="the asyncio adapter's comparison: --only and --workload default to"
+        f" {','.join(ADAPTER_LIBRARIES)} and {','.join(ADAPTER_WORKLOADS)}",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
     library_names = [lib.name for lib in LIBRARIES]
-    wanted_libraries = _split(args.only) or library_names
+    wanted_libraries = _split(args.only) or (list(ADAPTER_LIBRARIES) if args.aio else library_names)
     workload_names = [w.name for w in WORKLOADS]
-    wanted_workloads = _split(args.workload) or workload_names
+    wanted_workloads = _split(args.workload) or (
+        list(ADAPTER_WORKLOADS) if args.aio else workload_names
+    )
     for name in wanted_libraries:
         if name not in library_names:
             parser.error(f"unknown library {name!r}; choose from {', '.join(library_names)}")

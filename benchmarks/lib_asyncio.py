@@ -1,9 +1,12 @@
-"""The benchmark workloads written for asyncio; also run on uvloop's event loop.
+"""The benchmark workloads written for asyncio; also run on uvloop's loop and kernel.aio's.
 
-The same functions serve two columns of the table: ``run`` uses asyncio's default event loop,
-``run_uvloop`` uses uvloop's, so the two columns differ only in the loop. Tasks are created
-with ``asyncio.create_task`` and joined by awaiting each one, the closest match to
-``kernel``'s ``spawn`` and ``join``.
+The same functions serve three columns of the table, which differ only in the event loop:
+``run`` uses asyncio's default loop, ``run_uvloop`` uvloop's, and ``run_kernel_aio`` the
+loop of this project's asyncio adapter (``kernel.aio.new_event_loop``), whose Futures, Tasks
+and callbacks live on the kernel's queues. Nothing here knows which loop it runs on: every
+call goes through ``asyncio`` (which reaches the running loop) or ``get_running_loop()``.
+Tasks are created with ``asyncio.create_task`` and joined by awaiting each one, the closest
+match to ``kernel``'s ``spawn`` and ``join``.
 
 The TCP echo servers use what asyncio offers for each style: for bytes, the loop's socket
 calls (``loop.sock_accept``, ``sock_recv``, ``sock_sendall``) on plain non-blocking sockets,
@@ -36,6 +39,7 @@ __all__ = [
     "lock_pingpong",
     "queue",
     "run",
+    "run_kernel_aio",
     "run_uvloop",
     "spawn_join",
     "spawn_scale",
@@ -61,6 +65,14 @@ def run_uvloop(main: Coroutine[Any, Any, T]) -> T:
     import uvloop  # type: ignore[import-not-found,unused-ignore]
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def run_kernel_aio(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh kernel.aio event loop (a fresh kernel) and return its result."""
+    import kernel.aio
+
+    with asyncio.Runner(loop_factory=kernel.aio.new_event_loop) as runner:
         return runner.run(main)
 
 

@@ -115,6 +115,10 @@ def load_suite(name: str) -> tuple[Suite, Runner]:
         from . import lib_asyncio
 
         return lib_asyncio, lib_asyncio.run_uvloop
+    if name == "kernel.aio":
+        from . import lib_asyncio
+
+        return lib_asyncio, lib_asyncio.run_kernel_aio
     if name == "curio":
         from . import lib_curio
 
@@ -137,11 +141,11 @@ def load_echo_server(name: str, workload: str) -> tuple[EchoServer, Runner]:
         from . import lib_kernel
 
         return (lib_kernel.tcp_echo_lines if lines else lib_kernel.tcp_echo), lib_kernel.run
-    if name in ("asyncio", "uvloop"):
+    if name in ("asyncio", "uvloop", "kernel.aio"):
         from . import lib_asyncio
 
         server = lib_asyncio.tcp_echo_lines if lines else lib_asyncio.tcp_echo
-        return server, lib_asyncio.run if name == "asyncio" else lib_asyncio.run_uvloop
+        return server, load_suite(name)[1]
     if name == "curio":
         from . import lib_curio
 
@@ -181,7 +185,7 @@ def _watchdog(server_done: threading.Event, client: ClientProcess, seconds: floa
     and within ``ECHO_GRACE`` of its client ending (a server must return once its
     connections are closed; a client that gave up on a silent server ends by itself).
 
-    A hung event loop cannot be interrupted from another thread in a way all six libraries
+    A hung event loop cannot be interrupted from another thread in a way all seven libraries
     honour, and the harness would otherwise wait ten minutes. ``os._exit`` skips clean-up,
     so the client is killed first; the harness reports the exit status and this message.
     """
@@ -247,7 +251,7 @@ def _version(library: Library) -> str | None:
     if library.module in sys.stdlib_module_names:  # asyncio, and select for bare
         return platform.python_version()
     try:
-        return importlib.metadata.version(library.module)
+        return importlib.metadata.version(library.distribution or library.module)
     except importlib.metadata.PackageNotFoundError:
         return None
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
+    "ADAPTER_LIBRARIES",
+    "ADAPTER_WORKLOADS",
     "ECHO_BACKLOG",
     "ECHO_BUFSIZE",
     "ECHO_HOST",
@@ -55,14 +57,18 @@ class Library:
     """One column of the table: a library and how the worker reaches it."""
 
     name: str  # as shown in the table and given to --only
-    module: str  # top-level module that must import, else the column says "not installed"
+    module: str  # the module that must import, else the column says "not installed"
     max_tasks: int | None = None  # if set, no workload runs more tasks than this at once
+    distribution: str | None = None  # the package whose version to show, if not ``module``
 
 
 LIBRARIES: tuple[Library, ...] = (
     Library("kernel", "kernel"),
     Library("asyncio", "asyncio"),
     Library("uvloop", "uvloop"),
+    # This project's asyncio adapter: asyncio's own workload code (lib_asyncio.py, as for
+    # asyncio and uvloop) on the event loop of kernel.aio.new_event_loop().
+    Library("kernel.aio", "kernel.aio", distribution="kernel"),
     # curio 1.6 asserts that a task it puts on the ready queue is not already there, a scan of
     # the whole queue, so N tasks made ready at once cost O(N^2): idle_memory alone would take
     # minutes, spawn_scale at 10^6 hours. It is capped, and the table marks the capped cells.
@@ -73,7 +79,13 @@ LIBRARIES: tuple[Library, ...] = (
     Library("bare", "select"),
 )
 
-FRAMEWORKS = ("kernel", "asyncio", "uvloop", "curio", "trio")  # the libraries with tasks
+# The libraries with tasks.
+FRAMEWORKS = ("kernel", "asyncio", "uvloop", "kernel.aio", "curio", "trio")
+
+# The comparison of the asyncio adapter (issue 5), what ``--aio`` runs: the same asyncio code
+# on asyncio's default loop, on uvloop's and on the adapter's, for these workloads.
+ADAPTER_LIBRARIES = ("asyncio", "uvloop", "kernel.aio")
+ADAPTER_WORKLOADS = ("spawn_join", "switch", "timers", "queue", "tcp_echo")
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,7 @@ WORKLOADS: tuple[Workload, ...] = (
         True,
         "the same client, its messages now lines, echoed by a server that reads them with its"
         " library's stream readline (trio has none)",
-        libraries=("kernel", "asyncio", "uvloop", "curio"),
+        libraries=("kernel", "asyncio", "uvloop", "kernel.aio", "curio"),
     ),
 )
 

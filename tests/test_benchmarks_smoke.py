@@ -3,7 +3,7 @@
 It checks the shape of the output only (a row per workload, a numeric kernel/asyncio ratio
 in each) and never a timing, so a slow or busy machine cannot fail it. The TCP echo rows
 have a test of their own, which needs ``kernel.socket`` (and ``kernel.streams`` for the
-line echo).
+line echo), and so does the asyncio adapter's column, ``kernel.aio``.
 """
 
 from __future__ import annotations
@@ -128,3 +128,79 @@ def test_quick_echo_rows_compare_kernel_with_asyncio_and_bare() -> None:
         bare, over_asyncio, over_bare = echo_lines[-3:]
         assert (bare, over_bare) == ("-", "-"), out  # bare has no line echo
         assert float(over_asyncio) > 0, out
+
+
+# The asyncio adapter's comparison (``--aio``): these rows, with a kernel.aio/asyncio ratio.
+ADAPTER_ROWS = ("spawn_join", "switch", "timers", "queue", "tcp_echo")
+
+# The other workloads of lib_asyncio.py, which the adapter runs too.
+OTHER_ADAPTER_WORKLOADS = (
+    "idle_memory",
+    "spawn_scale",
+    "lock_pingpong",
+    "event_fanout",
+    "thread_roundtrip",
+    "tcp_echo_lines",
+)
+OTHER_ADAPTER_ROWS = (
+    "idle_memory",
+    "spawn_scale 10^3",
+    "spawn_scale 10^4",
+    "lock_pingpong",
+    "event_fanout",
+    "thread_roundtrip",
+    "tcp_echo_lines",
+)
+
+
+def _numeric(cell: str) -> bool:
+    """A rate as the table prints it: ``512k``, ``1.23M``, ``860`` or ``1,421``."""
+    try:
+        float(cell.rstrip("kM").replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not _has_module("kernel.aio"), reason="kernel.aio is not written yet")
+def test_aio_run_compares_the_adapter_with_asyncio() -> None:
+    out = run_benchmarks("--aio", "--quick", "--only", "asyncio,kernel.aio", "--repeat", "1")
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("workload  "))
+    assert header.split() == ["workload", "unit", "asyncio", "kernel.aio", "kernel.aio/asyncio"]
+    for label in ADAPTER_ROWS:
+        [row] = [line.split() for line in lines if line.startswith(label + "  ")]
+        assert _numeric(row[-2]), f"no kernel.aio rate in row {label!r}:\n{out}"
+        assert float(row[-1]) > 0, f"row {label!r} has no kernel.aio/asyncio ratio:\n{out}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not _has_module("kernel.aio"), reason="kernel.aio is not written yet")
+def test_adapter_runs_every_asyncio_workload() -> None:
+    workloads = ",".join(OTHER_ADAPTER_WORKLOADS)
+    out = run_benchmarks(
+        "--quick", "--only", "kernel.aio", "--workload", workloads, "--repeat", "1"
+    )
+    lines = out.splitlines()
+    for label in OTHER_ADAPTER_ROWS:
+        [row] = [line.split() for line in lines if line.startswith(label + "  ")]
+        assert _numeric(row[-1]), f"row {label!r} has no kernel.aio figure:\n{out}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not _has_module("kernel.aio"), reason="kernel.aio is not written yet")
+def test_profile_run_times_the_collector_and_lists_functions() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_run", "kernel.aio", "switch", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "kernel.aio switch:" in proc.stdout
+    assert "generation 2:" in proc.stdout
+    assert "under cProfile" in proc.stdout
+    assert "tasks.py" in proc.stdout  # the adapter's Task shows up in the listing

@@ -79,6 +79,8 @@ from .tasks import Task
 
 __all__ = ["EventLoop", "Handle", "TimerHandle"]
 
+from asyncio.format_helpers import extract_stack as _extract_stack  # debug mode only
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 logger = logging.getLogger("asyncio")  # the logger asyncio reports through
@@ -88,6 +90,19 @@ class Handle(asyncio.Handle):
     """A callback queued with ``call_soon``: asyncio's Handle, runnable by the kernel."""
 
     __slots__ = ()
+
+    def __init__(self, callback: Any, args: Any, loop: Any, context: Any = None) -> None:
+        # asyncio.Handle.__init__ written out: it asks loop.get_debug(), a Python call.
+        self._context = contextvars.copy_context() if context is None else context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        if loop._debug:
+            self._source_traceback = _extract_stack(sys._getframe(1))
+        else:
+            self._source_traceback = None
 
     if TYPE_CHECKING:  # asyncio.Handle's own attributes, which typeshed leaves out
         _callback: Any
@@ -124,12 +139,30 @@ class TimerHandle(asyncio.TimerHandle):
 
     __slots__ = ("_entry",)
 
+    def __init__(
+        self, when: float, callback: Any, args: Any, loop: Any, context: Any = None
+    ) -> None:
+        self._context = contextvars.copy_context() if context is None else context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        if loop._debug:
+            self._source_traceback = _extract_stack(sys._getframe(1))
+        else:
+            self._source_traceback = None
+        self._when = when
+        self._scheduled = False
+
     if TYPE_CHECKING:
         _entry: object  # its entry in the kernel's sleeping queue, for cancel()
         _source_traceback: Any
         _scheduled: bool
 
-    _run = Handle._run
+    def _run(self) -> None:
+        self._scheduled = False  # off the sleeping queue: cancel() need not tell the kernel
+        Handle._run(self)  # type: ignore[arg-type]
 
 
 class _Nothing:
@@ -369,7 +402,14 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
         """Call ``callback(*args)`` after ``delay`` seconds (via the sleeping queue)."""
         if delay is None:
             raise TypeError("delay must not be None")
-        timer = self.call_at(self.time() + delay, callback, *args, context=context)
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_later")
+        kernel = self._kernel
+        timer = TimerHandle(kernel.time() + delay, callback, args, self, context)
+        timer._entry = kernel.call_at(timer._when, timer)
+        timer._scheduled = True
         if timer._source_traceback:
             del timer._source_traceback[-1]
         return timer
@@ -397,7 +437,9 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
 
     def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
         """Called by ``TimerHandle.cancel()``: tombstone its sleeping-queue entry."""
-        self._kernel.cancel_call(handle._entry)
+        if handle._scheduled:
+            handle._scheduled = False
+            self._kernel.cancel_call(handle._entry)
 
     def call_soon_threadsafe(
         self,
@@ -426,7 +468,7 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
     def create_future(self) -> asyncio.Future[Any]:
         # Typed as asyncio's Future, whose protocol ours follows (it is not a subclass:
         # asyncio's is implemented in C).
-        return cast("asyncio.Future[Any]", Future(loop=self))
+        return Future(loop=self)  # type: ignore[return-value]
 
     def create_task(
         self,

@@ -72,7 +72,7 @@ class Future(Generic[T]):
         self._result: Any = None
         self._exception: BaseException | None = None
         self._exception_tb: types.TracebackType | None = None
-        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context]] = []
+        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context]] | None = None
         self._cancel_message: Any = None
         self._cancelled_exc: CancelledError | None = None
         self._asyncio_future_blocking = False
@@ -155,11 +155,15 @@ class Future(Generic[T]):
             context = contextvars.copy_context()
         if self._state != _PENDING:
             self._loop.call_soon(fn, self, context=context)
+        elif self._callbacks is None:
+            self._callbacks = [(fn, context)]
         else:
             self._callbacks.append((fn, context))
 
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
         """Forget every registration of ``fn``; returns how many there were."""
+        if not self._callbacks:
+            return 0
         kept = [(f, ctx) for f, ctx in self._callbacks if f != fn]
         removed = len(self._callbacks) - len(kept)
         if removed:
@@ -168,7 +172,10 @@ class Future(Generic[T]):
 
     def _schedule_callbacks(self) -> None:
         """The future just became done: hand every callback to ``call_soon``, in order."""
-        callbacks, self._callbacks = self._callbacks, []
+        callbacks = self._callbacks
+        if callbacks is None:
+            return
+        self._callbacks = None
         call_soon = self._loop.call_soon
         for fn, context in callbacks:
             call_soon(fn, self, context=context)
@@ -223,11 +230,13 @@ class Future(Generic[T]):
     # -- awaiting -----------------------------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, T]:
-        if not self.done():
+        if self._state is _PENDING:
             self._asyncio_future_blocking = True
             yield self  # to the task driving this coroutine: "wake me when I am done"
-        if not self.done():
+        if self._state is _PENDING:
             raise RuntimeError("await wasn't used with future")
+        if self._state is _FINISHED and self._exception is None:
+            return self._result  # type: ignore[no-any-return]
         return self.result()
 
     __iter__ = __await__  # ``yield from future`` in generator-based coroutines

@@ -66,9 +66,10 @@ import logging
 import os
 import stat
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .transports import HIGH_WATER, LOG_WRITES_AFTER_LOST, MAX_READ
+from .transports import LOG_WRITES_AFTER_LOST, MAX_READ, WriteFlowControl
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -84,19 +85,25 @@ def _set_result_unless_cancelled(fut: asyncio.Future[None]) -> None:
 
 
 class _PipeTransport(asyncio.BaseTransport):
-    """What both directions share: the pipe, the protocol, and the way a transport ends."""
+    """What both directions share: the pipe, the protocol, and the way a transport ends.
+
+    ``waiter``, if given, gets its result once ``connection_made`` has run: that is when
+    ``connect_read_pipe`` / ``connect_write_pipe`` returns. Subclasses set ``_refusal`` and
+    implement ``_init_io``, ``_repr_io``, ``_stop_io`` and ``_is_quiet``.
+    """
 
     _pipe: Any = None  # the file object; None once closed (read by __del__ even if
     # __init__ refused the pipe)
     _extra: dict[str, Any]  # BaseTransport's slot: what get_extra_info() returns
+    _refusal: str  # the ValueError's message for a descriptor that is no pipe
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         pipe: Any,
         protocol: asyncio.BaseProtocol,
-        extra: dict[str, Any] | None,
-        refusal: str,
+        waiter: asyncio.Future[None] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(extra)
         self._fd: int = pipe.fileno()
@@ -106,14 +113,30 @@ class _PipeTransport(asyncio.BaseTransport):
         if not (self._is_fifo or self._is_socket or stat.S_ISCHR(mode)):
             # A regular file (or a directory) is always "ready", so a readiness callback
             # would spin; epoll refuses to watch one at all. The caller keeps its object.
-            raise ValueError(refusal)
+            raise ValueError(self._refusal)
         self._extra["pipe"] = pipe
         self._loop = loop
         self._protocol = protocol
         self._closing = False  # no more reading / writing accepted, ever
         self._lost = False  # connection_lost is scheduled (it happens exactly once)
+        start_io = self._init_io()
         os.set_blocking(self._fd, False)
         self._pipe = pipe
+        loop.call_soon(protocol.connection_made, self)
+        if start_io is not None:
+            # Only once connection_made has run: the protocol hears nothing before it has
+            # its transport, and may pause reading in connection_made.
+            loop.call_soon(start_io)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter)
+
+    def _init_io(self) -> Callable[[], None] | None:
+        """Set up this direction's state; return its first registration in the loop, if any.
+
+        Called by ``__init__`` before the transport owns the pipe; what it returns is
+        scheduled to run right after ``connection_made``.
+        """
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         state = "closed" if self._pipe is None else "closing" if self._closing else "open"
@@ -167,6 +190,19 @@ class _PipeTransport(asyncio.BaseTransport):
         if pipe is not None:
             pipe.close()
 
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        """End the transport with ``exc``; report it unless it is the other side's quiet end."""
+        if self._is_quiet(exc):
+            if self._loop.get_debug():
+                log.debug("%r: %s", self, message, exc_info=exc)
+        else:
+            self._report(exc, message)
+        self._lose(exc)
+
+    def _is_quiet(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is just how this direction learns that the other end is gone."""
+        raise NotImplementedError
+
     def _report(self, exc: BaseException, message: str) -> None:
         self._loop.call_exception_handler(
             {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
@@ -174,35 +210,14 @@ class _PipeTransport(asyncio.BaseTransport):
 
 
 class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
-    """The read end of a pipe, FIFO, pseudo-terminal or socket, feeding a ``Protocol``.
+    """The read end of a pipe, FIFO, pseudo-terminal or socket, feeding a ``Protocol``."""
 
-    ``waiter``, if given, gets its result once ``connection_made`` has run: that is when
-    ``connect_read_pipe`` returns.
-    """
+    _refusal = "Pipe transport is for pipes/sockets only."
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        pipe: Any,
-        protocol: asyncio.BaseProtocol,
-        waiter: asyncio.Future[None] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            loop,
-            pipe,
-            protocol,
-            extra,
-            refusal="Pipe transport is for pipes/sockets only.",
-        )
+    def _init_io(self) -> Callable[[], None]:
         self._paused = False  # pause_reading() holds
         self._reading = False  # our reader is registered
-        loop.call_soon(protocol.connection_made, self)
-        # Only start reading once connection_made has run: the protocol sees no data
-        # before it has its transport, and may pause reading in connection_made.
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter)
+        return self._start_reading
 
     def _repr_io(self) -> str:
         return " polling" if self._reading else " idle"
@@ -275,15 +290,10 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
         self._loop.call_soon(protocol.eof_received)
         self._lose(None)
 
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if isinstance(exc, OSError) and exc.errno == errno.EIO:
-            # A pseudo-terminal's master reads EIO once the slave side is closed: that is
-            # its way of saying EOF, not a failure worth a report.
-            if self._loop.get_debug():
-                log.debug("%r: %s", self, message, exc_info=exc)
-        else:
-            self._report(exc, message)
-        self._lose(exc)
+    def _is_quiet(self, exc: BaseException) -> bool:
+        # A pseudo-terminal's master reads EIO once the slave side is closed: that is its
+        # way of saying EOF, not a failure worth a report.
+        return isinstance(exc, OSError) and exc.errno == errno.EIO
 
     def close(self) -> None:
         """Stop reading now; ``connection_lost(None)`` follows from the loop."""
@@ -291,43 +301,26 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
             self._lose(None)
 
 
-class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
+class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTransport):
     """The write end of a pipe, FIFO, pseudo-terminal or socket, with a write buffer.
 
-    ``waiter``, if given, gets its result once ``connection_made`` has run: that is when
-    ``connect_write_pipe`` returns.
+    Its write flow control (``pause_writing`` above the high-water mark, ``resume_writing``
+    at or below the low one) is the socket transports' own: ``WriteFlowControl``.
     """
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        pipe: Any,
-        protocol: asyncio.BaseProtocol,
-        waiter: asyncio.Future[None] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
+    _refusal = "Pipe transport is only for pipes, sockets and character devices"
+
+    def _init_io(self) -> Callable[[], None] | None:
         self._buffer = bytearray()  # bytes os.write() could not take yet
-        super().__init__(
-            loop,
-            pipe,
-            protocol,
-            extra,
-            refusal="Pipe transport is only for pipes, sockets and character devices",
-        )
         self._writing = False  # our writer is registered (exactly while _buffer is not empty)
         self._watching = False  # our "the other end closed" reader is registered
         self._dropped = 0  # writes dropped because the transport was closing or lost
-        self._protocol_paused = False  # we called pause_writing() and not yet resume_writing()
-        self._high_water = HIGH_WATER
-        self._low_water = HIGH_WATER // 4
-        loop.call_soon(protocol.connection_made, self)
         if self._is_fifo or self._is_socket:
             # The write end of a pipe reports "readable" (an error, really) when the read end
             # is closed, and so does a socket whose peer closed: that is how we learn it
             # without writing. (A pseudo-terminal has no such signal.)
-            loop.call_soon(self._watch_other_end)
-        if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter)
+            return self._watch_other_end
+        return None
 
     def _repr_io(self) -> str:
         polling = " polling" if self._writing else " idle"
@@ -437,50 +430,11 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
             self._watching = False
             self._loop.remove_reader(self._fd)
 
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if isinstance(exc, OSError):
-            # EPIPE and friends: the reader went away, which ends the transport quietly.
-            if self._loop.get_debug():
-                log.debug("%r: %s", self, message, exc_info=exc)
-        else:
-            self._report(exc, message)
-        self._lose(exc)
+    def _is_quiet(self, exc: BaseException) -> bool:
+        # EPIPE and friends: the reader went away, which ends the transport quietly.
+        return isinstance(exc, OSError)
 
-    # -- write flow control ------------------------------------------------------------
+    # -- write flow control (WriteFlowControl does the rest) ---------------------------
 
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._protocol_paused or len(self._buffer) <= self._high_water:
-            return
-        self._protocol_paused = True
-        self._call_flow_control("pause_writing")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and len(self._buffer) <= self._low_water:
-            self._protocol_paused = False
-            self._call_flow_control("resume_writing")
-
-    def _call_flow_control(self, name: str) -> None:
-        # A protocol that fails here is buggy but the pipe is fine: report, go on.
-        try:
-            getattr(self._protocol, name)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report(exc, f"protocol.{name}() failed")

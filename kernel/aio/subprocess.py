@@ -96,6 +96,7 @@ __all__ = ["ProcessMixin", "SubprocessTransport"]
 log = logging.getLogger("kernel")
 
 _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
+_PipeTransportT = TypeVar("_PipeTransportT", ReadPipeTransport, WritePipeTransport)
 _Stdio = int | IO[Any] | None  # what Popen takes for stdin / stdout / stderr
 
 EXIT_POLL_FIRST = 0.001  # seconds: without a pidfd, the first waitpid poll comes after this,
@@ -538,41 +539,39 @@ class ProcessMixin(_LoopBase):
     async def connect_read_pipe(
         self, protocol_factory: Callable[[], _ProtocolT], pipe: Any
     ) -> tuple[asyncio.ReadTransport, _ProtocolT]:
-        """Read from ``pipe`` (a file object of a pipe, FIFO, pty or socket) into a protocol.
-
-        Returns once ``connection_made`` has run; the transport owns ``pipe`` from then on.
-        """
-        self._check_closed()
-        protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = ReadPipeTransport(self, pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
-        if self.get_debug():
-            log.debug("Read pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
-        return transport, protocol
+        """Read from ``pipe`` (a file object of a pipe, FIFO, pty or socket) into a protocol."""
+        return await self._connect_pipe(ReadPipeTransport, "Read", protocol_factory, pipe)
 
     async def connect_write_pipe(
         self, protocol_factory: Callable[[], _ProtocolT], pipe: Any
     ) -> tuple[asyncio.WriteTransport, _ProtocolT]:
-        """Write to ``pipe`` (a file object of a pipe, FIFO, pty or socket) from a protocol.
+        """Write to ``pipe`` (a file object of a pipe, FIFO, pty or socket) from a protocol."""
+        return await self._connect_pipe(WritePipeTransport, "Write", protocol_factory, pipe)
+
+    async def _connect_pipe(
+        self,
+        transport_class: type[_PipeTransportT],
+        direction: str,
+        protocol_factory: Callable[[], _ProtocolT],
+        pipe: Any,
+    ) -> tuple[_PipeTransportT, _ProtocolT]:
+        """Wrap ``pipe`` in a ``transport_class`` driving a new protocol.
 
         Returns once ``connection_made`` has run; the transport owns ``pipe`` from then on.
         """
         self._check_closed()
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = WritePipeTransport(self, pipe, protocol, waiter)
+        transport = transport_class(self, pipe, protocol, waiter)
         try:
             await waiter
         except BaseException:
             transport.close()
             raise
         if self.get_debug():
-            log.debug("Write pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
+            log.debug(
+                "%s pipe %r connected: (%r, %r)", direction, pipe.fileno(), transport, protocol
+            )
         return transport, protocol
 
     # -- subprocesses --------------------------------------------------------------------

@@ -35,12 +35,13 @@ import inspect
 import itertools
 import sys
 import traceback
+import types
 from asyncio import CancelledError
 from asyncio import tasks as _asyncio_tasks
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from .futures import Future
+from .futures import _FINISHED, _PENDING, Future
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -58,6 +59,7 @@ _enter_task: Callable[[Any, Any], None] = _asyncio_tasks._enter_task
 _leave_task: Callable[[Any, Any], None] = _asyncio_tasks._leave_task
 
 _names = itertools.count(1)
+_CoroutineType = types.CoroutineType
 
 
 class Task(Future[T]):
@@ -84,7 +86,19 @@ class Task(Future[T]):
         context: contextvars.Context | None = None,
     ) -> None:
         self._log_destroy_pending = False  # until it is fully made
-        super().__init__(loop=loop)
+        if loop is None:
+            super().__init__()
+        else:  # Future.__init__, written out: one call fewer per task
+            self._loop = loop
+            self._state = _PENDING
+            self._result = None
+            self._exception = None
+            self._exception_tb = None
+            self._callbacks = None
+            self._cancel_message = None
+            self._cancelled_exc = None
+            self._log_traceback = False
+            self._asyncio_future_blocking = False
         kernel = getattr(self._loop, "_kernel", None)
         if kernel is None:
             self._log_destroy_pending = False
@@ -93,11 +107,13 @@ class Task(Future[T]):
                 f"use loop.create_task(coro) on the loop you have"
             )
         self._call_soon = kernel.call_soon  # the kernel's ready queue, where steps go
-        if not (asyncio.iscoroutine(coro) or inspect.isgenerator(coro)):
+        if type(coro) is not _CoroutineType and not (
+            asyncio.iscoroutine(coro) or inspect.isgenerator(coro)
+        ):
             self._log_destroy_pending = False
             raise TypeError(f"a coroutine was expected, got {coro!r}")
         self._coro = coro
-        self._name = f"Task-{next(_names)}" if name is None else str(name)
+        self._name: Any = next(_names) if name is None else str(name)  # int: see get_name
         self._context = contextvars.copy_context() if context is None else context
         self._fut_waiter: Any = None  # the future this task waits on, if any
         self._must_cancel = False  # throw CancelledError in at the next step
@@ -108,7 +124,7 @@ class Task(Future[T]):
         _register_task(self)
 
     def __repr__(self) -> str:
-        text = f"<{type(self).__name__} {self._describe()} name={self._name!r}"
+        text = f"<{type(self).__name__} {self._describe()} name={self.get_name()!r}"
         text += f" coro={_coro_repr(self._coro)}"
         if self._fut_waiter is not None:
             text += f" wait_for={self._fut_waiter!r}"
@@ -119,7 +135,8 @@ class Task(Future[T]):
             self._loop.call_exception_handler(
                 {"message": "Task was destroyed but it is pending!", "task": self}
             )
-        super().__del__()
+        if self._log_traceback:
+            super().__del__()
 
     # -- what asyncio's Task offers beyond Future ----------------------------------------------
 
@@ -130,7 +147,9 @@ class Task(Future[T]):
         return self._context
 
     def get_name(self) -> str:
-        return self._name
+        if type(self._name) is int:
+            self._name = f"Task-{self._name}"
+        return self._name  # type: ignore[no-any-return]
 
     def set_name(self, value: object) -> None:
         self._name = str(value)
@@ -213,7 +232,7 @@ class Task(Future[T]):
     def _run(self) -> None:
         """Called by the kernel when this task's turn in the ready queue comes."""
         exc, self._step_exc = self._step_exc, None
-        self._context.run(self.__step, exc)
+        self._context.run(Task.__step, self, exc)
         del self  # see __step
 
     def __step(self, exc: BaseException | None = None) -> None:
@@ -239,7 +258,10 @@ class Task(Future[T]):
                 self._must_cancel = False
                 super().cancel(msg=self._cancel_message)
             else:
-                Future.set_result(self, stop.value)
+                self._result = stop.value
+                self._state = _FINISHED
+                if self._callbacks is not None:
+                    self._schedule_callbacks()
         except CancelledError as error:
             self._cancelled_exc = error
             super().cancel()
@@ -260,6 +282,25 @@ class Task(Future[T]):
 
     def _handle_yield(self, result: Any) -> None:
         """The coroutine yielded ``result``: park on it, step again soon, or complain."""
+        # The common case first, spelled out: one of our own pending futures, of this loop,
+        # awaited properly. It is what the general branch below does, minus the checks and
+        # the add_done_callback call -- worth it, because it happens on every await.
+        if (
+            (type(result) is Future or type(result) is Task)
+            and result is not self
+            and result._asyncio_future_blocking
+            and result._loop is self._loop
+            and result._state is _PENDING
+        ):
+            result._asyncio_future_blocking = False
+            if result._callbacks is None:
+                result._callbacks = [(self.__wakeup, self._context)]
+            else:
+                result._callbacks.append((self.__wakeup, self._context))
+            self._fut_waiter = result
+            if self._must_cancel and result.cancel(msg=self._cancel_message):
+                self._must_cancel = False
+            return
         blocking = getattr(result, "_asyncio_future_blocking", None)
         if blocking is not None:
             if _loop_of(result) is not self._loop:
@@ -302,6 +343,9 @@ class Task(Future[T]):
 
     def __wakeup(self, future: Any) -> None:
         """Done callback of the awaited future: step again, with its outcome."""
+        if type(future) is Future and future._state is _FINISHED and future._exception is None:
+            self.__step()
+            return
         try:
             future.result()
         except BaseException as error:

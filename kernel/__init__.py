@@ -10,6 +10,7 @@ from . import socket, subprocess
 from .clock import Clock, MonotonicClock, VirtualClock
 from .errors import (
     CancelledError,
+    Deadlock,
     KernelError,
     QueueEmpty,
     QueueFull,
@@ -59,6 +60,7 @@ __all__ = [
     "CancelledError",
     "Clock",
     "Condition",
+    "Deadlock",
     "Event",
     "FileStream",
     "IncompleteReadError",

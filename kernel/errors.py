@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "CancelledError",
+    "Deadlock",
     "KernelError",
     "QueueEmpty",
     "QueueFull",
@@ -63,6 +64,15 @@ class QueueEmpty(Exception):
 
 class QueueFull(Exception):
     """``put_nowait()`` on a full queue."""
+
+
+class Deadlock(Exception):
+    """Every task is blocked and nothing is left that could wake one: the program is stuck.
+
+    Your bug, not ours: the message names each blocked task, what it waits for and who holds
+    it. It is raised in the main task, where it waits, so that its cleanup runs; with no main
+    task (``close()``, ``run_until``) it leaves the loop instead. See ``kernel/diagnostics.py``.
+    """
 
 
 class KernelError(Exception):

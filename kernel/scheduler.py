@@ -15,7 +15,8 @@ The loop (``Kernel._loop``, right below the constructor) turns three phases, for
 1. *Poll I/O.* Ask the selector which descriptors are ready. If no task is ready, this is
    where the whole program sleeps -- until the nearest deadline, or until I/O or a thread
    wakes it. (If tasks are ready and nobody waits for I/O, the poll is skipped: there is
-   nothing it could find.)
+   nothing it could find. If nothing at all could wake a task, the program is deadlocked,
+   and the main task gets a ``Deadlock`` rather than sleep forever: ``_break_deadlock``.)
 2. *Wake sleepers.* Every deadline that has passed moves its task to the ready queue (or,
    for a timeout, cancels it with ``TaskTimeout``).
 3. *Run ready tasks.* Each task that was ready at the start of this phase runs once: it is
@@ -49,10 +50,11 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .clock import Clock, MonotonicClock
-from .errors import CancelledError, KernelError, TaskCancelled, TaskTimeout
+from .diagnostics import find_deadlock, install_slow_task_watch
+from .errors import CancelledError, Deadlock, KernelError, TaskCancelled, TaskTimeout
 from .handlers import TrapHandlers
 from .iotable import IOWaitTable
 from .task import CoroutineLike, Task, as_coroutine
@@ -127,13 +129,32 @@ class Kernel(TrapHandlers):
     ``clock``: a ``MonotonicClock`` (default) or a ``VirtualClock`` for tests.
     ``tracer``: a ``Tracer`` to record every scheduling decision.
     ``max_threads``: the size of the worker pool behind ``run_in_thread``.
+    ``slow_task_threshold``: log a warning naming any task that runs longer than this many
+    (real) seconds without yielding; None (the default) times nothing.
+    ``detect_deadlocks``: raise ``Deadlock`` when every task is blocked and nothing can wake
+    one (see ``kernel/diagnostics.py``), rather than hang; on by default.
     """
 
     def __init__(
-        self, *, clock: Clock | None = None, tracer: Tracer | None = None, max_threads: int = 32
+        self,
+        *,
+        clock: Clock | None = None,
+        tracer: Tracer | None = None,
+        max_threads: int = 32,
+        slow_task_threshold: float | None = None,
+        detect_deadlocks: bool = True,
     ) -> None:
         if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
             raise ValueError(f"max_threads must be a positive whole number, got {max_threads!r}")
+        if slow_task_threshold is not None and (
+            isinstance(slow_task_threshold, bool)
+            or not isinstance(slow_task_threshold, int | float)
+            or not slow_task_threshold >= 0
+        ):
+            raise ValueError(
+                f"slow_task_threshold must be a number of seconds >= 0, or None to time "
+                f"nothing; got {slow_task_threshold!r}"
+            )
         self._ready: deque[Task | Callback] = deque()  # ready queue: tasks, callbacks; FIFO
         self._sleeping = SleepingQueue()  # sleeping queue: (deadline, task) for sleeps/timeouts
         self._io = IOWaitTable()  # I/O wait table: fd -> [reader task, writer task]
@@ -168,6 +189,12 @@ class Kernel(TrapHandlers):
         self._tracer = tracer
         if tracer is not None:
             install_tracer(self, tracer)
+        # Diagnostics (kernel/diagnostics.py). The slow-step watch is swapped in like the
+        # tracer, so the loop pays nothing without it; the deadlock check runs only where
+        # phase 1 would otherwise block with no deadline.
+        if slow_task_threshold is not None:
+            install_slow_task_watch(self, slow_task_threshold)
+        self._detect_deadlocks = detect_deadlocks
 
     # ------------------------------------------------------------------------------------
     # The run loop
@@ -200,7 +227,7 @@ class Kernel(TrapHandlers):
                     if type(entry) is not Task:
                         # Not a task but a callback (call_soon): call it, and move on.
                         self._running = None
-                        cast(Callback, entry)._run()
+                        entry._run()  # type: ignore[union-attr]
                         continue
                     task = self._running = entry
                     while True:
@@ -228,6 +255,8 @@ class Kernel(TrapHandlers):
                             if not self._bad_yield(task, trap):
                                 raise
                             break
+        except Deadlock:
+            raise  # the program's bug, found with no main task to raise it in (_break_deadlock)
         except Exception as bug:
             raise KernelError(
                 f"internal error in the kernel while handling {trap!r} from {task!r}; the "
@@ -244,6 +273,8 @@ class Kernel(TrapHandlers):
             deadline = self._sleeping.next_deadline()
             if deadline is None:
                 timeout = None  # nothing is due: only I/O or a thread can wake us
+                if self._detect_deadlocks and not self._io and self._break_deadlock():
+                    return  # ... and nothing could: the main task runs next, with a Deadlock
             else:
                 timeout = min(max(0.0, deadline - self._clock.now()), _MAX_SELECT_TIMEOUT)
         woken = self._io.select(self._clock.real_timeout(timeout))
@@ -260,6 +291,31 @@ class Kernel(TrapHandlers):
             # is blocked and select() found nothing, so the next thing that can happen is the
             # nearest deadline. The real clock ignores this call.
             self._clock.idle(deadline)
+
+    def _break_deadlock(self) -> bool:
+        """Phase 1 is about to block with no deadline and no I/O waiter: is it for good?
+
+        If nothing can ever wake a task (``find_deadlock`` says what that takes), the main
+        task is taken off whatever it waits on and resumed with a ``Deadlock`` thrown in, as
+        a cancellation would be: its ``finally`` blocks and ``async with`` exits run, and
+        the error leaves ``run()``. Returns True then. With no main task parked (``close()``
+        running cleanups, ``run_until``), the ``Deadlock`` is raised out of the loop. A tracer
+        hears ``deadlock`` (with the report) first.
+        """
+        deadlock = find_deadlock(self)
+        if deadlock is None:
+            return False
+        main = self._main
+        if main is not None and main._waiting_on is None:
+            main = None
+        if self._tracer is not None:
+            self._tracer("deadlock", main, report=str(deadlock))
+        if main is None:
+            raise deadlock
+        main._waiting_on.discard(main._wait_entry)
+        self._reschedule(main)
+        main._next_exc = deadlock
+        return True
 
     def _wake_sleepers(self) -> None:
         """Phase 2: deadlines that have passed wake their sleepers and fire their timeouts."""
@@ -660,11 +716,20 @@ def run(
     clock: Clock | None = None,
     tracer: Tracer | None = None,
     max_threads: int = 32,
+    slow_task_threshold: float | None = None,
+    detect_deadlocks: bool = True,
 ) -> Any:
     """Run ``corofunc(*args)`` in a new kernel and return its result (or raise its error).
 
     Tasks still running when it returns are cancelled and their cleanup runs; nothing is left
     behind. Ctrl-C cancels the main task, lets it clean up, then raises ``KeyboardInterrupt``.
+    The options are those of ``Kernel``.
     """
-    with Kernel(clock=clock, tracer=tracer, max_threads=max_threads) as kernel:
+    with Kernel(
+        clock=clock,
+        tracer=tracer,
+        max_threads=max_threads,
+        slow_task_threshold=slow_task_threshold,
+        detect_deadlocks=detect_deadlocks,
+    ) as kernel:
         return kernel.run(corofunc, *args)

@@ -134,6 +134,26 @@ run_forever returned
 got_result: Future is done!
 run_until_complete returned
 """,
+    # Blocks the kernel for real time (0.4 s), then a worker thread for as long.
+    "20_blocking_call.py": """\
+fetch blocked the kernel: the ticker ticked 0 times during the call
+fetch waited in a thread: the ticker ticked 2 times during the call
+""",
+    # The report names lines of the example: it changes when they move.
+    "21_deadlock.py": """\
+kernel.Deadlock: every task is blocked, and nothing is left that could wake one of them: \
+no task is ready to run, no timer is set, nothing waits for I/O, and no thread or signal \
+handler could step in. Without this error the program would hang here forever.
+Who waits for what:
+  task 1 'main' (at 21_deadlock.py:27 in main) waits for a task of TaskGroup #1 to end \
+(task 2 'alice', task 3 'bob')
+  task 2 'alice' (at 21_deadlock.py:20 in transfer) waits for Lock #1, held by task 3 'bob'
+  task 3 'bob' (at 21_deadlock.py:20 in transfer) waits for Lock #2, held by task 2 'alice'
+The wait-for chain (task -> what it waits for -> who could end the wait):
+  task 1 'main' -> TaskGroup #1 -> task 2 'alice' -> Lock #1 -> task 3 'bob' -> Lock #2 -> \
+task 2 'alice': a cycle
+same order: both transfers done
+""",
 }
 
 # The asyncio programs, run as scripts on an adapter loop: the virtual time each takes.
@@ -168,6 +188,8 @@ LAST_LINE = {
     "17_asyncio_done_callback.py": "run_until_complete returned",
     "18_asyncio_run_forever_stop.py": "run_forever returned",
     "19_asyncio_old_style_coroutine.py": "run_until_complete returned",
+    "20_blocking_call.py": "fetch waited in a thread: the ticker ticked 2 times during the call",
+    "21_deadlock.py": "same order: both transfers done",
 }
 
 # Examples whose sockets or child processes move real bytes (see the virtual-clock test).
@@ -179,6 +201,10 @@ REAL_IO = {
     "13_chat_server.py",
     "14_subprocess_pipeline.py",
 }
+
+# Examples whose kernel must see a deadlock: pytest-timeout's SIGALRM handler would hide it
+# (see the no_timeout_signal fixture in conftest.py).
+DEADLOCKS = {"21_deadlock.py"}
 
 # Real seconds a script may take before it counts as hung.
 SCRIPT_TIMEOUT = 30.0
@@ -201,8 +227,13 @@ def test_every_example_has_a_golden_output() -> None:
 
 @pytest.mark.parametrize("filename", sorted(set(GOLDEN) - set(ON_THE_ADAPTER)))
 def test_example_on_the_virtual_clock(
-    filename: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    filename: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if filename in DEADLOCKS:
+        request.getfixturevalue("no_timeout_signal")
     module = load(filename)
     # Examples with real sockets or child processes: bytes in flight take real time, which
     # a loaded machine stretches. Let the virtual clock wait that long for them (it still

@@ -120,7 +120,7 @@ class Task(Future[T]):
         self._num_cancels_requested = 0
         self._step_exc: BaseException | None = None  # what the next step throws in
         self._log_destroy_pending = True
-        self._schedule_step()
+        self._call_soon(self)  # the first step: _schedule_step(), minus a call
         _register_task(self)
 
     def __repr__(self) -> str:

@@ -39,6 +39,7 @@ from .workloads import (
     ADAPTER_WORKLOADS,
     FULL,
     LIBRARIES,
+    ON_REQUEST,
     QUICK,
     WORKLOADS,
     Library,
@@ -74,6 +75,12 @@ RATIOS = (
         " below 1 uses less memory",
     ),
     Ratio("kernel", "bare", "kernel's rate as a fraction of the server with no framework"),
+    Ratio(
+        "kernel+tracer",
+        "kernel",
+        "the kernel with a do-nothing tracer attached, as a fraction of the plain kernel: what"
+        " tracing costs when it is on (off, the kernel runs none of the tracing code)",
+    ),
     Ratio(
         "kernel.aio",
         "asyncio",
@@ -397,7 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeat must be at least 1")
 
     library_names = [lib.name for lib in LIBRARIES]
-    wanted_libraries = _split(args.only) or (list(ADAPTER_LIBRARIES) if args.aio else library_names)
+    default_libraries = [name for name in library_names if name not in ON_REQUEST]
+    wanted_libraries = _split(args.only) or (
+        list(ADAPTER_LIBRARIES) if args.aio else default_libraries
+    )
     workload_names = [w.name for w in WORKLOADS]
     wanted_workloads = _split(args.workload) or (
         list(ADAPTER_WORKLOADS) if args.aio else workload_names

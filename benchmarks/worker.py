@@ -107,6 +107,10 @@ def load_suite(name: str) -> tuple[Suite, Runner]:
         from . import lib_kernel
 
         return lib_kernel, lib_kernel.run
+    if name == "kernel+tracer":
+        from . import lib_kernel
+
+        return lib_kernel, lib_kernel.run_traced
     if name == "asyncio":
         from . import lib_asyncio
 

@@ -33,6 +33,7 @@ __all__ = [
     "FRAMEWORKS",
     "FULL",
     "LIBRARIES",
+    "ON_REQUEST",
     "QUICK",
     "TIMER_SEED",
     "WORKLOADS",
@@ -69,6 +70,11 @@ LIBRARIES: tuple[Library, ...] = (
     # This project's asyncio adapter: asyncio's own workload code (lib_asyncio.py, as for
     # asyncio and uvloop) on the event loop of kernel.aio.new_event_loop().
     Library("kernel.aio", "kernel.aio", distribution="kernel"),
+    # The kernel with a tracer attached that does nothing: what tracing costs when it is on.
+    # Beside the plain kernel column it shows that the cost is all in the traced kernel
+    # (install_tracer swaps wrappers in); the plain kernel runs none of that code. Run only
+    # when asked for: --only kernel,kernel+tracer.
+    Library("kernel+tracer", "kernel", distribution="kernel"),
     # curio 1.6 asserts that a task it puts on the ready queue is not already there, a scan of
     # the whole queue, so N tasks made ready at once cost O(N^2): idle_memory alone would take
     # minutes, spawn_scale at 10^6 hours. It is capped, and the table marks the capped cells.
@@ -80,7 +86,10 @@ LIBRARIES: tuple[Library, ...] = (
 )
 
 # The libraries with tasks.
-FRAMEWORKS = ("kernel", "asyncio", "uvloop", "kernel.aio", "curio", "trio")
+FRAMEWORKS = ("kernel", "kernel+tracer", "asyncio", "uvloop", "kernel.aio", "curio", "trio")
+
+# Libraries a plain run leaves out (``--only`` names them).
+ON_REQUEST = ("kernel+tracer",)
 
 # The comparison of the asyncio adapter (issue 5), what ``--aio`` runs: the same asyncio code
 # on asyncio's default loop, on uvloop's and on the adapter's, for these workloads.

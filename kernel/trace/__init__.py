@@ -6,10 +6,15 @@
                  ``kernel.aio``, recorded (on a ``VirtualClock`` in deterministic mode);
                  also ``python -m kernel run``.
 ``explain.py``   ``python -m kernel explain``: the records as a numbered narration.
+``timeline.py``  ``python -m kernel timeline``: one row per task, each slice labelled with
+                 the trap that ended it; as text, as a Chrome/Perfetto trace, and (with
+                 ``timeline_html.py``) as a self-contained HTML/SVG page.
+``compare.py``   ``python -m kernel compare``: the same asyncio program on real asyncio
+                 (recorded by ``asyncio_recorder.py``, a subclass of asyncio's own loop on a
+                 virtual clock) and on the adapter, aligned; the first divergence explained.
 
-The other views (``timeline``, ``compare``) read the same records; ``kernel/__main__.py``
-lists the subcommands. Nothing here is imported by the kernel itself: a program that is not
-being traced never loads this package.
+``kernel/__main__.py`` lists the subcommands. Nothing here is imported by the kernel itself:
+a program that is not being traced never loads this package.
 
 Read first: ``kernel/tracing.py`` (where the events come from), then ``records.py``.
 """

@@ -88,7 +88,10 @@ class TaskGroup:
             raise ValueError(f"TaskGroup(wait=...) must be all, any, object or None; got {wait!r}")
         self._wait = wait
         self._tasks: list[Task] = []  # every member, in the order it joined
-        self._running: set[Task] = set()
+        # The members still running, as a dict used as an ordered set: cancelling them goes
+        # in the order they joined, so a schedule is the same on every run (a set's order
+        # would follow memory addresses).
+        self._running: dict[Task, None] = {}
         self._finished: deque[Task] = deque()  # ended, not yet handed out by next_done()
         self._completed: list[Task] = []  # ended, in the order they ended
         self._failed: list[Task] = []  # ended with an error that is not a cancellation
@@ -116,12 +119,12 @@ class TaskGroup:
         if task.done:
             self._on_exit(task)
         else:
-            self._running.add(task)
+            self._running[task] = None
             task._add_exit_callback(self._on_exit)
 
     def _on_exit(self, task: Task) -> None:
         """Runs in the kernel's context when a member ends (it must not block)."""
-        self._running.discard(task)
+        self._running.pop(task, None)
         self._finished.append(task)
         self._completed.append(task)
         if task._exception is not None and not isinstance(task._exception, CancelledError):

@@ -43,30 +43,28 @@ recorded when it runs), readers and writers being added (a Handle they queue is 
 it runs). The loop's self-pipe reader, ``_read_from_self``, is recorded with kind
 ``"self_pipe"``: it is loop plumbing, which the kernel does inside its own ``select()``.
 
-Read next: ``kernel/trace/compare.py``, which aligns these records with the adapter's.
+Read next: ``kernel/trace/asyncio_script.py``, which runs a script on this loop; then
+``compare.py``, which aligns these records with the adapter's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import runpy
 import selectors
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import Context
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack, cast
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
-from .. import aio
-from ..clock import Clock, MonotonicClock, VirtualClock
-from .records import Labels, Record, Recorder, _args_of, _qualname, _started
-from .script import Traced, _main_of, _Output, _script_folder_on_path
+from ..clock import Clock, MonotonicClock
+from .labels import Labels, _args_of, _qualname
+from .records import Record
+from .records_aio import _callback_owner, _done_callback, _handed_future, _outcome, _started
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Generator
 
-__all__ = ["RecordingEventLoop", "new_event_loops", "trace"]
+__all__ = ["RecordingEventLoop"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -289,15 +287,8 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
             fields["first"] = not _started(task)
         if kind == "step":
             fields["how"] = "throw" if getattr(task, "_must_cancel", False) else "send"
-        elif kind == "wakeup":
-            future = _args_of(handle)[0]
-            fields["future"] = self.labels.future(future)
-            fields["outcome"] = _outcome(self.labels, future)
-            fields["how"] = "send" if "result" in fields["outcome"] else "throw"
-        elif kind == "timer":
-            args = _args_of(handle)
-            if args and asyncio.isfuture(args[0]):
-                fields["future"] = self.labels.future(args[0])
+        else:
+            fields.update(_handed_future(self.labels, kind, handle))
         self._add("callback", fields)
 
     def _done_running(self) -> None:
@@ -337,14 +328,7 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
             wrapping = self._completing and self._future is None and not self.is_running()
             if fields["first_step"] and wrapping:
                 self._future = task  # run_until_complete wrapped its coroutine in it
-        args = _args_of(handle)
-        future: Any = args[0] if len(args) == 1 else None
-        if asyncio.isfuture(future) and future.done():
-            fields["future"] = self.labels.future(future)
-            fields["outcome"] = _outcome(self.labels, future)
-            fields["finished_step"] = future is self._stepping
-            if future is self._stepping:
-                fields["coro"] = self._coro(future)
+        fields.update(_done_callback(self.labels, handle, self._stepping))
         return fields
 
     # -- labels ---------------------------------------------------------------------------------
@@ -367,19 +351,7 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
         """The task a callback belongs to, as ``Recorder`` finds it."""
         if handle is None:
             return None
-        task = _task_of(handle)
-        if task is not None:
-            return self.labels.future(task)
-        args = _args_of(handle)
-        if len(args) == 1 and asyncio.isfuture(args[0]):
-            return self.labels.future(args[0])
-        if isinstance(handle, asyncio.TimerHandle) and args and asyncio.isfuture(args[0]):
-            # asyncio.sleep's timer: it belongs to the task that awaits its future
-            for fn, _ in getattr(args[0], "_callbacks", None) or ():
-                waiter = getattr(fn, "__self__", None)
-                if _is_task(waiter):
-                    return self.labels.future(waiter)
-        return None
+        return _callback_owner(self.labels, handle, _task_of(handle), _is_task)
 
     def _task_label(self, task: Any) -> str | None:
         return None if task is None else self.labels.future(task)
@@ -442,89 +414,6 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
         return self._last_state
 
 
-def trace(path: str | Path, *, deterministic: bool = False, capture: bool = True) -> Traced:
-    """Run an asyncio script on a ``RecordingEventLoop``; return its records and outcome.
-
-    As ``script.trace(path, aio=True)`` does on the adapter: the script's ``main()`` is run
-    with ``loop.run_until_complete(main())``; a script with no ``main()`` is run as
-    ``__main__``, and the first loop it asks for -- from ``kernel.aio.new_event_loop()`` (the
-    course's programs), ``asyncio.new_event_loop()`` or ``asyncio.run()`` -- is the recording
-    one. With ``deterministic=True`` its clock is a ``VirtualClock``.
-    """
-    main = _main_of(path, True)
-    traced = Traced(str(path), True, deterministic, as_main=main is None)
-    loop = RecordingEventLoop(
-        clock=VirtualClock() if deterministic else None, deterministic=deterministic
-    )
-    # _Output only calls note("output", text=...), which the loop has too.
-    output = _Output(cast(Recorder, loop)) if capture else None
-    try:
-        with contextlib.ExitStack() as stack:
-            if output is not None:
-                stack.enter_context(contextlib.redirect_stdout(output))
-            try:
-                if main is not None:
-                    traced.result = loop.run_until_complete(main())
-                else:
-                    loops = new_event_loops(_first_then(loop, asyncio.new_event_loop))
-                    with loops, _script_folder_on_path(Path(path)):
-                        runpy.run_path(str(path), run_name="__main__")
-            except Exception as error:  # the program's own failure: part of the story
-                traced.error = error
-            finally:
-                if output is not None:
-                    output.flush()
-                loop.note("close")
-                if not loop.is_closed():
-                    loop.close()
-    finally:
-        traced.records = loop.finish()
-    return traced
-
-
-@contextlib.contextmanager
-def new_event_loops(
-    factory: Callable[[], asyncio.AbstractEventLoop], *, kernel_aio: bool = True
-) -> Iterator[None]:
-    """While inside: ``asyncio.new_event_loop()`` and ``asyncio.run()`` (which asks
-    ``asyncio.events.new_event_loop``) -- and ``kernel.aio.new_event_loop()`` unless
-    ``kernel_aio`` is false -- get their loop from ``factory()``. (A ``clock=`` argument to
-    ``kernel.aio.new_event_loop`` is ignored.)"""
-
-    def new_event_loop(*_: Any, **__: Any) -> asyncio.AbstractEventLoop:
-        return factory()
-
-    places: list[tuple[object, str]] = [
-        (asyncio, "new_event_loop"),
-        (asyncio.events, "new_event_loop"),
-    ]
-    if kernel_aio:
-        places.append((aio, "new_event_loop"))
-    saved = [getattr(module, name) for module, name in places]
-    for module, name in places:
-        setattr(module, name, new_event_loop)
-    try:
-        yield
-    finally:
-        for (module, name), value in zip(places, saved, strict=True):
-            setattr(module, name, value)
-
-
-def _first_then(
-    first: asyncio.AbstractEventLoop, then: Callable[[], asyncio.AbstractEventLoop]
-) -> Callable[[], asyncio.AbstractEventLoop]:
-    """A loop factory that hands out ``first`` once, then what ``then()`` makes."""
-    handed_out: list[asyncio.AbstractEventLoop] = []
-
-    def factory() -> asyncio.AbstractEventLoop:
-        if handed_out:
-            return then()
-        handed_out.append(first)
-        return first
-
-    return factory
-
-
 def _when(handle: asyncio.TimerHandle) -> float:
     return handle.when()
 
@@ -552,16 +441,3 @@ def _kind(handle: Any, loop: RecordingEventLoop) -> str:
     if getattr(fn, "__self__", None) is loop and getattr(fn, "__name__", "") == "_read_from_self":
         return "self_pipe"
     return "callback"
-
-
-def _outcome(labels: Labels, future: Any) -> Record:
-    """How a done future ended, read without marking its exception as retrieved."""
-    state = getattr(future, "_state", None)
-    if state == "CANCELLED":
-        return {"cancelled": True}
-    exc = getattr(future, "_exception", None)
-    if exc is not None:
-        return {"exception": labels.value(exc)}
-    if state == "FINISHED":
-        return {"result": labels.value(getattr(future, "_result", None))}
-    return {"pending": True}

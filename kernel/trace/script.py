@@ -14,7 +14,8 @@ the next deadline when nothing else can happen) and the recorder renames what wo
 between runs, so the same script always gives the same records.
 
 What the program prints is captured line by line as ``output`` records, in the order it
-happens, unless ``capture=False``.
+happens, unless ``capture=False``. ``asyncio_script.py`` runs a script on real asyncio's loop
+the same way (``_recorded`` is their shared part).
 
 This module is also ``python -m kernel run script.py [--asyncio] [--deterministic]
 [--trace]``: run the script's ``main()`` and print what it returns; ``--trace`` writes each
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from .. import aio
 from ..clock import Clock, VirtualClock
@@ -88,20 +89,43 @@ def trace(
     traced = Traced(str(path), aio, deterministic, as_main=main is None)
     kernel = Kernel(clock=VirtualClock() if deterministic else None, tracer=recorder)
     recorder.attach(kernel)
+    return _recorded(
+        traced, recorder, lambda: _execute(kernel, main, aio, Path(path)), kernel.close, capture
+    )
+
+
+class _Notes(Protocol):
+    """What records a run: a ``Recorder``, or for real asyncio a ``RecordingEventLoop``."""
+
+    def note(self, event: str, **fields: Any) -> None: ...
+
+    def finish(self) -> list[Record]: ...
+
+
+def _recorded(
+    traced: Traced,
+    recorder: _Notes,
+    execute: Callable[[], Any],
+    close: Callable[[], object],
+    capture: bool,
+) -> Traced:
+    """Run the program (``execute()``) and keep in ``traced`` what it returns or raises, and
+    the records. Unless ``capture`` is false, what it prints becomes ``output`` records; at the
+    end comes a ``close`` note, then ``close()`` (the kernel's, or the loop's)."""
     output = _Output(recorder) if capture else None
     try:
         with contextlib.ExitStack() as stack:
             if output is not None:
                 stack.enter_context(contextlib.redirect_stdout(output))
             try:
-                traced.result = _execute(kernel, main, aio, Path(path))
+                traced.result = execute()
             except Exception as error:  # the program's own failure: part of the story
                 traced.error = error
             finally:
                 if output is not None:
                     output.flush()
                 recorder.note("close")
-                kernel.close()
+                close()
     finally:
         traced.records = recorder.finish()
     return traced
@@ -176,7 +200,7 @@ def _script_folder_on_path(path: Path) -> Iterator[None]:
 class _Output(io.TextIOBase):
     """A stdout that turns each line the program prints into an ``output`` record."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: _Notes) -> None:
         super().__init__()
         self._recorder = recorder
         self._line = ""

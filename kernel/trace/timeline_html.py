@@ -1,6 +1,6 @@
 """The timeline as one self-contained HTML page: inline SVG, CSS and script, nothing to fetch.
 
-``render_html(timeline)`` draws what ``timeline.py`` prints as text: one row per task, its
+``render_html(timeline)`` draws what ``timeline_text.py`` prints as text: one row per task, its
 name at the left; each slice a rectangle coloured by how it ended, with its symbol in it;
 between slices, a thin band (ready: waiting for its turn) or a line (blocked). Above the
 rows, the axis: the turns of the loop and the time where it changes (ticks axis), or a time
@@ -23,19 +23,17 @@ from __future__ import annotations
 
 from html import escape
 
-from .timeline import (
+from .timeline_model import (
     BLOCKED,
     CALLBACKS,
     FILL,
     READY,
     SYMBOLS,
-    TICKS_AXIS,
     Column,
     Timeline,
     format_seconds,
-    summary,
-    time_step,
 )
+from .timeline_text import TICKS_AXIS, summary, time_step
 
 __all__ = ["render_html"]
 

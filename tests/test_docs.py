@@ -1,6 +1,7 @@
 """The documentation agrees with the code.
 
-* Every ```python block in the Markdown files is a verbatim piece of a file under examples/,
+* Every ```python block in the Markdown files (docs/ and its folders, such as the course in
+  docs/course/, and the two READMEs) is a verbatim piece of a file under examples/,
   tests/ or kernel/, so the docs show code that runs (and is checked by ruff and mypy) instead of
   copies that drift.
 * The trap table in docs/traps.md has one row per trap in ``kernel.traps.TRAPS``.
@@ -22,7 +23,7 @@ from kernel.traps import TRAPS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-MARKDOWN = [*sorted(DOCS.glob("*.md")), ROOT / "README.md", ROOT / "examples" / "README.md"]
+MARKDOWN = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md", ROOT / "examples" / "README.md"]
 SOURCES = [
     path
     for folder in ("examples", "tests", "kernel")

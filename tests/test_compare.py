@@ -128,8 +128,15 @@ def test_the_python_task_is_named_as_the_c_task_is() -> None:
 
     python_task = getattr(asyncio.tasks, "_PyTask")  # noqa: B009 (private: no attribute in typeshed)
 
+    class PythonTask(python_task):  # type: ignore[misc, valid-type]
+        def set_name(self, value: object) -> None:
+            # CPython 3.13.0's create_task calls set_name(name) after a task factory even
+            # when no name was given, which would rename the task "None".
+            if value is not None:
+                super().set_name(value)
+
     def python_tasks(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        return python_task(coro, loop=loop, **kwargs)
+        return PythonTask(coro, loop=loop, **kwargs)
 
     c_tasks = records(None)
     assert ("callback", "Task-2", "Task-2.__wakeup(Future-1)") in c_tasks

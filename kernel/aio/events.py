@@ -402,17 +402,7 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
         """Call ``callback(*args)`` after ``delay`` seconds (via the sleeping queue)."""
         if delay is None:
             raise TypeError("delay must not be None")
-        self._check_closed()
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_later")
-        kernel = self._kernel
-        timer = TimerHandle(kernel.time() + delay, callback, args, self, context)
-        timer._entry = kernel.call_at(timer._when, timer)
-        timer._scheduled = True
-        if timer._source_traceback:
-            del timer._source_traceback[-1]
-        return timer
+        return self._timer(self._kernel.time() + delay, callback, args, context, "call_later")
 
     def call_at(
         self,
@@ -424,13 +414,24 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
         """Call ``callback(*args)`` at loop time ``when`` (via the sleeping queue)."""
         if when is None:
             raise TypeError("when cannot be None")
+        return self._timer(when, callback, args, context, "call_at")
+
+    def _timer(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: contextvars.Context | None,
+        method: str,
+    ) -> TimerHandle:
+        """A TimerHandle for ``callback(*args)``, on the kernel's sleeping queue until ``when``."""
         self._check_closed()
         if self._debug:
             self._check_thread()
-            self._check_callback(callback, "call_at")
+            self._check_callback(callback, method)
         timer = TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:
-            del timer._source_traceback[-1]
+            del timer._source_traceback[-2:]  # debug mode: end the traceback at our caller
         timer._entry = self._kernel.call_at(when, timer)
         timer._scheduled = True
         return timer

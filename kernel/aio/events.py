@@ -479,7 +479,8 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
         """Wrap ``coro`` in a Task (or what the task factory makes) and queue its first step."""
-        self._check_closed()
+        if self._closed:
+            self._check_closed()  # raises; tested inline first, since this runs per task
         if self._task_factory is None:
             task: Any = Task(coro, loop=self, name=name, context=context)
         else:

@@ -13,12 +13,15 @@ Two kinds of command:
 * ``python -m kernel VIEW FILE --deterministic ...`` -- explain, timeline, compare -- run in
   this process through ``kernel.__main__.main(argv)``, on the virtual clock (compare exits
   with 1 when the schedules diverge, as diff does; that is a result, not a failure);
-* ``python FILE.py`` -- a program of examples/, run as a script, in a subprocess, on the
-  real clock, as a student would run it. All of them are started at once, so the set takes
-  about as long as the slowest one.
+* ``python FILE.py`` -- a program of examples/, run as a script, in a subprocess, as a
+  student would run it, but on virtual time (``VIRTUAL_TIME`` below): ``kernel.run`` gets a
+  ``VirtualClock``, and the toy scheduler a clock that jumps when its ``select()`` would
+  wait. The times they print are then exact, however busy the machine. All of them are
+  started at once, so the set takes about as long as the slowest one.
 
-One thing is compared loosely, because it is real time: the number of seconds in the
-kernel's slow-step warning ("ran for 0.40 s"), which example 20 makes by blocking for real.
+The programs about blocking for real (``REAL_TIME``) run on the real clock, and one thing in
+them is compared loosely: the number of seconds in the kernel's slow-step warning ("ran for
+0.40 s").
 
 The ```python blocks of the course are checked by tests/test_docs.py, like those of every
 other page: each is a verbatim piece of a file under examples/, tests/ or kernel/.
@@ -48,6 +51,39 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 # Real time, printed by the slow-step warning: compared as "some number of seconds".
 REAL_SECONDS = re.compile(r"ran for \d+\.\d+ s")
 SCRIPT_TIMEOUT = 60.0
+
+# Scripts whose point is real time passing while a task blocks: they keep the real clock.
+REAL_TIME = {"examples/20_blocking_call.py", "examples/course/hog.py"}
+
+# Run a script as __main__ with virtual time: kernel.run on a VirtualClock, and for the toy
+# scheduler (which reads time.monotonic and waits in select.select) a clock that moves only
+# when select() would have waited -- by the whole timeout, at once.
+VIRTUAL_TIME = """
+import runpy, select, sys, time
+import kernel, kernel.scheduler
+from kernel.clock import VirtualClock
+
+real_run = kernel.scheduler.run
+def run(*args, clock=None, **options):
+    return real_run(*args, clock=VirtualClock() if clock is None else clock, **options)
+kernel.run = kernel.scheduler.run = run
+
+now = [1000.0]
+real_select = select.select
+def virtual_select(r, w, x, timeout=None):
+    ready = real_select(r, w, x, 0)
+    if not any(ready):
+        if timeout is None:
+            return real_select(r, w, x)
+        now[0] += timeout
+    return ready
+select.select = virtual_select
+time.monotonic = lambda: now[0]
+
+path = sys.argv[1]
+sys.argv = [path]
+runpy.run_path(path, run_name="__main__")
+"""
 
 
 @dataclass(frozen=True)
@@ -165,7 +201,7 @@ def scripts() -> Iterator[dict[str, subprocess.Popen[str]]]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     processes = {
         command: subprocess.Popen(
-            [sys.executable, "-W", "error", *shlex.split(command)[1:]],
+            [sys.executable, "-W", "error", *_launch(shlex.split(command)[1:])],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -182,6 +218,11 @@ def scripts() -> Iterator[dict[str, subprocess.Popen[str]]]:
             if process.poll() is None:
                 process.kill()
             process.communicate()
+
+
+def _launch(argv: list[str]) -> list[str]:
+    """The script and its arguments, run on virtual time unless it is about real time."""
+    return argv if argv[0] in REAL_TIME else ["-c", VIRTUAL_TIME, *argv]
 
 
 def run(

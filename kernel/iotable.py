@@ -54,8 +54,7 @@ class IOWaitTable:
 
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
-        self._waiting = 0  # tasks parked (each leaves its slot when woken)
-        self._watching = 0  # watchers installed (each stays until removed)
+        self._occupied = 0  # slots in use: parked tasks (which leave when woken) and watchers
         self._wakeup: socket.socket | None = None
         # Our own index of the registrations, by the object registered: one dict lookup
         # per wait, where the selector's map would call fileno() through several layers.
@@ -63,7 +62,7 @@ class IOWaitTable:
 
     def __len__(self) -> int:
         """How many tasks and watchers wait (the wake-up socket does not count)."""
-        return self._waiting + self._watching
+        return self._occupied
 
     def register(self, fileobj: Any, event: int, task: Any) -> tuple[Any, int]:
         """Park ``task`` until ``fileobj`` is ready for ``event``; returns the discard handle."""
@@ -97,7 +96,7 @@ class IOWaitTable:
             waiters[slot] = task
             if not key.events & event:
                 self._keys[fileobj] = selector.modify(fileobj, key.events | event, waiters)
-        self._waiting += 1
+        self._occupied += 1
         return (fileobj, event)
 
     def watch(self, fileobj: Any, event: int, callback: Any) -> Any:
@@ -115,8 +114,6 @@ class IOWaitTable:
                 occupant.callback = callback
                 return replaced
         self.register(fileobj, event, _Watcher(callback))
-        self._waiting -= 1  # register() counted it as a parked task
-        self._watching += 1
         return None
 
     def unwatch(self, fileobj: Any, event: int) -> Any:
@@ -129,7 +126,7 @@ class IOWaitTable:
         if watcher.__class__ is not _Watcher:
             return None
         key.data[slot] = None
-        self._watching -= 1
+        self._occupied -= 1
         self._stop_watching(key, event)
         return watcher.callback
 
@@ -155,7 +152,7 @@ class IOWaitTable:
         slot = _SLOT[event]
         if waiters[slot] is not None and waiters[slot].__class__ is not _Watcher:
             waiters[slot] = None
-            self._waiting -= 1
+            self._occupied -= 1
             if type(fileobj) is int:  # no identity to check later: see select()
                 self._stop_watching(key, event)
 
@@ -168,8 +165,7 @@ class IOWaitTable:
         if key is None:
             return []
         waiting = [task for task in key.data if task is not None and task.__class__ is not _Watcher]
-        self._waiting -= len(waiting)
-        self._watching -= sum(1 for w in key.data if w.__class__ is _Watcher)
+        self._occupied -= sum(1 for occupant in key.data if occupant is not None)
         self._unregister(key.fd)
         return waiting
 
@@ -245,7 +241,7 @@ class IOWaitTable:
                         unwatched |= EVENT_WRITE
             if unwatched:
                 self._stop_watching(key, unwatched)
-        self._waiting -= woken_tasks
+        self._occupied -= woken_tasks
         return ready
 
     def _drain_wakeup(self) -> None:

@@ -806,3 +806,53 @@ def test_event_loop_policy() -> None:
         assert type(loop) is not EventLoop
     finally:
         loop.close()
+
+
+# -- order, debug tracebacks, handler context (found by CPython's test_events) --------------
+
+
+def test_call_soon_threadsafe_keeps_its_place_before_a_later_call_soon(aio_loop: EventLoop) -> None:
+    log: list[str] = []
+    thread = threading.Thread(target=aio_loop.call_soon_threadsafe, args=(log.append, "hello"))
+    thread.start()
+    thread.join()  # the thread's call is over before the next one is made
+    aio_loop.call_soon(log.append, "world")
+    run_once(aio_loop)
+    assert log == ["hello", "world"]
+
+
+def test_debug_mode_source_tracebacks_end_at_the_caller(aio_loop: EventLoop) -> None:
+    aio_loop.set_debug(True)
+
+    def caller_line(handle: asyncio.Handle) -> tuple[str, str]:
+        frame = handle._source_traceback[-1]  # type: ignore[attr-defined]
+        return frame.filename, frame.name
+
+    here = (__file__, "test_debug_mode_source_tracebacks_end_at_the_caller")
+    handles = [
+        aio_loop.call_soon(print),
+        aio_loop.call_soon_threadsafe(print),
+        aio_loop.call_later(1, print),
+        aio_loop.call_at(1, print),
+    ]
+    assert [caller_line(handle) for handle in handles] == [here] * 4
+    for handle in handles:
+        handle.cancel()
+
+
+def test_the_exception_handler_runs_in_the_failing_callbacks_context(
+    aio_loop: EventLoop,
+) -> None:
+    import contextvars
+
+    name: contextvars.ContextVar[str] = contextvars.ContextVar("name", default="outside")
+    seen: list[str] = []
+    aio_loop.set_exception_handler(lambda loop, context: seen.append(name.get()))
+
+    def fails() -> None:
+        name.set("inside the callback")
+        raise ValueError("boom")
+
+    aio_loop.call_soon(fails)
+    run_once(aio_loop)
+    assert seen == ["inside the callback"]

@@ -111,6 +111,10 @@ class Handle(asyncio.Handle):
         _context: contextvars.Context
         _loop: Any
 
+    def get_context(self) -> contextvars.Context:
+        """The context the callback runs in (asyncio has this from 3.12 on)."""
+        return self._context
+
     def _run(self) -> None:
         """Call the callback in its context; an error goes to the loop's exception handler."""
         if self._cancelled:
@@ -142,16 +146,8 @@ class TimerHandle(asyncio.TimerHandle):
     def __init__(
         self, when: float, callback: Any, args: Any, loop: Any, context: Any = None
     ) -> None:
-        self._context = contextvars.copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        if loop._debug:
-            self._source_traceback = _extract_stack(sys._getframe(1))
-        else:
-            self._source_traceback = None
+        # Both classes carry asyncio.Handle's slots, so Handle's __init__ fills these too.
+        Handle.__init__(self, callback, args, loop, context)  # type: ignore[arg-type]
         self._when = when
         self._scheduled = False
 
@@ -159,6 +155,8 @@ class TimerHandle(asyncio.TimerHandle):
         _entry: object  # its entry in the kernel's sleeping queue, for cancel()
         _source_traceback: Any
         _scheduled: bool
+
+    get_context = Handle.get_context
 
     def _run(self) -> None:
         self._scheduled = False  # off the sleeping queue: cancel() need not tell the kernel
@@ -431,7 +429,8 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
             self._check_callback(callback, method)
         timer = TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:
-            del timer._source_traceback[-2:]  # debug mode: end the traceback at our caller
+            # debug mode: end the traceback at our caller (drop __init__, _timer, call_at)
+            del timer._source_traceback[-3:]
         timer._entry = self._kernel.call_at(when, timer)
         timer._scheduled = True
         return timer

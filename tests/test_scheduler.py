@@ -6,6 +6,8 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Generator
 from typing import Any
@@ -570,3 +572,32 @@ def test_schedules_are_repeatable() -> None:
         return [(e, t) for e, t, _ in events]
 
     assert shape(trace_of(busy)) == shape(trace_of(busy))
+
+
+def test_a_child_forked_inside_a_running_kernel_can_run_its_own() -> None:
+    # In the child, the parent's kernel is a copy nobody turns: it must not count as running
+    # (asyncio resets its running loop after a fork the same way). A fresh interpreter, so
+    # that no other thread exists when it forks.
+    program = """
+import os, kernel
+
+async def child_main():
+    return 7
+
+async def main():
+    pid = os.fork()
+    if pid == 0:
+        code = 0 if kernel.current_kernel() is None and kernel.run(child_main) == 7 else 1
+        os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+print(os.waitstatus_to_exitcode(kernel.run(main)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert (result.stdout, result.stderr) == ("0\n", "")

@@ -266,3 +266,27 @@ class TestStart:
             with pytest.raises(OSError, match="address in use"):
                 await g.start(broken)
         assert isinstance(g.exception, OSError)  # seen once, not raised again at exit
+
+
+async def test_a_failure_cancels_the_siblings_in_the_order_they_joined() -> None:
+    # The cancelled siblings run their cleanup in the order they were cancelled; that order
+    # must be the group's, not a set's (which follows memory addresses), so that a schedule
+    # -- and a trace of it -- is the same on every run.
+    cleaned: list[int] = []
+
+    async def sibling(number: int) -> None:
+        try:
+            await kernel.sleep(10)
+        finally:
+            cleaned.append(number)
+
+    async def fails() -> None:
+        await kernel.sleep(1)
+        raise ValueError("boom")
+
+    with pytest.raises(ExceptionGroup):
+        async with kernel.TaskGroup() as group:
+            for number in range(40):
+                await group.spawn(sibling, number)
+            await group.spawn(fails)
+    assert cleaned == list(range(40))

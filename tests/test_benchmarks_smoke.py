@@ -95,27 +95,17 @@ def test_missing_library_is_reported_not_raised() -> None:
     assert "not installed" in rows[0]
 
 
-def _has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ImportError:
-        return False
-
-
-def _has_socket_streams() -> bool:
-    return _has_module("kernel.socket") and hasattr(
-        importlib.import_module("kernel.socket").Socket, "as_stream"
-    )
-
-
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(not _has_module("kernel.socket"), reason="kernel.socket is not written yet")
 def test_quick_echo_rows_compare_kernel_with_asyncio_and_bare() -> None:
     # One repeat of a fraction of a second per server: the shape, not the speed.
-    lines_too = _has_socket_streams()
-    workloads = "tcp_echo,tcp_echo_lines" if lines_too else "tcp_echo"
     out = run_benchmarks(
-        "--quick", "--only", "kernel,asyncio,bare", "--workload", workloads, "--repeat", "1"
+        "--quick",
+        "--only",
+        "kernel,asyncio,bare",
+        "--workload",
+        "tcp_echo,tcp_echo_lines",
+        "--repeat",
+        "1",
     )
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("workload  "))
@@ -123,11 +113,10 @@ def test_quick_echo_rows_compare_kernel_with_asyncio_and_bare() -> None:
     [echo] = [line.split() for line in lines if line.startswith("tcp_echo  ")]
     over_asyncio, over_bare = echo[-2:]
     assert float(over_asyncio) > 0 and float(over_bare) > 0, out
-    if lines_too:
-        [echo_lines] = [line.split() for line in lines if line.startswith("tcp_echo_lines  ")]
-        bare, over_asyncio, over_bare = echo_lines[-3:]
-        assert (bare, over_bare) == ("-", "-"), out  # bare has no line echo
-        assert float(over_asyncio) > 0, out
+    [echo_lines] = [line.split() for line in lines if line.startswith("tcp_echo_lines  ")]
+    bare, over_asyncio, over_bare = echo_lines[-3:]
+    assert (bare, over_bare) == ("-", "-"), out  # bare has no line echo
+    assert float(over_asyncio) > 0, out
 
 
 # The asyncio adapter's comparison (``--aio``): these rows, with a kernel.aio/asyncio ratio.
@@ -163,7 +152,6 @@ def _numeric(cell: str) -> bool:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(not _has_module("kernel.aio"), reason="kernel.aio is not written yet")
 def test_aio_run_compares_the_adapter_with_asyncio() -> None:
     out = run_benchmarks("--aio", "--quick", "--only", "asyncio,kernel.aio", "--repeat", "1")
     lines = out.splitlines()
@@ -176,7 +164,6 @@ def test_aio_run_compares_the_adapter_with_asyncio() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(not _has_module("kernel.aio"), reason="kernel.aio is not written yet")
 def test_adapter_runs_every_asyncio_workload() -> None:
     workloads = ",".join(OTHER_ADAPTER_WORKLOADS)
     out = run_benchmarks(
@@ -189,7 +176,6 @@ def test_adapter_runs_every_asyncio_workload() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(not _has_module("kernel.aio"), reason="kernel.aio is not written yet")
 def test_profile_run_times_the_collector_and_lists_functions() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.profile_run", "kernel.aio", "switch", "--quick"],
@@ -204,3 +190,16 @@ def test_profile_run_times_the_collector_and_lists_functions() -> None:
     assert "generation 2:" in proc.stdout
     assert "under cProfile" in proc.stdout
     assert "tasks.py" in proc.stdout  # the adapter's Task shows up in the listing
+
+
+@pytest.mark.timeout(60)
+def test_the_traced_kernel_column_runs_only_when_asked_for() -> None:
+    out = run_benchmarks(
+        "--quick", "--only", "kernel,kernel+tracer", "--workload", "switch", "--repeat", "1"
+    )
+    header = next(line for line in out.splitlines() if line.startswith("workload  "))
+    assert header.split() == ["workload", "unit", "kernel", "kernel+tracer", "kernel+tracer/kernel"]
+    row = next(line for line in out.splitlines() if line.startswith("switch  ")).split()
+    assert _numeric(row[-2]) and float(row[-1]) > 0, out
+    plain = run_benchmarks("--quick", "--workload", "switch", "--repeat", "1")
+    assert "kernel+tracer" not in plain

@@ -7,7 +7,6 @@ modules whose loop-hook classes the runner binds. The last test runs the fast su
 ``kernel.aio`` itself.
 """
 
-import importlib
 import textwrap
 
 import pytest
@@ -22,20 +21,6 @@ STAND_IN = "asyncio:SelectorEventLoop"
 #: factory that leaves most of them on other loops, or a harness that stops installing it,
 #: must not pass for conformance.
 FAST_FLOOR = 200
-
-
-def _adapter_missing() -> str | None:
-    """Why the adapter cannot be measured yet, or None once it can."""
-    try:
-        module = importlib.import_module("kernel.aio")
-    except Exception as exc:
-        return f"kernel.aio cannot be imported yet: {exc!r}"
-    if not callable(getattr(module, "new_event_loop", None)):
-        return "kernel.aio has no new_event_loop() yet"
-    return None
-
-
-ADAPTER_MISSING = _adapter_missing()
 
 
 def test_expected_failures_parse() -> None:
@@ -236,7 +221,6 @@ def test_runner_binds_loop_hook_mixins() -> None:
         assert not [r for r in run.records if "Selector" in r.test_id]
 
 
-@pytest.mark.skipif(ADAPTER_MISSING is not None, reason=str(ADAPTER_MISSING))
 @pytest.mark.timeout(240)  # let the runner's own time limits report a hang, not pytest's
 def test_fast_conformance_on_the_adapter() -> None:
     options = runner.RunOptions(factory=runner.DEFAULT_FACTORY, timeout=10.0, module_timeout=45.0)

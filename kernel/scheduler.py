@@ -189,6 +189,11 @@ class Kernel(TrapHandlers):
         self._tracer = tracer
         if tracer is not None:
             install_tracer(self, tracer)
+        else:
+            # ``call_soon`` (below), untraced, is the ready queue's own ``append``: no Python
+            # frame per callback, and one bound method for the kernel's life instead of a new
+            # one per ``kernel.call_soon`` lookup (the adapter keeps it in every Task).
+            self.call_soon = self._ready.append  # type: ignore[method-assign, assignment]
         # Diagnostics (kernel/diagnostics.py). The slow-step watch is swapped in like the
         # tracer, so the loop pays nothing without it; the deadlock check runs only where
         # phase 1 would otherwise block with no deadline.
@@ -559,7 +564,10 @@ class Kernel(TrapHandlers):
         return self._clock.now()
 
     def call_soon(self, callback: Callback) -> None:
-        """Put ``callback`` at the back of the ready queue; phase 3 calls ``callback._run()``."""
+        """Put ``callback`` at the back of the ready queue; phase 3 calls ``callback._run()``.
+
+        (An untraced kernel replaces this method, per instance, with the queue's ``append``.)
+        """
         self._ready.append(callback)
 
     def call_at(self, deadline: float, callback: Callback) -> object:

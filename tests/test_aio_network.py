@@ -331,6 +331,55 @@ def test_a_slow_reader_pauses_the_writers_protocol(run: Run, no_fd_leak: None) -
     run(main())
 
 
+class KeepChunks(asyncio.Protocol):
+    """Keeps every object data_received is given, as it was given."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.arrived: asyncio.Queue[None] = asyncio.Queue()
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.arrived.put_nowait(None)
+
+
+def test_each_read_gives_the_protocol_bytes_of_its_own(run: Run, no_fd_leak: None) -> None:
+    # A loop's transports all read into one buffer (transports.read_scratch) and copy out
+    # what arrived: a chunk a protocol keeps must survive the next read, on its own
+    # connection and on another one.
+    async def main() -> None:
+        first, kept_first, first_peer = await connected_to_plain_peer(KeepChunks)
+        second, kept_second, second_peer = await connected_to_plain_peer(KeepChunks)
+        with first_peer, second_peer:
+            for peer, protocol, byte in (
+                (first_peer, kept_first, b"A"),
+                (second_peer, kept_second, b"B"),
+                (first_peer, kept_first, b"C"),
+            ):
+                peer.sendall(byte * 100)
+                await protocol.arrived.get()
+            first.close()
+            second.close()
+        assert kept_first.chunks == [b"A" * 100, b"C" * 100]
+        assert kept_second.chunks == [b"B" * 100]
+        assert {type(chunk) for chunk in kept_first.chunks + kept_second.chunks} == {bytes}
+
+    run(main())
+
+
+def test_a_read_larger_than_one_recv_arrives_whole(run: Run, no_fd_leak: None) -> None:
+    async def main() -> None:
+        transport, protocol, peer = await connected_to_plain_peer(Recorder)
+        payload = os.urandom(3 * 256 * 1024 + 1)  # more than three reads of MAX_READ
+        with peer:
+            sending = asyncio.get_running_loop().sock_sendall(peer, payload)
+            received, _ = await asyncio.gather(protocol.received(len(payload)), sending)
+        assert received == payload
+        transport.close()
+
+    run(main())
+
+
 def test_write_eof_half_closes_and_eof_received_may_keep_it_open(
     run: Run, no_fd_leak: None
 ) -> None:
@@ -711,6 +760,27 @@ def test_udp_echo(run: Run, no_fd_leak: None) -> None:
         for transport, protocol in ((client_t, client), (server_t, server)):
             transport.close()
             assert await protocol.lost is None
+
+    run(main())
+
+
+def test_a_kept_datagram_is_not_overwritten_by_the_next(run: Run, no_fd_leak: None) -> None:
+    async def main() -> None:
+        loop = net_loop()
+        server_t, server = await loop.create_datagram_endpoint(
+            DatagramRecorder, local_addr=("127.0.0.1", 0)
+        )
+        client_t, _ = await loop.create_datagram_endpoint(
+            DatagramRecorder, remote_addr=server_t.get_extra_info("sockname")
+        )
+        client_t.sendto(b"first")
+        client_t.sendto(b"second!")
+        first = await server.queue.get()
+        second = await server.queue.get()  # read after first, into the same loop buffer
+        assert (first[0], second[0]) == (b"first", b"second!")
+        assert type(first[0]) is bytes
+        client_t.close()
+        server_t.close()
 
     run(main())
 

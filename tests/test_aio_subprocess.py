@@ -671,6 +671,35 @@ def test_read_pipe_delivers_data_then_eof(loop: _Loop) -> None:
     assert "closed" in repr(transport)
 
 
+def test_read_pipe_chunks_are_the_protocols_to_keep(loop: _Loop) -> None:
+    # Pipe reads share the loop's read buffer with socket reads (transports.read_scratch).
+    rfd, wfd = os.pipe()
+    chunks: list[bytes] = []
+
+    class Keep(ReadRecorder):
+        def data_received(self, data: bytes) -> None:
+            chunks.append(data)
+            super().data_received(data)
+
+    async def main() -> None:
+        transport, protocol = await loop.connect_read_pipe(
+            lambda: Keep(loop), handed_over(rfd, "r")
+        )
+        os.write(wfd, b"one")
+        await protocol.wait_for(3)
+        os.write(wfd, b"two!")
+        await protocol.wait_for(7)
+        transport.close()
+        await protocol.lost
+
+    try:
+        run(loop, main())
+    finally:
+        os.close(wfd)
+    assert chunks == [b"one", b"two!"]
+    assert type(chunks[0]) is bytes
+
+
 def test_read_pipe_pause_and_resume(loop: _Loop) -> None:
     rfd, wfd = os.pipe()
 

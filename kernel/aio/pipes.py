@@ -9,10 +9,11 @@ transport owns it from then on and closes it after ``connection_lost``.
 
 Like the socket transports (``kernel/aio/transports.py``), a pipe transport never blocks and
 never runs a task: the loop's ``add_reader`` / ``add_writer`` (the kernel's I/O wait table)
-call it back, and each callback does one non-blocking ``os.read`` or ``os.write``::
+call it back, and each callback does one non-blocking read (``os.readv`` into the loop's
+buffer, see ``transports.read_scratch``) or ``os.write``::
 
     ReadPipeTransport
-      readable  -> os.read(fd)     bytes  -> protocol.data_received(bytes)
+      readable  -> os.readv(fd)    bytes  -> protocol.data_received(bytes)
                                    b""    -> protocol.eof_received(), then connection_lost(None)
                                    error  -> connection_lost(exc) (EIO, a pty whose other
                                              side closed, quietly; others reported too)
@@ -69,7 +70,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .transports import LOG_WRITES_AFTER_LOST, MAX_READ, WriteFlowControl
+from .transports import LOG_WRITES_AFTER_LOST, WriteFlowControl, read_scratch
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -116,6 +117,7 @@ class _PipeTransport(asyncio.BaseTransport):
             raise ValueError(self._refusal)
         self._extra["pipe"] = pipe
         self._loop = loop
+        self._scratch = read_scratch(loop)  # where reads land (see read_scratch)
         self._protocol = protocol
         self._closing = False  # no more reading / writing accepted, ever
         self._lost = False  # connection_lost is scheduled (it happens exactly once)
@@ -258,19 +260,20 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
     # -- the reader callback -----------------------------------------------------------
 
     def _on_readable(self) -> None:
-        """One ``os.read``, turned into one protocol call."""
+        """One read, turned into one protocol call."""
         if self._closing:
             return
         try:
-            data = os.read(self._fd, MAX_READ)
+            size = os.readv(self._fd, [self._scratch])
         except (BlockingIOError, InterruptedError):
             return  # a spurious wake-up: stay registered
         except OSError as exc:
             self._fatal_error(exc, "Fatal read error on pipe transport")
             return
-        if not data:
+        if not size:
             self._on_eof()
             return
+        data = bytes(self._scratch[:size])
         protocol: Any = self._protocol
         try:
             protocol.data_received(data)

@@ -11,7 +11,7 @@ callbacks (``loop.add_reader`` / ``loop.add_writer``, which the adapter maps ont
 I/O wait table). Each callback does one non-blocking system call and turns its outcome into
 protocol calls::
 
-    readable   -> sock.recv()      bytes  -> protocol.data_received(bytes)
+    readable   -> sock.recv_into() bytes  -> protocol.data_received(bytes)
                                    b""    -> protocol.eof_received()  (True keeps us half-open)
                                    error  -> connection_lost(exc), after a fatal-error report
     writable   -> sock.send(buffer)        buffer drained below low water -> resume_writing()
@@ -60,19 +60,42 @@ import collections
 import logging
 import socket
 import warnings
+import weakref
 from asyncio.trsock import TransportSocket
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["DatagramTransport", "SocketTransport", "WriteFlowControl"]
+__all__ = ["DatagramTransport", "SocketTransport", "WriteFlowControl", "read_scratch"]
 
 log = logging.getLogger("kernel")
 
 MAX_READ = 256 * 1024  # bytes asked of one recv(); asyncio's max_size
 HIGH_WATER = 64 * 1024  # default write buffer size above which the protocol is paused
 LOG_WRITES_AFTER_LOST = 5  # writes after connection loss before each one is logged
+
+
+def read_scratch(loop: Any) -> memoryview:
+    """The loop's receive buffer: every transport of the loop reads into it, then copies.
+
+    Discussion: ``sock.recv(MAX_READ)`` allocates a 256 KiB ``bytes`` per call and shrinks
+    it to what arrived. That size is above the C allocator's mmap threshold, so a read of a
+    100-byte message can cost an ``mmap``, an ``mremap`` and a ``munmap`` -- or not,
+    depending on the heap's history (glibc raises the threshold after freeing a large
+    block, and a shrunk block never does): the same server measured 35k or 73k messages/s
+    with nothing changed but the order of two imports. Reading into one buffer, allocated
+    once per loop, and copying out what arrived costs a ``memcpy`` of the bytes received
+    and nothing else. One buffer serves every transport: a loop runs one callback at a
+    time, and each read is copied out before the protocol hears of it.
+    """
+    scratch = _scratch_of.get(loop)
+    if scratch is None:
+        scratch = _scratch_of[loop] = memoryview(bytearray(MAX_READ))
+    return scratch
+
+
+_scratch_of: weakref.WeakKeyDictionary[Any, memoryview] = weakref.WeakKeyDictionary()
 
 
 class _ConnectionTracker(Protocol):
@@ -181,6 +204,7 @@ class _SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):
                 self._extra["peername"] = None
         self._loop = loop
         self._fd = sock.fileno()
+        self._scratch = read_scratch(loop)  # where reads land before being copied out
         self._protocol = protocol
         self._server = server
         self._closing = False  # close()/abort()/a fatal error: no more reading, ever
@@ -361,8 +385,9 @@ class SocketTransport(_SocketTransportBase, asyncio.Transport):
     def _read_bytes(self) -> None:
         protocol: Any = self._protocol
         assert self._sock is not None
+        scratch = self._scratch
         try:
-            data = self._sock.recv(MAX_READ)
+            size = self._sock.recv_into(scratch)
         except (BlockingIOError, InterruptedError):
             return  # a spurious wake-up: stay registered
         except (SystemExit, KeyboardInterrupt):
@@ -370,9 +395,10 @@ class SocketTransport(_SocketTransportBase, asyncio.Transport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
-        if not data:
+        if not size:
             self._eof()
             return
+        data = bytes(scratch[:size])  # the protocol's to keep: the scratch is reused
         try:
             protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -588,7 +614,7 @@ class DatagramTransport(_SocketTransportBase, asyncio.DatagramTransport, asyncio
         protocol: Any = self._protocol
         assert self._sock is not None
         try:
-            data, addr = self._sock.recvfrom(MAX_READ)
+            size, addr = self._sock.recvfrom_into(self._scratch)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -598,7 +624,7 @@ class DatagramTransport(_SocketTransportBase, asyncio.DatagramTransport, asyncio
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on datagram transport")
         else:
-            protocol.datagram_received(data, addr)
+            protocol.datagram_received(bytes(self._scratch[:size]), addr)
 
     def sendto(self, data: ReadableBuffer, addr: Any = None) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):

@@ -57,7 +57,7 @@ from .diagnostics import find_deadlock, install_slow_task_watch
 from .errors import CancelledError, Deadlock, KernelError, TaskCancelled, TaskTimeout
 from .handlers import TrapHandlers
 from .iotable import IOWaitTable
-from .task import CoroutineLike, Task, as_coroutine
+from .task import CoroutineLike, Task, as_coroutine, as_exception, run_exit_callback
 from .timequeue import SleepingQueue
 from .tracing import TracedCoroutine, Tracer, install_tracer
 from .traps import TRAPS, Trap
@@ -433,7 +433,7 @@ class Kernel(TrapHandlers):
             self._wake(task._joiners, len(task._joiners))
         if task._exit_callbacks is not None:
             for callback in task._exit_callbacks:
-                callback(task)
+                run_exit_callback(task, callback)
         if self._tracer is not None:
             self._tracer("exit", task, result=repr(result), exc=repr(exc) if exc else None)
         if exc is None or task.cancelled:
@@ -590,6 +590,29 @@ class Kernel(TrapHandlers):
             raise RuntimeError("this Kernel is closed; create a new one")
         return self._new_task(as_coroutine(corofunc, args, "start_task"), daemon, name)
 
+    def cancel_task(
+        self, task: Task, exc: type[BaseException] | BaseException = TaskCancelled
+    ) -> bool:
+        """From outside any task: have ``exc`` raised in ``task`` at its next blocking call.
+
+        ``Task.cancel(blocking=False)`` for code with no task to await it from (a callback,
+        the asyncio adapter); it does not wait. False if the task had already ended.
+        """
+        exc = as_exception(exc, "cancel_task")
+        if not task.done and self._tasks.get(task.id) is not task:
+            raise ValueError(f"{task!r} is not a task of this kernel; cancel it on its own")
+        return self._cancel_task(task, exc)
+
+    def add_close_callback(self, callback: Callable[[], object]) -> None:
+        """Have ``close()`` call ``callback()`` after every task has ended.
+
+        For resources that live as long as the kernel (its thread pool, the asyncio
+        adapter's loop). They are called last added, first called.
+        """
+        if self._closed:
+            raise RuntimeError("this Kernel is closed; its close callbacks have run already")
+        self._at_close.append(callback)
+
     def cancel_call(self, handle: Any) -> None:
         """Take a ``call_at`` callback off the sleeping queue (a no-op once it was due)."""
         self._sleeping.discard(handle)
@@ -642,6 +665,12 @@ class Kernel(TrapHandlers):
     def closed(self) -> bool:
         """True once ``close()`` has run."""
         return self._closed
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer given to ``Kernel(tracer=...)``, or None: layers above the kernel (the
+        asyncio adapter) report their own events to it."""
+        return self._tracer
 
     def _run_until(self, finished: Callable[[], bool]) -> None:
         try:

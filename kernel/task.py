@@ -166,10 +166,7 @@ class Task:
         With ``blocking`` (the default) wait until it has ended. Returns False if the task
         had already ended, True otherwise.
         """
-        if isinstance(exc, type):
-            exc = exc()
-        if not isinstance(exc, BaseException):
-            raise TypeError(f"cancel(exc=...) needs an exception class or instance, not {exc!r}")
+        exc = as_exception(exc, "cancel")
         if blocking and await _get_current() is self:
             raise RuntimeError(
                 f"{self!r} cannot cancel itself with blocking=True: it would wait for its own "
@@ -197,11 +194,48 @@ class Task:
                 exc_info=exc,
             )
 
-    def _add_exit_callback(self, callback: ExitCallback) -> None:
-        """Run ``callback(task)`` in the kernel's context when the task ends (must not block)."""
-        if self._exit_callbacks is None:
-            self._exit_callbacks = []
-        self._exit_callbacks.append(callback)
+    # -- exit callbacks ----------------------------------------------------------------------
+
+    def add_exit_callback(self, callback: ExitCallback) -> None:
+        """Call ``callback(task)`` when the task ends; at once if it has ended already.
+
+        For code with no task to ``join()`` from -- a callback, the asyncio adapter. It runs
+        inside the kernel right after the task's joiners are woken, so it must not block; an
+        exception it raises is logged with its traceback, and the other callbacks still run.
+        """
+        if not callable(callback):
+            raise TypeError(f"add_exit_callback() needs a callable, not {callback!r}")
+        if self.done:
+            run_exit_callback(self, callback)
+        elif self._exit_callbacks is None:
+            self._exit_callbacks = [callback]
+        else:
+            self._exit_callbacks.append(callback)
+
+    def remove_exit_callback(self, callback: ExitCallback) -> bool:
+        """Forget ``callback`` (every time it was added); True if it was there."""
+        callbacks = self._exit_callbacks
+        if not callbacks or callback not in callbacks:
+            return False
+        self._exit_callbacks = [kept for kept in callbacks if kept != callback]
+        return True
+
+
+def as_exception(exc: type[BaseException] | BaseException, method: str) -> BaseException:
+    """The exception a cancel raises: ``exc`` itself, or a new instance of a class."""
+    if isinstance(exc, type) and issubclass(exc, BaseException):
+        return exc()
+    if not isinstance(exc, BaseException):
+        raise TypeError(f"{method}(exc=...) needs an exception class or instance, not {exc!r}")
+    return exc
+
+
+def run_exit_callback(task: Task, callback: ExitCallback) -> None:
+    """Call one exit callback; an error in it is the callback's, reported and contained."""
+    try:
+        callback(task)
+    except Exception:
+        log.exception("exit callback %r of %r raised", callback, task)
 
 
 _COROUTINE_TYPES = (types.CoroutineType, types.GeneratorType)

@@ -120,7 +120,7 @@ class TaskGroup:
             self._on_exit(task)
         else:
             self._running[task] = None
-            task._add_exit_callback(self._on_exit)
+            task.add_exit_callback(self._on_exit)
 
     def _on_exit(self, task: Task) -> None:
         """Runs in the kernel's context when a member ends (it must not block)."""

@@ -20,7 +20,7 @@ waiting (cancelled, timed out) the outcome is dropped -- an exception is logged 
 worker picked it up never runs at all.
 
 The pool never has more than ``max_threads`` threads, and the kernel joins every one of them
-when it closes (``Kernel._at_close``), after all its tasks have ended.
+when it closes (``Kernel.add_close_callback``), after all its tasks have ended.
 
 Read next: ``kernel/processes.py``.
 """
@@ -212,7 +212,7 @@ def _pool_of(kernel: Kernel) -> ThreadPool:
     pool: ThreadPool | None = kernel._thread_pool
     if pool is None:
         pool = kernel._thread_pool = ThreadPool(kernel)
-        kernel._at_close.append(pool.shutdown)
+        kernel.add_close_callback(pool.shutdown)
     return pool
 
 

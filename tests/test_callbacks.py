@@ -145,3 +145,110 @@ def test_run_until_refuses_a_closed_or_nested_kernel() -> None:
             inner.run_until(lambda: True)
 
     kernel.run(nested)
+
+
+# -- the public hooks for code with no task: exit callbacks, cancel_task, close callbacks --
+
+
+def test_exit_callbacks_run_when_the_task_ends_or_at_once_if_it_has() -> None:
+    seen: list[Any] = []
+
+    async def child() -> int:
+        await kernel.sleep(0)
+        return 7
+
+    def record(task: kernel.Task) -> None:
+        seen.append((task.name, task.done, task.result))
+
+    def never(task: kernel.Task) -> None:
+        seen.append("removed callback ran")
+
+    with Kernel() as k:
+        task = k.start_task(child, name="child")
+        task.add_exit_callback(record)
+        task.add_exit_callback(never)
+        assert task.remove_exit_callback(never)
+        assert not task.remove_exit_callback(never)
+        k.run_until(lambda: task.done)
+        assert seen == [("child", True, 7)]
+        task.add_exit_callback(record)  # ended already: called at once
+        assert seen == [("child", True, 7)] * 2
+    with pytest.raises(TypeError, match="needs a callable"):
+        task.add_exit_callback("not callable")  # type: ignore[arg-type]
+
+
+def test_a_raising_exit_callback_is_logged_and_the_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    async def child() -> None:
+        await kernel.sleep(0)
+
+    def broken(task: kernel.Task) -> None:
+        raise ValueError("broken callback")
+
+    with Kernel() as k:
+        task = k.start_task(child)
+        task.add_exit_callback(broken)
+        task.add_exit_callback(lambda task: seen.append("second"))
+        k.run_until(lambda: task.done)
+    assert seen == ["second"]
+    (record,) = [r for r in caplog.records if "exit callback" in r.getMessage()]
+    assert record.exc_info is not None and str(record.exc_info[1]) == "broken callback"
+
+
+def test_cancel_task_from_a_callback_does_not_wait() -> None:
+    clock = VirtualClock()
+    steps: list[str] = []
+
+    async def sleeper() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:
+            steps.append("cleanup")
+
+    with Kernel(clock=clock) as k:
+        task = k.start_task(sleeper)
+        k.call_at(
+            1.0, Note(steps, "cancelling", then=lambda: steps.append(str(k.cancel_task(task))))
+        )
+        k.run_until(lambda: task.done)
+        assert steps == ["cancelling", "True", "cleanup"]
+        assert task.cancelled and isinstance(task.exception, kernel.TaskCancelled)
+        assert k.time() == 1.0
+        assert k.cancel_task(task) is False  # ended already
+        with pytest.raises(TypeError, match=r"cancel_task\(exc=...\) needs an exception"):
+            k.cancel_task(task, exc=42)  # type: ignore[arg-type]
+        with Kernel() as other:
+            stranger = other.start_task(sleeper, daemon=True)
+            with pytest.raises(ValueError, match="not a task of this kernel"):
+                k.cancel_task(stranger)
+
+
+def test_close_callbacks_run_after_the_tasks_last_added_first() -> None:
+    order: list[str] = []
+
+    async def daemon() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:
+            order.append("task cleanup")
+
+    k = Kernel()
+    k.start_task(daemon, daemon=True)
+    k.add_close_callback(lambda: order.append("first added"))
+    k.add_close_callback(lambda: order.append("second added"))
+    k.close()
+    assert order == ["task cleanup", "second added", "first added"]
+    with pytest.raises(RuntimeError, match="closed"):
+        k.add_close_callback(lambda: None)
+
+
+def test_the_tracer_is_public_for_the_layers_above() -> None:
+    def tracer(event: str, task: Any, **details: Any) -> None:
+        pass
+
+    with Kernel(tracer=tracer) as traced, Kernel() as plain:
+        assert traced.tracer is tracer
+        assert plain.tracer is None

@@ -276,7 +276,7 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
                 return False
             return self._stopping
 
-        tracer = self._kernel._tracer  # the teaching views narrate these steps too
+        tracer = self._kernel.tracer  # the teaching views narrate these steps too
         if tracer is not None:
             tracer("run_forever", None)
         try:
@@ -294,7 +294,7 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
         """Run until ``future`` (a coroutine is wrapped in a Task) is done; return its result."""
         self._check_closed()
         self._check_running()
-        tracer = self._kernel._tracer  # the teaching views narrate these steps too
+        tracer = self._kernel.tracer  # the teaching views narrate these steps too
         if tracer is not None:
             tracer("run_until_complete", None, future=future)
         new_task = not asyncio.isfuture(future)
@@ -325,8 +325,8 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
     def stop(self) -> None:
         """Stop after the current turn (the callbacks already queued for it still run)."""
         self._stopping = True
-        if self._kernel._tracer is not None:
-            self._kernel._tracer("stop", None)
+        if self._kernel.tracer is not None:
+            self._kernel.tracer("stop", None)
 
     def is_running(self) -> bool:
         return self._running

@@ -117,23 +117,21 @@ def wrap_kernel_task(task: KernelTask, loop: EventLoop | None = None) -> asyncio
     def on_exit(task: KernelTask) -> None:
         if future.done():
             return
-        task._observed = True  # its outcome is passed on: nothing to report
+        error = task.exception  # looked at: its outcome is passed on, nothing to report
         if task.cancelled:
             future.cancel()
-        elif task._exception is not None:
-            future.set_exception(task._exception)
+        elif error is not None:
+            future.set_exception(error)
         else:
-            future.set_result(task._result)
+            future.set_result(task.result)
 
     def on_done(future: asyncio.Future[Any]) -> None:
         if future.cancelled() and not task.done:
-            loop._kernel._cancel_task(task, TaskCancelled("the asyncio future was cancelled"))
+            loop._kernel.cancel_task(task, TaskCancelled("the asyncio future was cancelled"))
 
-    if task.done:
-        on_exit(task)
-    else:
-        task._add_exit_callback(on_exit)
+    if not task.done:
         future.add_done_callback(on_done)
+    task.add_exit_callback(on_exit)  # called at once if the task has ended
     return future
 
 
@@ -173,7 +171,7 @@ def _hosted_loop(kernel: Kernel) -> EventLoop:
             del _hosted_loops[kernel]
             loop.close()
 
-        kernel._at_close.append(forget)
+        kernel.add_close_callback(forget)
         kernel.add_run_context(functools.partial(_running, loop))
     return loop
 

@@ -24,8 +24,9 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import trustme
 
+from kernel.aio.datagram_transport import DatagramTransport
 from kernel.aio.network import NetworkMixin, Server
-from kernel.aio.transports import DatagramTransport, SocketTransport
+from kernel.aio.transports import SocketTransport
 
 # Real sockets on the real clock. Nothing waits for time to pass: LIMIT only turns a hang
 # into a failure, and no test comes near it (the file runs in about a second per loop).

@@ -3,7 +3,7 @@
 ``DatagramsMixin`` builds on ``SocketsMixin`` (``sockets.py``). It resolves the local and
 remote addresses, keeps the (family, protocol) pairs that have both, and makes a bound
 and/or connected UDP (or Unix datagram) socket for the first pair that works, connecting it
-with ``sock_connect``. The socket goes to a ``DatagramTransport`` (``transports.py``),
+with ``sock_connect``. The socket goes to a ``DatagramTransport`` (``datagram_transport.py``),
 which receives from an ``add_reader`` callback and, when the socket's buffer is full,
 queues datagrams until an ``add_writer`` callback says there is room.
 
@@ -22,8 +22,8 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .datagram_transport import DatagramTransport
 from .sockets import SocketsMixin, _remove_stale_unix_socket, _set_reuse_port
-from .transports import DatagramTransport
 
 __all__ = ["DatagramsMixin"]
 

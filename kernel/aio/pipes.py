@@ -70,7 +70,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .transports import LOG_WRITES_AFTER_LOST, WriteFlowControl, read_scratch
+from .transport_base import LOG_WRITES_AFTER_LOST, WriteFlowControl, read_scratch
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from typing import IO, Any, cast
 
 from .sockets import SocketsMixin, _check_socket
-from .transports import SocketTransport, WriteFlowControl
+from .transport_base import WriteFlowControl
+from .transports import SocketTransport
 
 __all__ = ["SendfileMixin"]
 

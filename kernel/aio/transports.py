@@ -3,8 +3,10 @@
 asyncio splits a connection into two objects. The *protocol* is the application: it is told
 ``connection_made(transport)``, ``data_received(data)``, ``eof_received()`` and
 ``connection_lost(exc)``, and it calls ``transport.write(data)``. The *transport* is the
-plumbing in between, and this module holds the adapter loop's two socket transports:
-``SocketTransport`` for stream sockets (TCP, Unix) and ``DatagramTransport`` for UDP.
+plumbing in between. This module holds the adapter loop's transport for stream sockets
+(TCP, Unix), ``SocketTransport``; what it shares with the UDP one (``DatagramTransport``,
+in ``datagram_transport.py``) -- its lifetime, the reading switch, write flow control and
+the loop's read buffer -- is in ``transport_base.py``.
 
 A transport never blocks and never runs a task. It is driven only by the loop's readiness
 callbacks (``loop.add_reader`` / ``loop.add_writer``, which the adapter maps onto the kernel's
@@ -47,293 +49,33 @@ Differences from asyncio's selector transports:
   does not register the reader again (asyncio's would, and would report EOF twice).
 * A ``close()`` that waits for the write buffer to drain counts as a lost connection, so a
   later ``abort()`` does not schedule a second ``connection_lost``.
-* A datagram transport's buffer size counts payload bytes only (3.13 adds 8 per datagram
-  on the way in and forgets them on the way out); empty datagrams are sent, as in 3.13.
 
-Read next: ``kernel/aio/network.py`` -- the loop methods that create these transports.
+Read next: ``kernel/aio/transport_base.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import socket
-import warnings
-import weakref
-from asyncio.trsock import TransportSocket
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
+
+from .transport_base import (
+    LOG_WRITES_AFTER_LOST,
+    ConnectionTracker,
+    SocketTransportBase,
+    set_result_unless_cancelled,
+)
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["DatagramTransport", "SocketTransport", "WriteFlowControl", "read_scratch"]
+__all__ = ["SocketTransport"]
 
 log = logging.getLogger("kernel")
 
-MAX_READ = 256 * 1024  # bytes asked of one recv(); asyncio's max_size
-HIGH_WATER = 64 * 1024  # default write buffer size above which the protocol is paused
-LOG_WRITES_AFTER_LOST = 5  # writes after connection loss before each one is logged
 
-
-def read_scratch(loop: Any) -> memoryview:
-    """The loop's receive buffer: every transport of the loop reads into it, then copies.
-
-    Discussion: ``sock.recv(MAX_READ)`` allocates a 256 KiB ``bytes`` per call and shrinks
-    it to what arrived. That size is above the C allocator's mmap threshold, so a read of a
-    100-byte message can cost an ``mmap``, an ``mremap`` and a ``munmap`` -- or not,
-    depending on the heap's history (glibc raises the threshold after freeing a large
-    block, and a shrunk block never does): the same server measured 35k or 73k messages/s
-    with nothing changed but the order of two imports. Reading into one buffer, allocated
-    once per loop, and copying out what arrived costs a ``memcpy`` of the bytes received
-    and nothing else. One buffer serves every transport: a loop runs one callback at a
-    time, and each read is copied out before the protocol hears of it.
-    """
-    scratch = _scratch_of.get(loop)
-    if scratch is None:
-        scratch = _scratch_of[loop] = memoryview(bytearray(MAX_READ))
-    return scratch
-
-
-_scratch_of: weakref.WeakKeyDictionary[Any, memoryview] = weakref.WeakKeyDictionary()
-
-
-class _ConnectionTracker(Protocol):
-    """What a transport needs of the server that accepted it (``network.Server``)."""
-
-    def _attach(self, transport: asyncio.BaseTransport) -> None: ...
-
-    def _detach(self, transport: asyncio.BaseTransport) -> None: ...
-
-
-def _set_result_unless_cancelled(fut: asyncio.Future[None]) -> None:
-    if not fut.cancelled():
-        fut.set_result(None)
-
-
-class WriteFlowControl:
-    """Write flow control: pause the protocol above the high-water mark, resume below low.
-
-    The one implementation for every transport of the adapter that buffers writes (the
-    socket transports here; pipe transports can use it too). It needs ``self._loop``,
-    ``self._protocol`` and ``get_write_buffer_size()``; the transport calls
-    ``_maybe_pause_protocol`` after its buffer grew and ``_maybe_resume_protocol`` after it
-    shrank. ``_protocol_paused`` says whether the protocol was last told to pause.
-    """
-
-    _loop: asyncio.AbstractEventLoop
-    _protocol: asyncio.BaseProtocol
-    _protocol_paused = False  # we called pause_writing() and not yet resume_writing()
-    _high_water = HIGH_WATER
-    _low_water = HIGH_WATER // 4
-
-    def get_write_buffer_size(self) -> int:
-        raise NotImplementedError
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
-            return
-        self._protocol_paused = True
-        self._call_flow_control("pause_writing")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
-            self._protocol_paused = False
-            self._call_flow_control("resume_writing")
-
-    def _call_flow_control(self, name: str) -> None:
-        # A protocol that fails here is buggy but the connection is fine: report, go on.
-        try:
-            getattr(self._protocol, name)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": f"protocol.{name}() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-
-
-class _SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):
-    """What stream and datagram transports share: lifetime, reading switch, flow control.
-
-    Subclasses implement ``_on_readable`` (the reader callback), ``get_write_buffer_size``
-    and ``_clear_write_buffer``.
-    """
-
-    _sock: socket.socket | None = None  # None once closed; read by __del__ even if
-    # __init__ failed half-way
-    _extra: dict[str, Any]  # BaseTransport's slot: what get_extra_info() returns
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
-        protocol: asyncio.BaseProtocol,
-        extra: dict[str, Any] | None = None,
-        server: _ConnectionTracker | None = None,
-    ) -> None:
-        super().__init__(extra)
-        self._extra["socket"] = TransportSocket(sock)
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
-        if "peername" not in self._extra:
-            try:
-                self._extra["peername"] = sock.getpeername()
-            except OSError:
-                self._extra["peername"] = None
-        self._loop = loop
-        self._fd = sock.fileno()
-        self._scratch = read_scratch(loop)  # where reads land before being copied out
-        self._protocol = protocol
-        self._server = server
-        self._closing = False  # close()/abort()/a fatal error: no more reading, ever
-        self._paused = False  # pause_reading() holds
-        self._at_eof = False  # the peer's EOF arrived; the reader is gone for good
-        self._conn_lost = 0  # > 0 once connection_lost is scheduled; then counts writes
-        self._sock = sock  # from here on __del__ warns if we are dropped unclosed
-        if server is not None:
-            server._attach(self)
-
-    def __repr__(self) -> str:
-        state = "closed" if self._sock is None else "closing" if self._closing else "open"
-        return (
-            f"<{type(self).__name__} fd={self._fd} {state} "
-            f"reading={self.is_reading()} bufsize={self.get_write_buffer_size()}>"
-        )
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
-
-    # -- the protocol ------------------------------------------------------------------
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol
-
-    # -- reading switch ----------------------------------------------------------------
-
-    def is_reading(self) -> bool:
-        return not self._closing and not self._paused
-
-    def pause_reading(self) -> None:
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._loop.remove_reader(self._fd)
-
-    def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-
-    def _start_reading(self) -> None:
-        """Register the reader, unless the transport should not be reading now.
-
-        Scheduled with ``call_soon`` right after ``connection_made``, so the protocol sees
-        no data before it has its transport, and may pause reading in ``connection_made``.
-        """
-        if self.is_reading() and not self._at_eof:
-            self._loop.add_reader(self._fd, self._on_readable)
-
-    def _on_readable(self) -> None:
-        raise NotImplementedError
-
-    # -- ending the connection ---------------------------------------------------------
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def close(self) -> None:
-        """Stop reading now; once the write buffer is empty, the connection is lost."""
-        if self._closing:
-            return
-        self._closing = True
-        self._loop.remove_reader(self._fd)
-        if not self.get_write_buffer_size():
-            self._conn_lost += 1
-            self._loop.remove_writer(self._fd)
-            self._loop.call_soon(self._call_connection_lost, None)
-        # Otherwise the writer callback calls _call_connection_lost when it has drained.
-
-    def abort(self) -> None:
-        """Close at once: buffered data is dropped."""
-        self._force_close(None)
-
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        """End the connection because of ``exc``; report it unless it is the peer's doing."""
-        if not isinstance(exc, OSError):
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-        elif self._loop.get_debug():
-            log.debug("%r: %s", self, message, exc_info=exc)
-        self._force_close(exc)
-
-    def _force_close(self, exc: BaseException | None) -> None:
-        """Drop the buffer, stop reading and writing, schedule ``connection_lost(exc)``.
-
-        The stdlib's ``SSLProtocol`` calls this on the transport beneath it, so the name is
-        part of the interface a transport offers to it.
-        """
-        if self._conn_lost:
-            return
-        if self.get_write_buffer_size():
-            self._clear_write_buffer()
-            self._loop.remove_writer(self._fd)
-        if not self._closing:
-            self._closing = True
-            self._loop.remove_reader(self._fd)
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
-
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        try:
-            # Typed Exception | None in typeshed; asyncio passes on what it caught, as we do.
-            self._protocol.connection_lost(cast(Exception | None, exc))
-        finally:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
-            server, self._server = self._server, None
-            if server is not None:
-                server._detach(self)
-
-    def _clear_write_buffer(self) -> None:
-        raise NotImplementedError
-
-
-class SocketTransport(_SocketTransportBase, asyncio.Transport):
+class SocketTransport(SocketTransportBase, asyncio.Transport):
     """A connected stream socket (TCP or Unix) driving a ``Protocol`` or ``BufferedProtocol``.
 
     ``waiter``, if given, gets its result once ``connection_made`` has run: that is when
@@ -351,7 +93,7 @@ class SocketTransport(_SocketTransportBase, asyncio.Transport):
         *,
         waiter: asyncio.Future[None] | None = None,
         extra: dict[str, Any] | None = None,
-        server: _ConnectionTracker | None = None,
+        server: ConnectionTracker | None = None,
     ) -> None:
         self._buffer = bytearray()  # bytes write() could not send yet
         self._eof_sent = False  # write_eof() called: shut down writing once drained
@@ -365,7 +107,7 @@ class SocketTransport(_SocketTransportBase, asyncio.Transport):
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(self._start_reading)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter)
+            loop.call_soon(set_result_unless_cancelled, waiter)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         super().set_protocol(protocol)
@@ -575,134 +317,3 @@ class SocketTransport(_SocketTransportBase, asyncio.Transport):
 
     def _end_sendfile(self) -> None:
         self._drained = None
-
-
-class DatagramTransport(_SocketTransportBase, asyncio.DatagramTransport, asyncio.Transport):
-    """A UDP (or Unix datagram) socket driving a ``DatagramProtocol``.
-
-    It is also an ``asyncio.Transport``, as asyncio's own datagram transport is (its tests
-    check ``isinstance(transport, asyncio.Transport)``); use ``sendto``, not ``write``.
-
-    With ``address`` (a connected endpoint), ``sendto`` may only send there. A failed send
-    or receive of one datagram (an ICMP "port unreachable" coming back as
-    ``ConnectionRefusedError``, say) is not the end of the endpoint: it goes to
-    ``protocol.error_received(exc)`` and the transport carries on.
-    """
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
-        protocol: asyncio.BaseProtocol,
-        address: Any = None,
-        *,
-        waiter: asyncio.Future[None] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        self._buffer: collections.deque[tuple[bytes, Any]] = collections.deque()
-        self._buffer_size = 0
-        super().__init__(loop, sock, protocol, extra)
-        self._address = address
-        loop.call_soon(protocol.connection_made, self)
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter)
-
-    def _on_readable(self) -> None:
-        if self._conn_lost:
-            return
-        protocol: Any = self._protocol
-        assert self._sock is not None
-        try:
-            size, addr = self._sock.recvfrom_into(self._scratch)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            protocol.error_received(exc)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on datagram transport")
-        else:
-            protocol.datagram_received(bytes(self._scratch[:size]), addr)
-
-    def sendto(self, data: ReadableBuffer, addr: Any = None) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
-            )
-        if self._address:
-            if addr not in (None, self._address):
-                raise ValueError(f"Invalid address: must be None or {self._address}")
-            addr = self._address
-        if self._conn_lost:
-            if self._conn_lost >= LOG_WRITES_AFTER_LOST:
-                log.warning("socket.send() raised exception.")
-            self._conn_lost += 1
-            return
-        if not self._buffer:
-            try:
-                self._send_one(data, addr)
-                return
-            except (BlockingIOError, InterruptedError):
-                self._loop.add_writer(self._fd, self._on_writable)
-            except OSError as exc:
-                self._protocol_error(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
-                return
-        # The caller may reuse its buffer once we return: keep a copy of our own.
-        datagram = bytes(data)
-        self._buffer.append((datagram, addr))
-        self._buffer_size += len(datagram)
-        self._maybe_pause_protocol()
-
-    def _send_one(self, data: ReadableBuffer, addr: Any) -> None:
-        assert self._sock is not None
-        if self._extra["peername"]:
-            self._sock.send(data)
-        else:
-            self._sock.sendto(data, addr)
-
-    def _protocol_error(self, exc: OSError) -> None:
-        protocol: Any = self._protocol
-        protocol.error_received(exc)
-
-    def _on_writable(self) -> None:
-        """The writer callback: send queued datagrams, oldest first, until one would block."""
-        while self._buffer:
-            data, addr = self._buffer[0]
-            try:
-                self._send_one(data, addr)
-            except (BlockingIOError, InterruptedError):
-                break  # the rest waits for the next writable event
-            except OSError as exc:
-                self._drop_first()  # this datagram is lost; the others may still go
-                self._protocol_error(exc)
-                continue
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
-                return
-            self._drop_first()
-        self._maybe_resume_protocol()  # may append to the buffer
-        if not self._buffer:
-            self._loop.remove_writer(self._fd)
-            if self._closing and not self._conn_lost:
-                self._conn_lost += 1
-                self._call_connection_lost(None)
-
-    def _drop_first(self) -> None:
-        data, _ = self._buffer.popleft()
-        self._buffer_size -= len(data)
-
-    def get_write_buffer_size(self) -> int:
-        return self._buffer_size
-
-    def _clear_write_buffer(self) -> None:
-        self._buffer.clear()
-        self._buffer_size = 0

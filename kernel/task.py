@@ -47,6 +47,9 @@ log = logging.getLogger("kernel")
 T = TypeVar("T")
 # What a task runs: an ``async def`` coroutine or a generator-based one that yields traps.
 CoroutineLike: TypeAlias = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
+# What spawn() accepts to call: an ``async def`` function, or a generator function (plain or
+# ``@kernel.coroutine``) -- the course's older style, which the kernel runs just the same.
+TaskFunction: TypeAlias = Callable[..., Awaitable[Any]] | Callable[..., Generator[Any, Any, Any]]
 ExitCallback: TypeAlias = Callable[["Task"], None]
 
 
@@ -283,7 +286,7 @@ def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> Coroutine
 
 
 def spawn(
-    corofunc: Callable[..., Awaitable[Any]] | CoroutineLike,
+    corofunc: TaskFunction | CoroutineLike,
     *args: Any,
     daemon: bool = False,
     name: str | None = None,

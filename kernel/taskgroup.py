@@ -33,12 +33,12 @@ from __future__ import annotations
 import builtins
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import CancelledError, TaskCancelled
-from .task import CoroutineLike, Task, as_coroutine, disable_cancellation, spawn
+from .task import CoroutineLike, Task, TaskFunction, as_coroutine, disable_cancellation, spawn
 from .traps import _cancel, _wait_on
 from .waitqueue import WaitQueue
 
@@ -139,7 +139,7 @@ class TaskGroup:
 
     async def spawn(
         self,
-        corofunc: Callable[..., Awaitable[Any]] | CoroutineLike,
+        corofunc: TaskFunction | CoroutineLike,
         *args: Any,
         daemon: bool = False,
         name: str | None = None,
@@ -153,9 +153,7 @@ class TaskGroup:
         """Adopt a task that was spawned elsewhere."""
         self._add(task)
 
-    async def start(
-        self, corofunc: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None
-    ) -> Any:
+    async def start(self, corofunc: TaskFunction, *args: Any, name: str | None = None) -> Any:
         """Spawn ``corofunc(*args, task_status=...)`` and wait until it calls ``started(value)``.
 
         Returns ``value``. If the task ends before calling it, its exception is raised here

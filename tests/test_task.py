@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -242,3 +243,22 @@ class TestSpawnErrors:
 
         with pytest.raises(TypeError, match="expecting a coroutine, but it returned 1"):
             await kernel.spawn(Weird())  # type: ignore[arg-type]
+
+
+async def test_spawn_takes_generator_functions_plain_or_decorated() -> None:
+    # The course's older style: `yield from` instead of `await`. The kernel runs both, and
+    # spawn()'s type accepts both (mypy checks this file).
+    def plain(n: int) -> Generator[Any, Any, int]:
+        yield from kernel.sleep(0)
+        return n + 1
+
+    @kernel.coroutine
+    def decorated(n: int) -> Generator[Any, Any, int]:
+        yield from kernel.sleep(0)
+        return n * 2
+
+    first = await kernel.spawn(plain, 1)
+    second = await kernel.spawn(decorated, 5)
+    async with kernel.TaskGroup() as group:
+        third = await group.spawn(plain, 10)
+    assert (await first.join(), await second.join(), third.result) == (2, 10, 11)

@@ -16,7 +16,7 @@ cancellation instead, unless cancellation is disabled.
 ``TrapHandlers`` is a mixin of ``Kernel`` (``kernel/scheduler.py``): the state it touches
 is declared at the top and owned by the kernel.
 
-Read next: ``kernel/tracing.py``.
+Read next: ``kernel/callbacks.py``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from collections import deque
     from collections.abc import Callable
 
+    from .callbacks import Callback
     from .clock import Clock
     from .iotable import IOWaitTable
-    from .scheduler import Callback
     from .task import CoroutineLike, Task
     from .timequeue import SleepingQueue
 

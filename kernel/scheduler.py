@@ -31,9 +31,10 @@ a handler returns True when the task should carry on at once (with ``task._next_
 The same three structures also hold *callbacks* -- plain functions to call, which is all
 asyncio's event loop ever runs. The asyncio adapter (``kernel/aio``) puts its ``Handle``
 objects in the ready queue (``call_soon``), its ``TimerHandle`` objects in the sleeping
-queue (``call_at``) and its readers and writers in the I/O wait table (``add_watcher``).
-Phase 3 runs a callback where it finds one, in its turn; so kernel tasks and asyncio
-callbacks share one FIFO order, one clock and one ``select()``.
+queue (``call_at``) and its readers and writers in the I/O wait table (``add_watcher``);
+those methods, for code that is not a task, are in ``kernel/callbacks.py``. Phase 3 runs a
+callback where it finds one, in its turn; so kernel tasks and asyncio callbacks share one
+FIFO order, one clock and one ``select()``.
 
 Read next: ``kernel/handlers.py``.
 """
@@ -50,14 +51,15 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from .callbacks import Callback, KernelCallbacks
 from .clock import Clock, MonotonicClock
 from .diagnostics import find_deadlock, install_slow_task_watch
 from .errors import CancelledError, Deadlock, KernelError, TaskCancelled, TaskTimeout
 from .handlers import TrapHandlers
 from .iotable import IOWaitTable
-from .task import CoroutineLike, Task, as_coroutine, as_exception, run_exit_callback
+from .task import CoroutineLike, Task, as_coroutine, run_exit_callback
 from .timequeue import SleepingQueue
 from .tracing import TracedCoroutine, Tracer, install_tracer
 from .traps import TRAPS, Trap
@@ -72,18 +74,6 @@ log = logging.getLogger("kernel")
 
 # select() cannot take an infinite timeout; a task sleeping "forever" is re-checked daily.
 _MAX_SELECT_TIMEOUT = 86400.0
-
-
-class Callback(Protocol):
-    """A callback the kernel can queue: anything with a ``_run()`` method.
-
-    The method is named after ``asyncio.Handle._run``, because the asyncio adapter's
-    ``Handle`` and ``TimerHandle`` are what the kernel queues. ``_run`` must not raise: it
-    reports its callback's errors itself (the adapter sends them to the loop's exception
-    handler); an exception escaping it is treated as a kernel bug.
-    """
-
-    def _run(self) -> object: ...
 
 
 class _CurrentKernel(threading.local):
@@ -123,7 +113,7 @@ def running_task() -> Task:
     return kernel._running
 
 
-class Kernel(TrapHandlers):
+class Kernel(KernelCallbacks, TrapHandlers):
     """A scheduler for tasks. Use ``kernel.run(main)``, or ``with Kernel() as k: k.run(main)``.
 
     ``clock``: a ``MonotonicClock`` (default) or a ``VirtualClock`` for tests.
@@ -526,109 +516,6 @@ class Kernel(TrapHandlers):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def call_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
-        """From any thread: run ``callback(*args)`` in the kernel's loop, soon.
-
-        The callback runs between task steps, in the kernel's context: it must not block.
-        """
-        if self._closed:
-            raise RuntimeError("the kernel is closed")
-        self._threadsafe.append((callback, args))
-        self._wake_up()
-
-    def call_soon_threadsafe(self, callback: Callback) -> None:
-        """From any thread: append ``callback`` to the ready queue and wake the loop.
-
-        Appending to a deque is atomic, so the callback keeps its place in the FIFO order
-        relative to ``call_soon`` calls made after this one returns.
-        """
-        if self._closed:
-            raise RuntimeError("the kernel is closed")
-        self._ready.append(callback)
-        self._wake_up()
-
-    def _wake_up(self) -> None:
-        """Make a blocking select() return: one byte to the wake-up socket per burst."""
-        if not self._wakeup_pending:
-            self._wakeup_pending = True
-            # A full buffer means a wake-up is already pending; a closed one, that we stop.
-            with contextlib.suppress(OSError):
-                self._wake_send.send(b"\0")
-
-    # ------------------------------------------------------------------------------------
-    # Callbacks on the three structures: what the asyncio adapter (kernel/aio) is built on
-    # ------------------------------------------------------------------------------------
-
-    def time(self) -> float:
-        """The kernel's clock: what deadlines given to ``call_at`` are measured against."""
-        return self._clock.now()
-
-    def call_soon(self, callback: Callback) -> None:
-        """Put ``callback`` at the back of the ready queue; phase 3 calls ``callback._run()``.
-
-        (An untraced kernel replaces this method, per instance, with the queue's ``append``.)
-        """
-        self._ready.append(callback)
-
-    def call_at(self, deadline: float, callback: Callback) -> object:
-        """Put ``callback`` on the sleeping queue until ``deadline`` (``time()``'s clock).
-
-        Returns a handle for ``cancel_call``.
-        """
-        return self._sleeping.push(deadline, callback, "call")
-
-    def start_task(
-        self, corofunc: Any, *args: Any, daemon: bool = False, name: str | None = None
-    ) -> Task:
-        """Create a task from outside any task -- a callback, or before ``run_until``.
-
-        Inside a task, ``await kernel.spawn(...)`` is the way (it is a trap); this is for
-        code with no task to yield from, such as the asyncio adapter starting a kernel task
-        on behalf of asyncio code.
-        """
-        if self._closed:
-            raise RuntimeError("this Kernel is closed; create a new one")
-        return self._new_task(as_coroutine(corofunc, args, "start_task"), daemon, name)
-
-    def cancel_task(
-        self, task: Task, exc: type[BaseException] | BaseException = TaskCancelled
-    ) -> bool:
-        """From outside any task: have ``exc`` raised in ``task`` at its next blocking call.
-
-        ``Task.cancel(blocking=False)`` for code with no task to await it from (a callback,
-        the asyncio adapter); it does not wait. False if the task had already ended.
-        """
-        exc = as_exception(exc, "cancel_task")
-        if not task.done and self._tasks.get(task.id) is not task:
-            raise ValueError(f"{task!r} is not a task of this kernel; cancel it on its own")
-        return self._cancel_task(task, exc)
-
-    def add_close_callback(self, callback: Callable[[], object]) -> None:
-        """Have ``close()`` call ``callback()`` after every task has ended.
-
-        For resources that live as long as the kernel (its thread pool, the asyncio
-        adapter's loop). They are called last added, first called.
-        """
-        if self._closed:
-            raise RuntimeError("this Kernel is closed; its close callbacks have run already")
-        self._at_close.append(callback)
-
-    def cancel_call(self, handle: Any) -> None:
-        """Take a ``call_at`` callback off the sleeping queue (a no-op once it was due)."""
-        self._sleeping.discard(handle)
-
-    def add_watcher(self, fileobj: Any, event: int, callback: Callback) -> Callback | None:
-        """Queue ``callback`` each time ``fileobj`` is ready for ``event``, until removed.
-
-        A watcher already there for the same descriptor and event is replaced (and
-        returned); a task waiting there makes this raise ``ResourceBusy``.
-        """
-        return self._io.watch(fileobj, event, callback)  # type: ignore[no-any-return]
-
-    def remove_watcher(self, fileobj: Any, event: int) -> Callback | None:
-        """Remove the watcher for ``event`` on ``fileobj``; return it, or None if none."""
-        return self._io.unwatch(fileobj, event)  # type: ignore[no-any-return]
-
     def run_until(self, finished: Callable[[], bool]) -> None:
         """Turn the loop until ``finished()`` is true, checked before each turn.
 
@@ -660,17 +547,6 @@ class Kernel(TrapHandlers):
         self._run_contexts.append(factory)
         if self._run_stack is not None:
             self._run_stack.enter_context(factory())
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` has run."""
-        return self._closed
-
-    @property
-    def tracer(self) -> Tracer | None:
-        """The tracer given to ``Kernel(tracer=...)``, or None: layers above the kernel (the
-        asyncio adapter) report their own events to it."""
-        return self._tracer
 
     def _run_until(self, finished: Callable[[], bool]) -> None:
         try:

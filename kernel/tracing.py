@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .traps import Trap
 
 if TYPE_CHECKING:
-    from .scheduler import Callback, Kernel
+    from .callbacks import Callback
+    from .scheduler import Kernel
     from .task import CoroutineLike, Task
 
 __all__ = ["TracedCallback", "TracedCoroutine", "Tracer", "install_tracer"]

@@ -36,7 +36,11 @@ those methods, for code that is not a task, are in ``kernel/callbacks.py``. Phas
 callback where it finds one, in its turn; so kernel tasks and asyncio callbacks share one
 FIFO order, one clock and one ``select()``.
 
-Read next: ``kernel/handlers.py``.
+Starting, running and closing a kernel (``run``, ``run_until``, ``close``) is in
+``kernel/lifecycle.py``; ``Kernel`` is the three mixins -- lifecycle, callbacks, trap
+handlers -- around the loop and the state they share, which this module defines.
+
+Read next: ``kernel/lifecycle.py``.
 """
 
 from __future__ import annotations
@@ -44,13 +48,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
-import signal
 import socket
-import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .callbacks import Callback, KernelCallbacks
@@ -59,7 +60,8 @@ from .diagnostics import find_deadlock, install_slow_task_watch
 from .errors import CancelledError, Deadlock, KernelError, TaskCancelled, TaskTimeout
 from .handlers import TrapHandlers
 from .iotable import IOWaitTable
-from .task import CoroutineLike, Task, as_coroutine, run_exit_callback
+from .lifecycle import KernelLifecycle, current_kernel, running_task
+from .task import CoroutineLike, Task, run_exit_callback
 from .timequeue import SleepingQueue
 from .tracing import TracedCoroutine, Tracer, install_tracer
 from .traps import TRAPS, Trap
@@ -76,44 +78,7 @@ log = logging.getLogger("kernel")
 _MAX_SELECT_TIMEOUT = 86400.0
 
 
-class _CurrentKernel(threading.local):
-    """The one piece of global state: which kernel (if any) runs in this thread."""
-
-    kernel: Kernel | None = None
-
-
-_current = _CurrentKernel()
-
-
-def _forget_kernel_after_fork() -> None:
-    # A child process forked while a kernel runs has a copy of it that nobody turns.
-    _current.kernel = None
-
-
-os.register_at_fork(after_in_child=_forget_kernel_after_fork)
-
-
-def current_kernel() -> Kernel | None:
-    """The kernel running in this thread, or None."""
-    return _current.kernel
-
-
-def running_task() -> Task:
-    """The task running now, read without a trap.
-
-    Discussion: ``await current_task()`` is the trap-based way, and the one to teach. But a
-    lock records its owner on every acquire and checks it on every release; two trips
-    through the kernel for that made an uncontended ``async with lock`` four times slower
-    than asyncio's. So the loop writes down which task it is running (one store per task
-    step) and primitives read it here.
-    """
-    kernel = _current.kernel
-    if kernel is None or kernel._running is None:
-        raise RuntimeError("this needs to run inside a kernel task")
-    return kernel._running
-
-
-class Kernel(KernelCallbacks, TrapHandlers):
+class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
     """A scheduler for tasks. Use ``kernel.run(main)``, or ``with Kernel() as k: k.run(main)``.
 
     ``clock``: a ``MonotonicClock`` (default) or a ``VirtualClock`` for tests.
@@ -447,180 +412,6 @@ class Kernel(KernelCallbacks, TrapHandlers):
             self._fatal = exc
             if self._main is not None:
                 self._cancel_task(self._main, TaskCancelled(f"stopping: {exc!r}"))
-
-    # ------------------------------------------------------------------------------------
-    # Running and shutting down
-    # ------------------------------------------------------------------------------------
-
-    def run(self, corofunc: Any, *args: Any) -> Any:
-        """Run ``corofunc(*args)`` (or a coroutine) as the main task until it ends.
-
-        Returns its result or raises its exception. Other tasks still alive when it ends stay
-        suspended until the next ``run()`` or until ``close()`` cancels them.
-        """
-        if self._closed:
-            raise RuntimeError("this Kernel is closed; create a new one")
-        if _current.kernel is not None:
-            raise RuntimeError(
-                "kernel.run() was called inside a running kernel; from async code, `await` "
-                "the coroutine or `await kernel.spawn(...)` it instead"
-            )
-        main = self._new_task(as_coroutine(corofunc, args, "run"), False, None)
-        self._main = main
-        try:
-            self._run_until(lambda: main.done)
-        finally:
-            self._main = None
-        if self._fatal is not None:
-            fatal, self._fatal = self._fatal, None
-            raise fatal from main._exception
-        main._observed = True
-        if main._exception is not None:
-            raise main._exception
-        return main._result
-
-    def close(self) -> None:
-        """Cancel every remaining task, let its cleanup run, and release the kernel's fds.
-
-        Daemon tasks are cancelled quietly; any other task still running is logged as a
-        warning first, since the program ended without waiting for it.
-        """
-        if self._closed:
-            return
-        try:
-            self._drop_callbacks()
-            for task in list(self._tasks.values()):
-                if not task.daemon:
-                    log.warning(
-                        "%s was still running when the kernel closed; cancelling it (spawn "
-                        "it with daemon=True if it is meant to run until the end)",
-                        repr(task),  # now: the log record may be formatted later
-                    )
-                self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
-            self._run_until(lambda: not self._tasks)
-        finally:
-            self._release()
-
-    def _drop_callbacks(self) -> None:
-        """Forget every queued callback, timed callback and watcher (asyncio drops them when
-        its loop closes): only tasks get to run their cleanup."""
-        tasks = [entry for entry in self._ready if type(entry) is Task]
-        self._ready.clear()
-        self._ready.extend(tasks)
-        self._sleeping.discard_kind("call")
-        self._io.drop_watchers()
-
-    def __enter__(self) -> Kernel:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def run_until(self, finished: Callable[[], bool]) -> None:
-        """Turn the loop until ``finished()`` is true, checked before each turn.
-
-        ``run()`` is this with a main task. The asyncio adapter's ``run_forever`` calls it
-        with no task at all: what runs is whatever the ready queue holds. Ctrl-C makes it
-        raise ``KeyboardInterrupt`` after the current turn.
-        """
-        if self._closed:
-            raise RuntimeError("this Kernel is closed; create a new one")
-        if _current.kernel is not None:
-            raise RuntimeError("a kernel is already running in this thread")
-        try:
-            with self._activated():
-                self._loop(lambda: finished() or self._fatal is not None)
-        except KernelError:
-            self._abandon()
-            raise
-        if self._fatal is not None:
-            fatal, self._fatal = self._fatal, None
-            raise fatal
-
-    def add_run_context(
-        self, factory: Callable[[], contextlib.AbstractContextManager[object]]
-    ) -> None:
-        """Enter ``factory()`` around every run of this kernel, starting with the current one.
-
-        The asyncio adapter uses it to be asyncio's running loop while the kernel runs.
-        """
-        self._run_contexts.append(factory)
-        if self._run_stack is not None:
-            self._run_stack.enter_context(factory())
-
-    def _run_until(self, finished: Callable[[], bool]) -> None:
-        try:
-            with self._activated():
-                self._loop(finished)
-        except BaseException:
-            self._abandon()
-            raise
-
-    @contextlib.contextmanager
-    def _activated(self) -> Iterator[None]:
-        """Mark this kernel as the thread's running one; own Ctrl-C while it runs."""
-        main_thread = threading.current_thread() is threading.main_thread()
-        own_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        if own_sigint:
-            try:
-                signal.signal(signal.SIGINT, self._on_sigint)
-            except ValueError:  # signals are not available here (an embedded interpreter)
-                own_sigint = main_thread = False
-        # Discussion: a signal that lands just before select() starts to block would have its
-        # Python handler run only when select() returns -- after the whole timeout. With
-        # the wake-up socket as the interpreter's signal wake-up fd, the C-level handler
-        # writes a byte to it at once, so select() returns and the handler runs.
-        previous_wakeup_fd = (
-            signal.set_wakeup_fd(self._wake_send.fileno(), warn_on_full_buffer=False)
-            if main_thread
-            else None
-        )
-        _current.kernel = self
-        try:
-            with contextlib.ExitStack() as stack:
-                self._run_stack = stack
-                for context in self._run_contexts:
-                    stack.enter_context(context())
-                yield
-        finally:
-            if previous_wakeup_fd is not None:
-                signal.set_wakeup_fd(previous_wakeup_fd)
-            # Put the default back only over our own handler: one the program installed
-            # meanwhile (a SignalEvent(SIGINT), say) is not ours to remove.
-            self._run_stack = None
-            if own_sigint and signal.getsignal(signal.SIGINT) == self._on_sigint:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-            _current.kernel = None
-
-    def _on_sigint(self, signum: int, frame: object) -> None:
-        """Ctrl-C: cancel the main task and let it clean up. A second Ctrl-C stops at once."""
-        if self._fatal is not None:
-            raise KeyboardInterrupt
-        self.call_threadsafe(self._stop_program, KeyboardInterrupt())
-
-    def _abandon(self) -> None:
-        """After a kernel failure: close every coroutine (running its finally blocks)."""
-        for task in list(self._tasks.values()):
-            try:
-                task._coro.close()
-            except BaseException as error:  # report it, keep closing the rest
-                log.error("while abandoning %r", task, exc_info=error)
-        self._tasks.clear()
-        self._release()
-
-    def _release(self) -> None:
-        try:
-            for task in list(self._crashed):
-                task._report_if_unobserved()
-            while self._at_close:  # resources the kernel owns (its thread pool): last in, first
-                self._at_close.pop()()
-        finally:  # even if Ctrl-C interrupts a slow resource: never leak the kernel's own fds
-            self._closed = True
-            self._ready.clear()
-            self._threadsafe.clear()
-            self._io.close()
-            self._wake_recv.close()
-            self._wake_send.close()
 
 
 def run(

@@ -1,0 +1,278 @@
+"""Running a kernel and shutting it down: ``run``, ``run_until``, ``close``.
+
+``Kernel.run(main)`` makes ``main`` the main task and turns the loop until it ends. While a
+kernel runs it is *the* kernel of its thread (``current_kernel()``), it owns Ctrl-C (the
+SIGINT handler cancels the main task, whose cleanup runs before ``KeyboardInterrupt`` is
+raised) and the interpreter's signal wake-up descriptor, and it enters the run contexts
+layered on it (the asyncio adapter becomes asyncio's running loop). ``close()`` cancels what
+is still running, lets its cleanup run, calls the close callbacks and releases the kernel's
+descriptors; a run that ends with a kernel bug abandons the tasks instead (``_abandon``).
+
+``Kernel`` inherits this from ``KernelLifecycle``; the state is declared below for the type
+checker.
+
+Read next: ``kernel/handlers.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Self, cast
+
+from .errors import KernelError, TaskCancelled
+from .task import CoroutineLike, Task, as_coroutine
+
+if TYPE_CHECKING:
+    import socket
+    import weakref
+    from collections import deque
+
+    from .callbacks import Callback
+    from .iotable import IOWaitTable
+    from .scheduler import Kernel
+    from .timequeue import SleepingQueue
+
+__all__ = ["KernelLifecycle", "current_kernel", "running_task"]
+
+log = logging.getLogger("kernel")
+
+
+class _CurrentKernel(threading.local):
+    """The one piece of global state: which kernel (if any) runs in this thread."""
+
+    kernel: Kernel | None = None
+
+
+_current = _CurrentKernel()
+
+
+def _forget_kernel_after_fork() -> None:
+    # A child process forked while a kernel runs has a copy of it that nobody turns.
+    _current.kernel = None
+
+
+os.register_at_fork(after_in_child=_forget_kernel_after_fork)
+
+
+def current_kernel() -> Kernel | None:
+    """The kernel running in this thread, or None."""
+    return _current.kernel
+
+
+def running_task() -> Task:
+    """The task running now, read without a trap.
+
+    Discussion: ``await current_task()`` is the trap-based way, and the one to teach. But a
+    lock records its owner on every acquire and checks it on every release; two trips
+    through the kernel for that made an uncontended ``async with lock`` four times slower
+    than asyncio's. So the loop writes down which task it is running (one store per task
+    step) and primitives read it here.
+    """
+    kernel = _current.kernel
+    if kernel is None or kernel._running is None:
+        raise RuntimeError("this needs to run inside a kernel task")
+    return kernel._running
+
+
+class KernelLifecycle:
+    """The methods of ``Kernel`` that start, run and end it (see the module docstring)."""
+
+    # Owned by Kernel; declared here for the type checker.
+    _ready: deque[Task | Callback]
+    _sleeping: SleepingQueue
+    _io: IOWaitTable
+    _tasks: dict[int, Task]
+    _main: Task | None
+    _running: Task | None
+    _fatal: BaseException | None
+    _crashed: weakref.WeakSet[Task]
+    _closed: bool
+    _at_close: list[Callable[[], object]]
+    _run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]]
+    _run_stack: contextlib.ExitStack | None
+    _threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]]
+    _wake_recv: socket.socket
+    _wake_send: socket.socket
+
+    if TYPE_CHECKING:
+
+        def _loop(self, finished: Callable[[], bool]) -> None: ...
+        def _new_task(self, coro: CoroutineLike, daemon: bool, name: str | None) -> Task: ...
+        def _cancel_task(self, task: Task, exc: BaseException) -> bool: ...
+        def _stop_program(self, exc: BaseException) -> None: ...
+        def call_threadsafe(self, callback: Callable[..., object], *args: Any) -> None: ...
+
+    def run(self, corofunc: Any, *args: Any) -> Any:
+        """Run ``corofunc(*args)`` (or a coroutine) as the main task until it ends.
+
+        Returns its result or raises its exception. Other tasks still alive when it ends stay
+        suspended until the next ``run()`` or until ``close()`` cancels them.
+        """
+        if self._closed:
+            raise RuntimeError("this Kernel is closed; create a new one")
+        if _current.kernel is not None:
+            raise RuntimeError(
+                "kernel.run() was called inside a running kernel; from async code, `await` "
+                "the coroutine or `await kernel.spawn(...)` it instead"
+            )
+        main = self._new_task(as_coroutine(corofunc, args, "run"), False, None)
+        self._main = main
+        try:
+            self._run_until(lambda: main.done)
+        finally:
+            self._main = None
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal from main._exception
+        main._observed = True
+        if main._exception is not None:
+            raise main._exception
+        return main._result
+
+    def close(self) -> None:
+        """Cancel every remaining task, let its cleanup run, and release the kernel's fds.
+
+        Daemon tasks are cancelled quietly; any other task still running is logged as a
+        warning first, since the program ended without waiting for it.
+        """
+        if self._closed:
+            return
+        try:
+            self._drop_callbacks()
+            for task in list(self._tasks.values()):
+                if not task.daemon:
+                    log.warning(
+                        "%s was still running when the kernel closed; cancelling it (spawn "
+                        "it with daemon=True if it is meant to run until the end)",
+                        repr(task),  # now: the log record may be formatted later
+                    )
+                self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
+            self._run_until(lambda: not self._tasks)
+        finally:
+            self._release()
+
+    def _drop_callbacks(self) -> None:
+        """Forget every queued callback, timed callback and watcher (asyncio drops them when
+        its loop closes): only tasks get to run their cleanup."""
+        tasks = [entry for entry in self._ready if type(entry) is Task]
+        self._ready.clear()
+        self._ready.extend(tasks)
+        self._sleeping.discard_kind("call")
+        self._io.drop_watchers()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run_until(self, finished: Callable[[], bool]) -> None:
+        """Turn the loop until ``finished()`` is true, checked before each turn.
+
+        ``run()`` is this with a main task. The asyncio adapter's ``run_forever`` calls it
+        with no task at all: what runs is whatever the ready queue holds. Ctrl-C makes it
+        raise ``KeyboardInterrupt`` after the current turn.
+        """
+        if self._closed:
+            raise RuntimeError("this Kernel is closed; create a new one")
+        if _current.kernel is not None:
+            raise RuntimeError("a kernel is already running in this thread")
+        try:
+            with self._activated():
+                self._loop(lambda: finished() or self._fatal is not None)
+        except KernelError:
+            self._abandon()
+            raise
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal
+
+    def add_run_context(
+        self, factory: Callable[[], contextlib.AbstractContextManager[object]]
+    ) -> None:
+        """Enter ``factory()`` around every run of this kernel, starting with the current one.
+
+        The asyncio adapter uses it to be asyncio's running loop while the kernel runs.
+        """
+        self._run_contexts.append(factory)
+        if self._run_stack is not None:
+            self._run_stack.enter_context(factory())
+
+    def _run_until(self, finished: Callable[[], bool]) -> None:
+        try:
+            with self._activated():
+                self._loop(finished)
+        except BaseException:
+            self._abandon()
+            raise
+
+    @contextlib.contextmanager
+    def _activated(self) -> Iterator[None]:
+        """Mark this kernel as the thread's running one; own Ctrl-C while it runs."""
+        main_thread = threading.current_thread() is threading.main_thread()
+        own_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if own_sigint:
+            try:
+                signal.signal(signal.SIGINT, self._on_sigint)
+            except ValueError:  # signals are not available here (an embedded interpreter)
+                own_sigint = main_thread = False
+        # Discussion: a signal that lands just before select() starts to block would have its
+        # Python handler run only when select() returns -- after the whole timeout. With
+        # the wake-up socket as the interpreter's signal wake-up fd, the C-level handler
+        # writes a byte to it at once, so select() returns and the handler runs.
+        previous_wakeup_fd = (
+            signal.set_wakeup_fd(self._wake_send.fileno(), warn_on_full_buffer=False)
+            if main_thread
+            else None
+        )
+        _current.kernel = cast("Kernel", self)  # the mixin is only ever part of a Kernel
+        try:
+            with contextlib.ExitStack() as stack:
+                self._run_stack = stack
+                for context in self._run_contexts:
+                    stack.enter_context(context())
+                yield
+        finally:
+            if previous_wakeup_fd is not None:
+                signal.set_wakeup_fd(previous_wakeup_fd)
+            # Put the default back only over our own handler: one the program installed
+            # meanwhile (a SignalEvent(SIGINT), say) is not ours to remove.
+            self._run_stack = None
+            if own_sigint and signal.getsignal(signal.SIGINT) == self._on_sigint:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            _current.kernel = None
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        """Ctrl-C: cancel the main task and let it clean up. A second Ctrl-C stops at once."""
+        if self._fatal is not None:
+            raise KeyboardInterrupt
+        self.call_threadsafe(self._stop_program, KeyboardInterrupt())
+
+    def _abandon(self) -> None:
+        """After a kernel failure: close every coroutine (running its finally blocks)."""
+        for task in list(self._tasks.values()):
+            try:
+                task._coro.close()
+            except BaseException as error:  # report it, keep closing the rest
+                log.error("while abandoning %r", task, exc_info=error)
+        self._tasks.clear()
+        self._release()
+
+    def _release(self) -> None:
+        try:
+            for task in list(self._crashed):
+                task._report_if_unobserved()
+            while self._at_close:  # resources the kernel owns (its thread pool): last in, first
+                self._at_close.pop()()
+        finally:  # even if Ctrl-C interrupts a slow resource: never leak the kernel's own fds
+            self._closed = True
+            self._ready.clear()
+            self._threadsafe.clear()
+            self._io.close()
+            self._wake_recv.close()
+            self._wake_send.close()

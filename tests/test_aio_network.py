@@ -9,6 +9,7 @@ callback sets, a task parked on its socket), never for time; each is bounded by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import io
@@ -567,6 +568,99 @@ def test_connect_tries_each_resolved_address_in_turn(run: Run, no_fd_leak: None)
                 await loop.create_connection(Recorder, "service.test", 80)
         server.close()
         await server.wait_closed()
+
+    run(main())
+
+
+@contextlib.contextmanager
+def unanswered_address() -> Iterator[tuple[str, int]]:
+    """An address whose connects hang: a listener with a full accept queue drops SYNs."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # room for one connection, which `filler` takes
+        filler.connect(listener.getsockname())
+        yield listener.getsockname()
+
+
+def resolving_to(loop: NetworkMixin, answers: list[Any]) -> None:
+    """Make ``loop.getaddrinfo`` answer ``answers`` (TCP over IPv4) for any name."""
+
+    async def resolve(host: Any, port: Any, **kwargs: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", a) for a in answers]
+
+    loop.getaddrinfo = resolve  # type: ignore[method-assign]
+
+
+def test_happy_eyeballs_races_a_hanging_address(run: Run, no_fd_leak: None) -> None:
+    # Tried one after another, the first address would hang until LIMIT; with a delay the
+    # second starts while the first still hangs, wins, and the loser's socket is closed.
+    async def main() -> None:
+        loop = net_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        good = await listening(server)
+        with unanswered_address() as hanging:
+            resolving_to(loop, [hanging, good])
+            transport, client = await loop.create_connection(
+                Recorder, "service.test", 80, happy_eyeballs_delay=0.01
+            )
+            assert transport.get_extra_info("peername") == good
+            transport.close()
+            await client.lost
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+def test_happy_eyeballs_moves_on_at_once_when_an_attempt_fails(run: Run, no_fd_leak: None) -> None:
+    # A delay far beyond LIMIT: only starting the next attempt as soon as the first fails
+    # (connection refused) lets this finish.
+    async def main() -> None:
+        loop = net_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        good = await listening(server)
+        with socket.socket() as bound:  # bound, not listening: refuses connections
+            bound.bind(("127.0.0.1", 0))
+            resolving_to(loop, [bound.getsockname(), good])
+            transport, client = await loop.create_connection(
+                Recorder, "service.test", 80, happy_eyeballs_delay=10 * LIMIT
+            )
+            assert transport.get_extra_info("peername") == good
+            transport.close()
+            await client.lost
+            resolving_to(loop, [bound.getsockname(), bound.getsockname()])
+            with pytest.raises(ExceptionGroup) as group:
+                await loop.create_connection(
+                    Recorder, "service.test", 80, happy_eyeballs_delay=0.01, all_errors=True
+                )
+            assert [type(e) for e in group.value.exceptions] == [ConnectionRefusedError] * 2
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+def test_cancelling_a_happy_eyeballs_race_closes_every_attempt(run: Run, no_fd_leak: None) -> None:
+    async def main() -> None:
+        loop = net_loop()
+        started: asyncio.Queue[None] = asyncio.Queue()
+        connect = loop.sock_connect
+
+        async def counted_connect(sock: socket.socket, address: Any) -> None:
+            started.put_nowait(None)
+            await connect(sock, address)
+
+        loop.sock_connect = counted_connect  # type: ignore[method-assign]
+        with unanswered_address() as first, unanswered_address() as second:
+            resolving_to(loop, [first, second])
+            racing = asyncio.ensure_future(
+                loop.create_connection(Recorder, "service.test", 80, happy_eyeballs_delay=0.01)
+            )
+            await started.get()
+            await started.get()  # both attempts are in flight
+            racing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await racing
 
     run(main())
 

@@ -15,8 +15,8 @@ connection.
 
 Differences from asyncio (``base_events.py``):
 
-* ``create_connection`` accepts ``happy_eyeballs_delay`` and ``interleave`` (addresses are
-  interleaved by family) but tries addresses one after another, never in parallel.
+* None left in ``create_connection``: with ``happy_eyeballs_delay`` the attempts overlap
+  (``_connect_staggered``), as asyncio's ``staggered_race`` makes them.
 
 Read next: ``kernel/aio/servers.py``.
 """
@@ -45,6 +45,12 @@ _SSLArg = bool | _ssl.SSLContext | None
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _close_if_connected(attempt: asyncio.Task[socket.socket]) -> None:
+    """A losing happy-eyeballs attempt ended: if it connected after all, close its socket."""
+    if not attempt.cancelled() and attempt.exception() is None:
+        attempt.result().close()
 
 
 def _interleave(infos: list[_AddrInfo], first_family_count: int) -> list[_AddrInfo]:
@@ -184,6 +190,59 @@ class ConnectionsMixin(SocketsMixin):
                 sock.close()
             raise
 
+    async def _connect_staggered(
+        self,
+        infos: list[_AddrInfo],
+        local_infos: list[_AddrInfo] | None,
+        errors: list[OSError],
+        delay: float,
+    ) -> socket.socket | None:
+        """Happy eyeballs (RFC 8305): overlapping attempts; the first to connect wins.
+
+        The next address is tried ``delay`` seconds after the last attempt started, or as
+        soon as every attempt in flight has failed. When one connects, the others are
+        cancelled and any socket that connected too late is closed. None if all failed
+        (their errors are in ``errors``).
+        """
+        attempts: set[asyncio.Task[socket.socket]] = set()
+        untried = iter(infos)
+        winner: socket.socket | None = None
+        try:
+            while True:
+                info = next(untried, None)
+                if info is not None:
+                    attempts.add(self.create_task(self._connect_one(info, local_infos, errors)))
+                if not attempts:
+                    return None
+                done, _ = await asyncio.wait(
+                    attempts,
+                    timeout=delay if info is not None else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for attempt in done:
+                    attempts.discard(attempt)
+                    if attempt.cancelled():
+                        continue
+                    error = attempt.exception()
+                    if isinstance(error, OSError):
+                        continue  # recorded in errors by _connect_one; the race goes on
+                    if error is not None:
+                        raise error  # not a failed connect but a bug: as in the serial path
+                    if winner is None:
+                        winner = attempt.result()
+                    else:  # two connected in the same turn: the first one wins
+                        attempt.result().close()
+                if winner is not None:
+                    return winner
+        finally:
+            # The losers: cancelled (their sockets closed by _connect_one), or closed here if
+            # they connected meanwhile -- even if we are cancelled while waiting for them.
+            for attempt in attempts:
+                attempt.add_done_callback(_close_if_connected)
+                attempt.cancel()
+            if attempts:
+                await asyncio.wait(attempts)
+
     @staticmethod
     def _bind_local(
         sock: socket.socket, family: int, local_infos: list[_AddrInfo], errors: list[OSError]
@@ -255,12 +314,17 @@ class ConnectionsMixin(SocketsMixin):
             if interleave:
                 infos = _interleave(infos, interleave)
             errors: list[OSError] = []
-            for info in infos:
-                try:
-                    sock = await self._connect_one(info, local_infos, errors)
-                    break
-                except OSError:
-                    continue
+            if happy_eyeballs_delay is None or len(infos) == 1:
+                for info in infos:
+                    try:
+                        sock = await self._connect_one(info, local_infos, errors)
+                        break
+                    except OSError:
+                        continue
+            else:
+                sock = await self._connect_staggered(
+                    infos, local_infos, errors, happy_eyeballs_delay
+                )
             if sock is None:
                 raise _combined_error(errors, all_errors)
             own_sock = True

@@ -9,11 +9,13 @@ or ``asyncio.Runner(loop_factory=kernel.aio.new_event_loop)``. How each asyncio 
 maps onto the kernel, and every deliberate difference, is written down at the top of
 ``kernel/aio/events.py`` and in ``docs/aio.md``.
 
-Read first: ``kernel/aio/futures.py``, then ``tasks.py``, ``events.py``, ``runners.py``.
+Read first: ``kernel/aio/handles.py``, then ``futures.py``, ``tasks.py``, ``events.py``,
+``runners.py``.
 """
 
-from .events import EventLoop, Handle, TimerHandle
+from .events import EventLoop
 from .futures import Future
+from .handles import Handle, TimerHandle
 from .runners import (
     EventLoopPolicy,
     coroutine,

@@ -7,8 +7,8 @@ loop (``Kernel._loop``) does the turning. The mapping:
 ================================  ===========================================================
 asyncio                           here
 ================================  ===========================================================
-``Handle``                        ``Handle``, a subclass of ``asyncio.Handle`` that the kernel
-                                  can run (it has ``_run()``)
+``Handle``                        ``Handle`` (``handles.py``), a subclass of ``asyncio.Handle``
+                                  that the kernel can run (it has ``_run()``)
 ``loop._ready`` (a deque)         the kernel's ready queue: ``call_soon`` appends the Handle
                                   (``Kernel.call_soon``), among the kernel's own tasks
 ``TimerHandle``, ``_scheduled``   ``TimerHandle`` on the kernel's sleeping queue
@@ -57,124 +57,32 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import errno
 import inspect
 import logging
-import signal
 import sys
 import threading
 import warnings
 import weakref
 from asyncio import events as _asyncio_events
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack, cast
+from typing import Any, TypeVar, TypeVarTuple, Unpack, cast
 
 from ..clock import Clock
 from ..iotable import EVENT_READ, EVENT_WRITE
 from ..scheduler import Kernel
 from .futures import Future
+from .handles import Handle, Nothing, TimerHandle
 from .network import NetworkMixin
+from .services import ServicesMixin
 from .subprocess import ProcessMixin
 from .tasks import Task
 
 __all__ = ["EventLoop", "Handle", "TimerHandle"]
 
-from asyncio.format_helpers import extract_stack as _extract_stack  # debug mode only
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 logger = logging.getLogger("asyncio")  # the logger asyncio reports through
-
-
-class Handle(asyncio.Handle):
-    """A callback queued with ``call_soon``: asyncio's Handle, runnable by the kernel."""
-
-    __slots__ = ()
-
-    def __init__(self, callback: Any, args: Any, loop: Any, context: Any = None) -> None:
-        # asyncio.Handle.__init__ written out: it asks loop.get_debug(), a Python call.
-        self._context = contextvars.copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        if loop._debug:
-            self._source_traceback = _extract_stack(sys._getframe(1))
-        else:
-            self._source_traceback = None
-
-    if TYPE_CHECKING:  # asyncio.Handle's own attributes, which typeshed leaves out
-        _callback: Any
-        _args: Any
-        _source_traceback: Any
-        _context: contextvars.Context
-        _loop: Any
-
-    def get_context(self) -> contextvars.Context:
-        """The context the callback runs in (asyncio has this from 3.12 on)."""
-        return self._context
-
-    def _run(self) -> None:
-        """Call the callback in its context; an error goes to the loop's exception handler."""
-        if self._cancelled:
-            return  # cancelled after it was queued: asyncio skips it too
-        try:
-            self._context.run(self._callback, *self._args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": f"Exception in callback {_format_callback(self)}",
-                    "exception": exc,
-                    "handle": self,
-                }
-            )
-        # Discussion: a coroutine that failed inside the callback keeps its frame alive in
-        # the exception's traceback, and that frame keeps this one (its caller) -- with
-        # ``self`` in it, which leads back to the task and so to the exception: a cycle
-        # that delays "exception was never retrieved" until the garbage collector runs.
-        del self
-
-
-class TimerHandle(asyncio.TimerHandle):
-    """A callback queued with ``call_later`` / ``call_at``, on the kernel's sleeping queue."""
-
-    __slots__ = ("_entry",)
-
-    def __init__(
-        self, when: float, callback: Any, args: Any, loop: Any, context: Any = None
-    ) -> None:
-        # Both classes carry asyncio.Handle's slots, so Handle's __init__ fills these too.
-        Handle.__init__(self, callback, args, loop, context)  # type: ignore[arg-type]
-        self._when = when
-        self._scheduled = False
-
-    if TYPE_CHECKING:
-        _entry: object  # its entry in the kernel's sleeping queue, for cancel()
-        _source_traceback: Any
-        _scheduled: bool
-
-    get_context = Handle.get_context
-
-    def _run(self) -> None:
-        self._scheduled = False  # off the sleeping queue: cancel() need not tell the kernel
-        Handle._run(self)  # type: ignore[arg-type]
-
-
-class _Nothing:
-    """A ready-queue entry that does nothing: it keeps one turn from blocking in select()."""
-
-    def _run(self) -> None:
-        pass
-
-
-def _format_callback(handle: Handle) -> str:
-    callback = handle._callback
-    args = handle._args
-    name = getattr(callback, "__qualname__", None) or repr(callback)
-    return f"{name}({', '.join(repr(arg) for arg in args or ())})"
 
 
 def _fileobj_to_fd(fileobj: Any) -> int:
@@ -211,7 +119,7 @@ def _run_until_complete_cb(future: Any) -> None:
     future.get_loop().stop()
 
 
-class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
+class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose queues are a kernel's. ``EventLoop()`` makes its own
     kernel (``clock=VirtualClock()`` makes its time virtual, for tests); ``EventLoop(kernel)``
     runs on an existing one, which it does not close."""
@@ -264,7 +172,7 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
         )
         if self._stopping:
             # stop() before run_forever(): asyncio still runs one turn, without blocking.
-            self._kernel.call_soon(_Nothing())
+            self._kernel.call_soon(Nothing())
         turned = False
 
         def finished() -> bool:
@@ -599,149 +507,3 @@ class EventLoop(ProcessMixin, NetworkMixin, asyncio.AbstractEventLoop):
             return False
         removed.cancel()  # type: ignore[attr-defined]  # it may be queued for this turn
         return True
-
-    # -- threads -------------------------------------------------------------------------------
-
-    def run_in_executor(
-        self, executor: Any, func: Callable[[Unpack[Ts]], T], *args: *Ts
-    ) -> asyncio.Future[T]:
-        """Run ``func(*args)`` in ``executor`` (default: a thread pool); returns a future."""
-        self._check_closed()
-        if self._debug:
-            self._check_callback(func, "run_in_executor")
-        if executor is None:
-            if self._executor_shutdown_called:
-                raise RuntimeError("Executor shutdown has been called")
-            executor = self._default_executor
-            if executor is None:
-                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
-                self._default_executor = executor
-        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
-
-    def set_default_executor(self, executor: Any) -> None:
-        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            raise TypeError("executor must be ThreadPoolExecutor")
-        self._default_executor = executor
-
-    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Wait (in a helper thread) for the default executor's threads to finish."""
-        self._executor_shutdown_called = True
-        executor = self._default_executor
-        if executor is None:
-            return
-        done = self.create_future()
-
-        def shut_down() -> None:
-            try:
-                executor.shutdown(wait=True)
-                if not self.is_closed():
-                    self.call_soon_threadsafe(_set_result_unless_done, done)
-            except Exception as exc:  # pragma: no cover - shutdown itself failing
-                if not self.is_closed():
-                    self.call_soon_threadsafe(done.set_exception, exc)
-
-        thread = threading.Thread(target=shut_down, name="asyncio-executor-shutdown")
-        thread.start()
-        try:
-            async with asyncio.timeout(timeout):
-                await done
-        except TimeoutError:
-            warnings.warn(
-                f"The executor did not finishing joining its threads within {timeout} seconds.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            executor.shutdown(wait=False)
-        else:
-            thread.join()
-
-    # -- asynchronous generators ---------------------------------------------------------------
-
-    def _asyncgen_firstiter_hook(self, agen: AsyncGenerator[Any, Any]) -> None:
-        if self._asyncgens_shutdown_called:
-            warnings.warn(
-                f"asynchronous generator {agen!r} was scheduled after "
-                f"loop.shutdown_asyncgens() call",
-                ResourceWarning,
-                stacklevel=2,
-                source=self,
-            )
-        self._asyncgens.add(agen)
-
-    def _asyncgen_finalizer_hook(self, agen: AsyncGenerator[Any, Any]) -> None:
-        self._asyncgens.discard(agen)
-        if not self.is_closed():
-            self.call_soon_threadsafe(self.create_task, agen.aclose())
-
-    async def shutdown_asyncgens(self) -> None:
-        """Close every asynchronous generator still open (``asyncio.run`` calls this)."""
-        self._asyncgens_shutdown_called = True
-        if not self._asyncgens:
-            return
-        closing = list(self._asyncgens)
-        self._asyncgens.clear()
-        results = await asyncio.gather(*(agen.aclose() for agen in closing), return_exceptions=True)
-        for result, agen in zip(results, closing, strict=True):
-            if isinstance(result, Exception):
-                self.call_exception_handler(
-                    {
-                        "message": f"an error occurred during closing of asynchronous "
-                        f"generator {agen!r}",
-                        "exception": result,
-                        "asyncgen": agen,
-                    }
-                )
-
-    # -- signals -------------------------------------------------------------------------------
-
-    def add_signal_handler(
-        self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: *Ts
-    ) -> None:
-        """Queue ``callback(*args)`` whenever signal ``sig`` arrives (main thread only)."""
-        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
-            raise TypeError("coroutines cannot be used with add_signal_handler()")
-        self._check_signal(sig)
-        self._check_closed()
-        if threading.current_thread() is not threading.main_thread():
-            raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
-        self._signal_handlers[sig] = Handle(callback, args, self, None)
-        try:
-            signal.signal(sig, self._on_signal)
-            signal.siginterrupt(sig, False)
-        except OSError as exc:
-            del self._signal_handlers[sig]
-            if exc.errno == errno.EINVAL:
-                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
-            raise
-
-    def _on_signal(self, sig: int, frame: object) -> None:
-        """The Python-level signal handler: queue the Handle through the thread-safe path."""
-        handle = self._signal_handlers.get(sig)
-        if handle is not None and not self._kernel.closed:
-            self._kernel.call_soon_threadsafe(handle)
-
-    def remove_signal_handler(self, sig: int) -> bool:
-        self._check_signal(sig)
-        try:
-            del self._signal_handlers[sig]
-        except KeyError:
-            return False
-        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
-        try:
-            signal.signal(sig, default)
-        except OSError as exc:
-            if exc.errno == errno.EINVAL:
-                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
-            raise
-        return True
-
-    def _check_signal(self, sig: Any) -> None:
-        if not isinstance(sig, int):
-            raise TypeError(f"sig must be an int, not {sig!r}")
-        if sig not in signal.valid_signals():
-            raise ValueError(f"invalid signal number {sig}")
-
-
-def _set_result_unless_done(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_result(None)

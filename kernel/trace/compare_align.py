@@ -31,7 +31,7 @@ ASYNCIO, ADAPTER = "asyncio", "kernel.aio"
 # Entries that are each loop's plumbing, not the program's: asyncio's self-pipe reader, and
 # the adapter's empty entry that makes a loop stopped before run_forever() turn once.
 _PLUMBING_KINDS = frozenset({"self_pipe"})
-_PLUMBING_CALLBACKS = frozenset({"_Nothing"})
+_PLUMBING_CALLBACKS = frozenset({"Nothing"})
 
 _NAME = re.compile(r"(?<![\w-])(Task|Future)-(\d+)(?![\w-])")
 

@@ -25,7 +25,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..aio.events import TimerHandle, _run_until_complete_cb
+from ..aio.events import _run_until_complete_cb
+from ..aio.handles import TimerHandle
 from ..aio.tasks import Task as AioTask
 from ..handlers import _FutureWaiter
 from ..tracing import TracedCallback

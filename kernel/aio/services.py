@@ -1,0 +1,197 @@
+"""The loop's services beyond scheduling: the executor, async generators, signals.
+
+``ServicesMixin`` gives ``EventLoop`` what asyncio's loop offers besides callbacks and
+I/O: ``run_in_executor`` (a ``concurrent.futures`` pool whose results come back through
+``call_soon_threadsafe``), the hooks that let ``shutdown_asyncgens`` close the async
+generators a program left suspended, and ``add_signal_handler`` (a Python signal handler
+that queues the callback with ``call_soon_threadsafe``; the kernel's wake-up socket makes a
+blocked ``select()`` return).
+
+Read next: ``kernel/aio/network.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import signal
+import threading
+import warnings
+import weakref
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
+
+from .handles import Handle
+
+if TYPE_CHECKING:
+    from ..scheduler import Kernel
+
+__all__ = ["ServicesMixin"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class ServicesMixin(asyncio.AbstractEventLoop):
+    """``run_in_executor``, async generator hooks and signal handlers, for ``EventLoop``."""
+
+    # EventLoop's; declared here for the type checker.
+    _kernel: Kernel
+    _debug: bool
+    _default_executor: concurrent.futures.ThreadPoolExecutor | None
+    _executor_shutdown_called: bool
+    _asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]]
+    _asyncgens_shutdown_called: bool
+    _signal_handlers: dict[int, Handle]
+
+    if TYPE_CHECKING:
+
+        def _check_closed(self) -> None: ...
+        def _check_callback(self, callback: Any, method: str) -> None: ...
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def run_in_executor(
+        self, executor: Any, func: Callable[[Unpack[Ts]], T], *args: *Ts
+    ) -> asyncio.Future[T]:
+        """Run ``func(*args)`` in ``executor`` (default: a thread pool); returns a future."""
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            executor = self._default_executor
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+                self._default_executor = executor
+        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor: Any) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Wait (in a helper thread) for the default executor's threads to finish."""
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is None:
+            return
+        done = self.create_future()
+
+        def shut_down() -> None:
+            try:
+                executor.shutdown(wait=True)
+                if not self.is_closed():
+                    self.call_soon_threadsafe(_set_result_unless_done, done)
+            except Exception as exc:  # pragma: no cover - shutdown itself failing
+                if not self.is_closed():
+                    self.call_soon_threadsafe(done.set_exception, exc)
+
+        thread = threading.Thread(target=shut_down, name="asyncio-executor-shutdown")
+        thread.start()
+        try:
+            async with asyncio.timeout(timeout):
+                await done
+        except TimeoutError:
+            warnings.warn(
+                f"The executor did not finishing joining its threads within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    # -- asynchronous generators ---------------------------------------------------------------
+
+    def _asyncgen_firstiter_hook(self, agen: AsyncGenerator[Any, Any]) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer_hook(self, agen: AsyncGenerator[Any, Any]) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    async def shutdown_asyncgens(self) -> None:
+        """Close every asynchronous generator still open (``asyncio.run`` calls this)."""
+        self._asyncgens_shutdown_called = True
+        if not self._asyncgens:
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*(agen.aclose() for agen in closing), return_exceptions=True)
+        for result, agen in zip(results, closing, strict=True):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": f"an error occurred during closing of asynchronous "
+                        f"generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: *Ts
+    ) -> None:
+        """Queue ``callback(*args)`` whenever signal ``sig`` arrives (main thread only)."""
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
+        self._signal_handlers[sig] = Handle(callback, args, self, None)
+        try:
+            signal.signal(sig, self._on_signal)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+
+    def _on_signal(self, sig: int, frame: object) -> None:
+        """The Python-level signal handler: queue the Handle through the thread-safe path."""
+        handle = self._signal_handlers.get(sig)
+        if handle is not None and not self._kernel.closed:
+            self._kernel.call_soon_threadsafe(handle)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, default)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        return True
+
+    def _check_signal(self, sig: Any) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+
+def _set_result_unless_done(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)

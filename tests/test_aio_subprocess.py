@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import pytest
 
 import kernel.aio
-import kernel.aio.subprocess as aio_subprocess
+import kernel.aio.exitwatch as exitwatch
 from kernel.aio.pipes import ReadPipeTransport, WritePipeTransport
 from kernel.aio.subprocess import ProcessMixin, SubprocessTransport
 
@@ -433,7 +433,7 @@ def test_a_child_reaped_by_a_stranger_reports_255(
 
 
 def test_without_pidfds_the_exit_is_polled(loop: _Loop, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aio_subprocess, "_open_pidfd", lambda pid: None)
+    monkeypatch.setattr(exitwatch, "open_pidfd", lambda pid: None)
 
     async def main() -> tuple[bytes, int]:
         proc = await asyncio.create_subprocess_exec(*CAT, stdin=PIPE, stdout=PIPE)

@@ -18,7 +18,7 @@ import socket
 import ssl
 import struct
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -535,41 +535,23 @@ def test_connect_with_local_addr_or_an_existing_socket(run: Run, no_fd_leak: Non
     run(main())
 
 
-def test_connect_tries_each_resolved_address_in_turn(run: Run, no_fd_leak: None) -> None:
-    async def main() -> None:
-        loop = net_loop()
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
-        good = await listening(server)
-        with socket.socket() as bound:  # bound, not listening: refuses connections
-            bound.bind(("127.0.0.1", 0))
-            refused = bound.getsockname()
-            answers: list[Any] = []
-
-            async def resolve(host: Any, port: Any, **kwargs: Any) -> list[Any]:
-                assert host == "service.test"
-                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", a) for a in answers]
-
-            loop.getaddrinfo = resolve  # type: ignore[method-assign]
-            answers[:] = [refused, good]
-            transport, client = await loop.create_connection(
-                Recorder, "service.test", 80, happy_eyeballs_delay=0.25
-            )
-            assert transport.get_extra_info("peername") == good
-            transport.close()
-            await client.lost
-            answers[:] = [refused, refused]
-            with pytest.raises(ConnectionRefusedError):  # the same error twice: raised once
-                await loop.create_connection(Recorder, "service.test", 80, interleave=1)
-            with pytest.raises(ExceptionGroup) as group:
-                await loop.create_connection(Recorder, "service.test", 80, all_errors=True)
-            assert len(group.value.exceptions) == 2
-            answers[:] = []
-            with pytest.raises(OSError, match="getaddrinfo"):
-                await loop.create_connection(Recorder, "service.test", 80)
+@contextlib.asynccontextmanager
+async def echo_server() -> AsyncIterator[tuple[str, int]]:
+    """An echo server on the running loop; yields its address."""
+    server = await net_loop().create_server(Echo, "127.0.0.1", 0)
+    try:
+        yield await listening(server)
+    finally:
         server.close()
         await server.wait_closed()
 
-    run(main())
+
+@contextlib.contextmanager
+def refused_address() -> Iterator[tuple[str, int]]:
+    """An address that refuses connections: a socket bound there that does not listen."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()
 
 
 @contextlib.contextmanager
@@ -583,31 +565,51 @@ def unanswered_address() -> Iterator[tuple[str, int]]:
 
 
 def resolving_to(loop: NetworkMixin, answers: list[Any]) -> None:
-    """Make ``loop.getaddrinfo`` answer ``answers`` (TCP over IPv4) for any name."""
+    """Make ``loop.getaddrinfo`` answer ``answers`` (TCP over IPv4) for service.test."""
 
     async def resolve(host: Any, port: Any, **kwargs: Any) -> list[Any]:
+        assert host == "service.test"
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", a) for a in answers]
 
     loop.getaddrinfo = resolve  # type: ignore[method-assign]
+
+
+async def connects_to(expected: tuple[str, int], **options: Any) -> None:
+    """``create_connection`` to service.test ends up connected to ``expected``."""
+    transport, client = await net_loop().create_connection(Recorder, "service.test", 80, **options)
+    assert transport.get_extra_info("peername") == expected
+    transport.close()
+    await client.lost
+
+
+def test_connect_tries_each_resolved_address_in_turn(run: Run, no_fd_leak: None) -> None:
+    async def main() -> None:
+        loop = net_loop()
+        async with echo_server() as good:
+            with refused_address() as refused:
+                resolving_to(loop, [refused, good])
+                await connects_to(good)
+                resolving_to(loop, [refused, refused])
+                with pytest.raises(ConnectionRefusedError):  # the same error twice: raised once
+                    await loop.create_connection(Recorder, "service.test", 80, interleave=1)
+                with pytest.raises(ExceptionGroup) as group:
+                    await loop.create_connection(Recorder, "service.test", 80, all_errors=True)
+                assert len(group.value.exceptions) == 2
+                resolving_to(loop, [])
+                with pytest.raises(OSError, match="getaddrinfo"):
+                    await loop.create_connection(Recorder, "service.test", 80)
+
+    run(main())
 
 
 def test_happy_eyeballs_races_a_hanging_address(run: Run, no_fd_leak: None) -> None:
     # Tried one after another, the first address would hang until LIMIT; with a delay the
     # second starts while the first still hangs, wins, and the loser's socket is closed.
     async def main() -> None:
-        loop = net_loop()
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
-        good = await listening(server)
-        with unanswered_address() as hanging:
-            resolving_to(loop, [hanging, good])
-            transport, client = await loop.create_connection(
-                Recorder, "service.test", 80, happy_eyeballs_delay=0.01
-            )
-            assert transport.get_extra_info("peername") == good
-            transport.close()
-            await client.lost
-        server.close()
-        await server.wait_closed()
+        async with echo_server() as good:
+            with unanswered_address() as hanging:
+                resolving_to(net_loop(), [hanging, good])
+                await connects_to(good, happy_eyeballs_delay=0.01)
 
     run(main())
 
@@ -617,25 +619,16 @@ def test_happy_eyeballs_moves_on_at_once_when_an_attempt_fails(run: Run, no_fd_l
     # (connection refused) lets this finish.
     async def main() -> None:
         loop = net_loop()
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
-        good = await listening(server)
-        with socket.socket() as bound:  # bound, not listening: refuses connections
-            bound.bind(("127.0.0.1", 0))
-            resolving_to(loop, [bound.getsockname(), good])
-            transport, client = await loop.create_connection(
-                Recorder, "service.test", 80, happy_eyeballs_delay=10 * LIMIT
-            )
-            assert transport.get_extra_info("peername") == good
-            transport.close()
-            await client.lost
-            resolving_to(loop, [bound.getsockname(), bound.getsockname()])
-            with pytest.raises(ExceptionGroup) as group:
-                await loop.create_connection(
-                    Recorder, "service.test", 80, happy_eyeballs_delay=0.01, all_errors=True
-                )
-            assert [type(e) for e in group.value.exceptions] == [ConnectionRefusedError] * 2
-        server.close()
-        await server.wait_closed()
+        async with echo_server() as good:
+            with refused_address() as refused:
+                resolving_to(loop, [refused, good])
+                await connects_to(good, happy_eyeballs_delay=10 * LIMIT)
+                resolving_to(loop, [refused, refused])
+                with pytest.raises(ExceptionGroup) as group:
+                    await loop.create_connection(
+                        Recorder, "service.test", 80, happy_eyeballs_delay=0.01, all_errors=True
+                    )
+                assert [type(e) for e in group.value.exceptions] == [ConnectionRefusedError] * 2
 
     run(main())
 

@@ -7,6 +7,7 @@ modules whose loop-hook classes the runner binds. The last test runs the fast su
 ``kernel.aio`` itself.
 """
 
+import signal
 import textwrap
 
 import pytest
@@ -219,6 +220,22 @@ def test_runner_binds_loop_hook_mixins() -> None:
             }.items()
         )
         assert not [r for r in run.records if "Selector" in r.test_id]
+
+
+def test_tests_that_press_ctrl_c_run_when_the_runner_inherits_it_ignored() -> None:
+    # A shell starts background jobs (`make conformance &`) with SIGINT ignored; children
+    # inherit that, and a test that simulates Ctrl-C with _thread.interrupt_main() would
+    # then wait forever -- on asyncio's own loop too. The children restore the default.
+    options = runner.RunOptions(factory=STAND_IN, timeout=10.0, patterns=("test_interrupt_wait",))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        report = runner.run_conformance(["test_runners"], options, {})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not report.ok:
+        pytest.fail(runner.render_text(report, verbose=True), pytrace=False)
+    (row,) = report.rows
+    assert row.passed >= 1 and row.timeouts == 0
 
 
 @pytest.mark.timeout(240)  # let the runner's own time limits report a hang, not pytest's

@@ -727,6 +727,11 @@ class StreamingResult(unittest.TestResult):
 def child_main(args: argparse.Namespace) -> int:
     """Run one module's tests (from ``--start-at``) and stream the events to ``--event-fd``."""
     os.set_inheritable(args.event_fd, False)  # the tests' own subprocesses must not hold it
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started in the background by a shell (`make conformance &`), we inherit Ctrl-C
+        # ignored; then the tests that press it (_thread.interrupt_main) would wait forever,
+        # on asyncio's own loop as on ours. They are written for a terminal: give them one.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     pipe = EventPipe(args.event_fd)
     try:
         factory = load_factory(args.loop_factory)

@@ -29,6 +29,7 @@ import argparse
 import cProfile
 import gc
 import pstats
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ from .gc_profile import CollectionTimer
 from .worker import load_echo_server, load_suite, measure, measure_echo
 from .workloads import ECHO_WORKLOADS, FULL, LIBRARIES, QUICK, WORKLOADS, Sizes
 
-__all__ = ["main", "run_once"]
+__all__ = ["main", "run_once", "server_cpu"]
 
 
 def run_once(library: str, workload: str, sizes: Sizes, large: bool = False) -> float:
@@ -48,6 +49,24 @@ def run_once(library: str, workload: str, sizes: Sizes, large: bool = False) -> 
         return measure_echo(server, runner, sizes, tasks)
     suite, runner = load_suite(library)
     return measure(suite, runner, workload, sizes, tasks, large)
+
+
+def server_cpu(
+    before: resource.struct_rusage, after: resource.struct_rusage, elapsed: float, rate: float
+) -> str:
+    """The echo server's CPU (this process) per message, in user and system time.
+
+    Discussion: the two move against each other. A server whose Python got faster can
+    spend more time in the kernel per message, because the client process then waits for
+    replies more often and each ``send`` has to wake it up; the rate follows the sum. So
+    read this line before and after a change, not the profile alone.
+    """
+    user = (after.ru_utime - before.ru_utime) / elapsed  # fractions of one core
+    system = (after.ru_stime - before.ru_stime) / elapsed
+    return (
+        f"  this process: {user:.0%} user and {system:.0%} system time of one core; per "
+        f"message {user / rate * 1e6:.2f} us user + {system / rate * 1e6:.2f} us system"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,10 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     timer = CollectionTimer()
     gc.callbacks.append(timer)
     started = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     try:
         value = run_once(args.library, args.workload, sizes, args.large)
     finally:
         gc.callbacks.remove(timer)
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = time.perf_counter() - started
     collected = sum(timer.seconds)
     print(f"{name}: {value:,.0f} {unit} with the collector {'off' if args.gc_off else 'on'}")
@@ -90,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for generation, (count, seconds) in enumerate(zip(timer.count, timer.seconds, strict=True)):
         print(f"  generation {generation}: {count:5d} collections, {seconds * 1000:7.1f} ms")
+    if args.workload in ECHO_WORKLOADS:
+        print(server_cpu(cpu_before, cpu_after, elapsed, value))
     sys.stdout.flush()
 
     profile = cProfile.Profile()

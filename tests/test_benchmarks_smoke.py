@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -190,6 +191,22 @@ def test_profile_run_times_the_collector_and_lists_functions() -> None:
     assert "generation 2:" in proc.stdout
     assert "under cProfile" in proc.stdout
     assert "tasks.py" in proc.stdout  # the adapter's Task shows up in the listing
+
+
+@pytest.mark.timeout(60)
+def test_profile_run_splits_an_echo_servers_cpu_per_message() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_run", "bare", "tcp_echo", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    match = re.search(r"per message ([0-9.]+) us user \+ ([0-9.]+) us system", proc.stdout)
+    assert match is not None, proc.stdout
+    assert float(match[1]) + float(match[2]) > 0
 
 
 @pytest.mark.timeout(60)

@@ -176,10 +176,10 @@ def test_adapter_runs_every_asyncio_workload() -> None:
         assert _numeric(row[-1]), f"row {label!r} has no kernel.aio figure:\n{out}"
 
 
-@pytest.mark.timeout(60)
-def test_profile_run_times_the_collector_and_lists_functions() -> None:
+def profile_run(library: str, workload: str) -> str:
+    """``python -m benchmarks.profile_run LIBRARY WORKLOAD --quick``'s output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.profile_run", "kernel.aio", "switch", "--quick"],
+        [sys.executable, "-m", "benchmarks.profile_run", library, workload, "--quick"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -187,25 +187,23 @@ def test_profile_run_times_the_collector_and_lists_functions() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "kernel.aio switch:" in proc.stdout
-    assert "generation 2:" in proc.stdout
-    assert "under cProfile" in proc.stdout
-    assert "tasks.py" in proc.stdout  # the adapter's Task shows up in the listing
+    return proc.stdout
+
+
+@pytest.mark.timeout(60)
+def test_profile_run_times_the_collector_and_lists_functions() -> None:
+    out = profile_run("kernel.aio", "switch")
+    assert "kernel.aio switch:" in out
+    assert "generation 2:" in out
+    assert "under cProfile" in out
+    assert "tasks.py" in out  # the adapter's Task shows up in the listing
 
 
 @pytest.mark.timeout(60)
 def test_profile_run_splits_an_echo_servers_cpu_per_message() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.profile_run", "bare", "tcp_echo", "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    match = re.search(r"per message ([0-9.]+) us user \+ ([0-9.]+) us system", proc.stdout)
-    assert match is not None, proc.stdout
+    out = profile_run("bare", "tcp_echo")
+    match = re.search(r"per message ([0-9.]+) us user \+ ([0-9.]+) us system", out)
+    assert match is not None, out
     assert float(match[1]) + float(match[2]) > 0
 
 

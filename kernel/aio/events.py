@@ -288,7 +288,8 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         context: contextvars.Context | None = None,
     ) -> Handle:
         """Queue ``callback(*args)`` at the back of the kernel's ready queue."""
-        self._check_closed()
+        if self._closed:
+            self._check_closed()  # raises; tested inline first, since this runs per callback
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")

@@ -71,7 +71,7 @@ class Deadlock(Exception):
 
     Your bug, not ours: the message names each blocked task, what it waits for and who holds
     it. It is raised in the main task, where it waits, so that its cleanup runs; with no main
-    task (``close()``, ``run_until``) it leaves the loop instead. See ``kernel/diagnostics.py``.
+    task (``close()``, ``run_until``) it leaves the loop instead. See ``kernel/deadlock.py``.
     """
 
 

@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 from .callbacks import Callback, KernelCallbacks
 from .clock import Clock, MonotonicClock
-from .diagnostics import find_deadlock, install_slow_task_watch
+from .deadlock import find_deadlock
+from .diagnostics import install_slow_task_watch
 from .errors import CancelledError, Deadlock, KernelError, TaskCancelled, TaskTimeout
 from .handlers import TrapHandlers
 from .iotable import IOWaitTable
@@ -87,7 +88,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
     ``slow_task_threshold``: log a warning naming any task that runs longer than this many
     (real) seconds without yielding; None (the default) times nothing.
     ``detect_deadlocks``: raise ``Deadlock`` when every task is blocked and nothing can wake
-    one (see ``kernel/diagnostics.py``), rather than hang; on by default.
+    one (see ``kernel/deadlock.py``), rather than hang; on by default.
     """
 
     def __init__(
@@ -149,9 +150,9 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
             # frame per callback, and one bound method for the kernel's life instead of a new
             # one per ``kernel.call_soon`` lookup (the adapter keeps it in every Task).
             self.call_soon = self._ready.append  # type: ignore[method-assign, assignment]
-        # Diagnostics (kernel/diagnostics.py). The slow-step watch is swapped in like the
-        # tracer, so the loop pays nothing without it; the deadlock check runs only where
-        # phase 1 would otherwise block with no deadline.
+        # Diagnostics. The slow-step watch (kernel/diagnostics.py) is swapped in like the
+        # tracer, so the loop pays nothing without it; the deadlock check (kernel/deadlock.py)
+        # runs only where phase 1 would otherwise block with no deadline.
         if slow_task_threshold is not None:
             install_slow_task_watch(self, slow_task_threshold)
         self._detect_deadlocks = detect_deadlocks

@@ -27,7 +27,7 @@ import pytest
 
 import kernel
 import kernel.scheduler
-from kernel.diagnostics import find_deadlock, possible_waker
+from kernel.deadlock import find_deadlock, possible_waker
 from kernel.traps import SLEEP
 
 pytestmark = pytest.mark.usefixtures("no_timeout_signal")

@@ -21,12 +21,15 @@ test: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-# CPython's own asyncio test suite against kernel.aio, on 3.11 and 3.13; the table goes in
-# docs/conformance-3.11.md. (`make test` runs the fast part.)
+# CPython's own asyncio test suite against kernel.aio, on 3.11, 3.12 and 3.13; the tables go
+# in docs/conformance-3.X.md. (`make test` runs the fast part.)
+PY312 ?= $(shell ls -d $$HOME/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | sort -V | tail -n 1)
 PY313 ?= $(shell ls -d $$HOME/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | sort -V | tail -n 1)
 
 conformance: $(BIN)/.installed
 	$(BIN)/python -m tests.conformance.runner --markdown docs/conformance-3.11.md
+	$(if $(PY312),$(BIN)/python -m tests.conformance.runner --python $(PY312) \
+		--markdown docs/conformance-3.12.md)
 	$(if $(PY313),$(BIN)/python -m tests.conformance.runner --python $(PY313) \
 		--markdown docs/conformance-3.13.md)
 

@@ -8,6 +8,7 @@ modules whose loop-hook classes the runner binds. The last test runs the fast su
 """
 
 import signal
+import sys
 import textwrap
 
 import pytest
@@ -39,14 +40,41 @@ def test_expected_failures_parse() -> None:
     }
 
 
+def test_expected_failures_for_some_pythons_only() -> None:
+    text = textwrap.dedent(
+        """        test_server.A.test_old @3.12  # 3.12's private counter
+        test_server.A.test_older @3.11,3.12  # gone in 3.13
+        test_events.A.test_all  # every version
+        """
+    )
+    assert set(runner.parse_expected_failures(text)) == {
+        "test_server.A.test_old",
+        "test_server.A.test_older",
+        "test_events.A.test_all",
+    }
+    assert set(runner.parse_expected_failures(text, python="3.12")) == {
+        "test_server.A.test_old",
+        "test_server.A.test_older",
+        "test_events.A.test_all",
+    }
+    assert set(runner.parse_expected_failures(text, python="3.11")) == {
+        "test_server.A.test_older",
+        "test_events.A.test_all",
+    }
+    assert set(runner.parse_expected_failures(text, python="3.13")) == {"test_events.A.test_all"}
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
         ("test_tasks.Class.test_name", "no reason"),
         ("test_tasks.Class.test_name  #   ", "no reason"),
-        ("test_tasks.test_name  # too short", "is not 'test_module.Class.test_name'"),
-        ("test_tasks.A.b test_tasks.A.c  # two ids", "is not 'test_module.Class.test_name'"),
-        ("test_tasks.A.b  # once\ntest_tasks.A.b  # twice", "listed twice"),
+        ("test_tasks.test_name  # too short", "is not 'test_module.Class.test_name"),
+        ("test_tasks.A.b test_tasks.A.c  # two ids", "is not '@3.X'"),
+        ("test_tasks.A.b @3.12 @3.13  # two qualifiers", "is not 'test_module.Class.test_name"),
+        ("test_tasks.A.b @3.x  # not a version", "is not '@3.X'"),
+        ("test_tasks.A.b 3.12  # no @", "is not '@3.X'"),
+        ("test_tasks.A.b  # once\ntest_tasks.A.b @3.12  # twice", "listed twice"),
     ],
 )
 def test_expected_failures_reject_bad_lines(line: str, message: str) -> None:
@@ -241,7 +269,7 @@ def test_tests_that_press_ctrl_c_run_when_the_runner_inherits_it_ignored() -> No
 @pytest.mark.timeout(240)  # let the runner's own time limits report a hang, not pytest's
 def test_fast_conformance_on_the_adapter() -> None:
     options = runner.RunOptions(factory=runner.DEFAULT_FACTORY, timeout=10.0, module_timeout=45.0)
-    expected = runner.load_expected_failures()
+    expected = runner.load_expected_failures(python=runner.python_version(sys.executable))
     report = runner.run_conformance(runner.FAST_MODULES, options, expected, jobs=2)
     if not report.ok:
         pytest.fail(runner.render_text(report, verbose=True), pytrace=False)

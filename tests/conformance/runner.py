@@ -62,6 +62,7 @@ import functools
 import importlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -148,35 +149,61 @@ ErrorInfo = (
 # EXPECTED_FAILURES
 
 
-def parse_expected_failures(text: str, source: str = "EXPECTED_FAILURES") -> dict[str, str]:
+def parse_expected_failures(
+    text: str, source: str = "EXPECTED_FAILURES", python: str | None = None
+) -> dict[str, str]:
     """Parse the expected-failures list into ``{test id: reason}``.
 
     One entry a line, ``test_module.Class.test_name  # reason``; blank lines and lines that
     start with ``#`` are comments. The reason is compulsory: an entry is a claim that the test
-    checks a CPython internal, and the claim has to be written down. Malformed lines and
+    checks a CPython internal, and the claim has to be written down. An entry may name the
+    Pythons it holds for, ``test_module.Class.test_name @3.12  # reason`` (several:
+    ``@3.11,3.12``), for a test whose CPython internals changed between versions; with
+    ``python`` ("3.12") only the entries for that Python are returned. Malformed lines and
     duplicates raise ``ValueError`` rather than being skipped, so a typo cannot silently turn
     a listed test into an unexpected failure (or hide one).
     """
     entries: dict[str, str] = {}
+    seen: set[str] = set()
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        test_id, hash_mark, reason = (part.strip() for part in line.partition("#"))
+        head, hash_mark, reason = (part.strip() for part in line.partition("#"))
         where = f"{source}:{lineno}"
         if not hash_mark or not reason:
             raise ValueError(f"{where}: no reason; write 'test_module.Class.test_name  # reason'")
-        if len(test_id.split()) != 1 or len(test_id.split(".")) < 3:
-            raise ValueError(f"{where}: {test_id!r} is not 'test_module.Class.test_name'")
-        if test_id in entries:
+        test_id, *qualifiers = head.split()
+        if len(qualifiers) > 1 or len(test_id.split(".")) < 3:
+            raise ValueError(f"{where}: {head!r} is not 'test_module.Class.test_name [@3.X]'")
+        versions = None
+        if qualifiers:
+            versions = qualifiers[0].removeprefix("@").split(",")
+            if not qualifiers[0].startswith("@") or not all(
+                re.fullmatch(r"3\.\d+", v) for v in versions
+            ):
+                raise ValueError(f"{where}: {qualifiers[0]!r} is not '@3.X' or '@3.X,3.Y'")
+        if test_id in seen:
             raise ValueError(f"{where}: {test_id} is listed twice")
-        entries[test_id] = reason
+        seen.add(test_id)
+        if python is None or versions is None or python in versions:
+            entries[test_id] = reason
     return entries
 
 
-def load_expected_failures(path: Path = EXPECTED_FAILURES_PATH) -> dict[str, str]:
+def load_expected_failures(
+    path: Path = EXPECTED_FAILURES_PATH, python: str | None = None
+) -> dict[str, str]:
     """Read and parse an expected-failures file (see :func:`parse_expected_failures`)."""
-    return parse_expected_failures(path.read_text(encoding="utf-8"), source=path.name)
+    return parse_expected_failures(path.read_text(encoding="utf-8"), path.name, python)
+
+
+def python_version(python: str) -> str:
+    """``"3.12"`` for the interpreter at ``python``."""
+    out = subprocess.check_output(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], text=True
+    )
+    return out.strip()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1428,8 +1455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.timeout = 20.0
         return child_main(args)
     try:
-        expected = load_expected_failures(args.expected)
-    except (OSError, ValueError) as exc:
+        expected = load_expected_failures(args.expected, python_version(args.python))
+    except (OSError, ValueError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.modules:

@@ -7,6 +7,7 @@ Plain ``def`` tests: each drives an adapter loop (the ``aio_loop`` fixture, on a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import gc
 import io
@@ -476,3 +477,66 @@ def test_create_task_with_a_context(aio_loop: EventLoop) -> None:
 
     assert aio_loop.run_until_complete(main()) == "read"
     assert context[request] == "changed inside"  # the task ran in that very context
+
+
+# -- waking a task whose future is done ---------------------------------------------------------
+
+
+def wake_order(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Callbacks queued around a ``set_result`` and the wake-up of the task awaiting it."""
+    log: list[str] = []
+
+    async def waiter(fut: asyncio.Future[int]) -> None:
+        log.append(f"woken with {await fut}")
+
+    async def main() -> None:
+        fut = loop.create_future()
+        task = loop.create_task(waiter(fut))
+        await asyncio.sleep(0)  # the waiter parks on fut
+        loop.call_soon(log.append, "queued before")
+        fut.set_result(1)
+        loop.call_soon(log.append, "queued after")
+        await task
+
+    loop.run_until_complete(main())
+    return log
+
+
+def test_a_woken_task_keeps_asyncios_place_in_the_queue(aio_loop: EventLoop) -> None:
+    with contextlib.closing(asyncio.new_event_loop()) as reference:
+        expected = wake_order(reference)
+    assert wake_order(aio_loop) == expected == ["queued before", "woken with 1", "queued after"]
+
+
+def test_untraced_a_result_wakes_the_task_without_a_handle(aio_loop: EventLoop) -> None:
+    # The task itself goes on the ready queue, as for every step; an exception still takes
+    # __wakeup's way through a Handle, and the task gets it.
+    queued: list[str] = []
+    call_soon = aio_loop.call_soon
+
+    def counting_call_soon(callback: Any, *args: Any, context: Any = None) -> Any:
+        queued.append(getattr(callback, "__qualname__", type(callback).__name__))
+        return call_soon(callback, *args, context=context)
+
+    aio_loop.call_soon = counting_call_soon  # type: ignore[method-assign,assignment]
+
+    async def waiter(fut: asyncio.Future[int]) -> int:
+        return await fut
+
+    async def main() -> tuple[int, BaseException | None]:
+        ok, bad = aio_loop.create_future(), aio_loop.create_future()
+        first = create_task(aio_loop, waiter(ok))
+        second = create_task(aio_loop, waiter(bad))
+        await asyncio.sleep(0)
+        assert "Task.__wakeup()" in repr(ok)  # as asyncio's repr shows a waiting task
+        ok.set_result(7)
+        bad.set_exception(ValueError("no"))
+        value = await first
+        with contextlib.suppress(ValueError):
+            await second
+        return value, second.exception()
+
+    result, error = aio_loop.run_until_complete(main())
+    assert result == 7 and isinstance(error, ValueError)
+    # One: the exception's. The two results (ok for first, first for main) needed none.
+    assert queued.count("Task.__wakeup") == 1

@@ -29,7 +29,9 @@ asyncio                           here
                                   ready queue (it is its own Handle) and its ``_run`` steps
                                   the coroutine
 ``Task.__wakeup``                 a done callback on the awaited future, queued on the ready
-                                  queue when the future completes
+                                  queue when the future completes; untraced, a future of
+                                  ours with a result queues the Task itself instead
+                                  (``Task._wake_from``), in the same place
 ``Future`` done callbacks         ``call_soon`` of each callback when the future completes
 ``call_soon_threadsafe``          ``Kernel.call_soon_threadsafe``: append, then write to the
                                   kernel's wake-up socket
@@ -42,6 +44,9 @@ Deliberate differences from asyncio's own loop:
 
 * A ``Task`` is queued on the ready queue itself rather than through a fresh ``Handle`` for
   each step. Nothing observable changes except that ``loop.call_soon`` is not called per step.
+  Likewise, on an untraced loop, a task waiting on one of our futures that gets a result:
+  the Task is queued in the place its ``__wakeup`` Handle would have had. (A traced loop
+  keeps the Handle and the ``__wakeup`` call, which the teaching views narrate.)
 * ``call_later`` / ``call_at`` deadlines are compared with the kernel clock as they are
   (asyncio adds its clock resolution); with the real clock this makes no visible difference.
 * A callback still queued when the loop is closed is dropped, as asyncio does; kernel tasks
@@ -129,6 +134,8 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
             raise TypeError("pass a kernel or a clock, not both: the kernel has its own clock")
         self._owns_kernel = kernel is None
         self._kernel = Kernel(clock=clock) if kernel is None else kernel
+        # Untraced, a task waiting on a future is woken without a Handle (Task._wake_from).
+        self._direct_wakeups = self._kernel.tracer is None
         self._closed = False
         self._stopping = False
         self._running = False

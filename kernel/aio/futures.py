@@ -25,10 +25,12 @@ import contextvars
 import types
 from asyncio import CancelledError, InvalidStateError
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
+
+    from .tasks import Task
 
 __all__ = ["Future"]
 
@@ -72,7 +74,10 @@ class Future(Generic[T]):
         self._result: Any = None
         self._exception: BaseException | None = None
         self._exception_tb: types.TracebackType | None = None
-        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context]] | None = None
+        # (callback, context); a waiting Task of this loop may stand in for its __wakeup
+        self._callbacks: (
+            list[tuple[Callable[[Any], object] | Future[Any], contextvars.Context]] | None
+        ) = None
         self._cancel_message: Any = None
         self._cancelled_exc: CancelledError | None = None
         self._asyncio_future_blocking = False
@@ -178,7 +183,10 @@ class Future(Generic[T]):
         self._callbacks = None
         call_soon = self._loop.call_soon
         for fn, context in callbacks:
-            call_soon(fn, self, context=context)
+            if isinstance(fn, Future):  # a Task of this loop that awaits us (its own Handle)
+                cast("Task[Any]", fn)._wake_from(self)
+            else:
+                call_soon(fn, self, context=context)
 
     # -- completing ---------------------------------------------------------------------------
 
@@ -248,5 +256,7 @@ def _short_repr(value: Any) -> str:
 
 
 def _callback_name(callback: Any) -> str:
+    if isinstance(callback, Future):  # a waiting Task, standing in for its __wakeup
+        return "Task.__wakeup()"
     name = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None)
     return f"{name}()" if name else repr(callback)

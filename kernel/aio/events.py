@@ -339,7 +339,8 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         method: str,
     ) -> TimerHandle:
         """A TimerHandle for ``callback(*args)``, on the kernel's sleeping queue until ``when``."""
-        self._check_closed()
+        if self._closed:
+            self._check_closed()  # raises; tested inline first, since this runs per timer
         if self._debug:
             self._check_thread()
             self._check_callback(callback, method)

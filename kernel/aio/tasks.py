@@ -359,7 +359,8 @@ class Task(Future[T]):
         narrate; untraced, a wake-up costs one Handle and two calls fewer.
         """
         if future._state is _FINISHED and future._exception is None:
-            self._schedule_step()
+            self._step_exc = None  # _schedule_step(), minus a call
+            self._call_soon(self)
         else:
             self._loop.call_soon(self.__wakeup, future, context=self._context)
 

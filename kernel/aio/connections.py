@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .sockets import SocketsMixin, _AddrInfo, _check_not_tls
+from .transport_base import wait_connection_made
 from .transports import SocketTransport
 
 if TYPE_CHECKING:
@@ -160,11 +161,7 @@ class ConnectionsMixin(SocketsMixin):
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_connection_made(transport, waiter)
         return transport, protocol
 
     async def _connect_one(

@@ -21,7 +21,12 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-from .transport_base import LOG_WRITES_AFTER_LOST, SocketTransportBase, set_result_unless_cancelled
+from .transport_base import (
+    LOG_WRITES_AFTER_LOST,
+    SocketTransportBase,
+    byte_size,
+    set_result_unless_cancelled,
+)
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -81,10 +86,7 @@ class DatagramTransport(SocketTransportBase, asyncio.DatagramTransport, asyncio.
             protocol.datagram_received(bytes(self._scratch[:size]), addr)
 
     def sendto(self, data: ReadableBuffer, addr: Any = None) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
-            )
+        byte_size(data)  # a TypeError unless bytes-like
         if self._address:
             if addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from .datagram_transport import DatagramTransport
 from .sockets import SocketsMixin, _remove_stale_unix_socket, _set_reuse_port
+from .transport_base import wait_connection_made
 
 __all__ = ["DatagramsMixin"]
 
@@ -82,11 +83,7 @@ class DatagramsMixin(SocketsMixin):
         protocol = protocol_factory()
         waiter: asyncio.Future[None] = self.create_future()
         transport = DatagramTransport(self, sock, protocol, remote, waiter=waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_connection_made(transport, waiter)
         return transport, protocol
 
     async def _open_datagram_socket(

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import stat
@@ -70,7 +71,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .transport_base import LOG_WRITES_AFTER_LOST, WriteFlowControl, read_scratch
+from .transport_base import LOG_WRITES_AFTER_LOST, BufferedWriting, byte_size, read_scratch
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -304,7 +305,7 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
             self._lose(None)
 
 
-class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTransport):
+class WritePipeTransport(BufferedWriting, _PipeTransport, asyncio.WriteTransport):
     """The write end of a pipe, FIFO, pseudo-terminal or socket, with a write buffer.
 
     Its write flow control (``pause_writing`` above the high-water mark, ``resume_writing``
@@ -312,9 +313,11 @@ class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTranspor
     """
 
     _refusal = "Pipe transport is only for pipes, sockets and character devices"
+    _write_error = "Fatal write error on pipe transport"
 
     def _init_io(self) -> Callable[[], None] | None:
         self._buffer = bytearray()  # bytes os.write() could not take yet
+        self._write_now = functools.partial(os.write, self._fd)  # BufferedWriting's call
         self._writing = False  # our writer is registered (exactly while _buffer is not empty)
         self._watching = False  # our "the other end closed" reader is registered
         self._dropped = 0  # writes dropped because the transport was closing or lost
@@ -332,11 +335,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTranspor
     # -- writing -----------------------------------------------------------------------
 
     def write(self, data: ReadableBuffer) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
-            )
-        size = memoryview(data).nbytes
+        size = byte_size(data)
         if not size:
             return
         if self._closing:
@@ -346,24 +345,11 @@ class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTranspor
                 log.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
             self._dropped += 1
             return
-        if not self._buffer:
-            # Nothing queued before us, so we may write now and often save the buffer copy.
-            try:
-                written = os.write(self._fd, data)
-            except (BlockingIOError, InterruptedError):
-                written = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on pipe transport")
-                return
-            if written == size:
-                return
-            data = memoryview(data).cast("B")[written:]
-            self._loop.add_writer(self._fd, self._on_writable)
-            self._writing = True
-        self._buffer += data
-        self._maybe_pause_protocol()
+        self._write_or_buffer(data, size)
+
+    def _start_writing(self) -> None:
+        self._loop.add_writer(self._fd, self._on_writable)
+        self._writing = True
 
     def _on_writable(self) -> None:
         """The writer callback: write what the buffer holds; when it is empty, finish up."""
@@ -376,7 +362,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransport, asyncio.WriteTranspor
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal write error on pipe transport")
+            self._fatal_error(exc, self._write_error)
             return
         # Deleting from the front of a bytearray is cheap: CPython moves its start pointer.
         del self._buffer[:written]

@@ -39,6 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .pipes import ReadPipeTransport, WritePipeTransport
 from .subprocess_transport import SubprocessTransport
+from .transport_base import wait_connection_made
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop as _LoopBase
@@ -138,11 +139,7 @@ class ProcessMixin(_LoopBase):
         protocol = protocol_factory()
         waiter = self.create_future()
         transport = transport_class(self, pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_connection_made(transport, waiter)
         if self.get_debug():
             log.debug(
                 "%s pipe %r connected: (%r, %r)", direction, pipe.fileno(), transport, protocol

@@ -20,17 +20,24 @@ import socket
 import warnings
 import weakref
 from asyncio.trsock import TransportSocket
-from typing import Any, Protocol, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = [
     "HIGH_WATER",
     "LOG_WRITES_AFTER_LOST",
     "MAX_READ",
+    "BufferedWriting",
     "ConnectionTracker",
     "SocketTransportBase",
     "WriteFlowControl",
+    "byte_size",
     "read_scratch",
     "set_result_unless_cancelled",
+    "wait_connection_made",
 ]
 
 log = logging.getLogger("kernel")
@@ -60,6 +67,28 @@ def read_scratch(loop: Any) -> memoryview:
 
 
 _scratch_of: weakref.WeakKeyDictionary[Any, memoryview] = weakref.WeakKeyDictionary()
+
+
+def byte_size(data: object) -> int:
+    """How many bytes ``data`` holds; what ``write`` and ``sendto`` accept is bytes, a
+    bytearray or a memoryview, anything else is a ``TypeError``."""
+    if isinstance(data, memoryview):
+        return data.nbytes  # its len() counts items, which may be wider than a byte
+    if isinstance(data, (bytes, bytearray)):
+        return len(data)
+    raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+
+
+async def wait_connection_made(
+    transport: asyncio.BaseTransport, waiter: asyncio.Future[None]
+) -> None:
+    """Wait for the new ``transport`` to have called ``connection_made``; if that wait ends in
+    an error (the protocol raised, or we are cancelled), close the transport first."""
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
 
 
 class ConnectionTracker(Protocol):
@@ -134,6 +163,46 @@ class WriteFlowControl:
                     "protocol": self._protocol,
                 }
             )
+
+
+class BufferedWriting(WriteFlowControl):
+    """The write path of the byte-stream transports (stream sockets, pipes).
+
+    ``write`` makes the system call at once when nothing is queued before it, and keeps what
+    the call did not take in ``_buffer``; the transport's writer callback, registered by
+    ``_start_writing``, sends the rest. The transport provides ``_write_now`` (``sock.send``
+    or ``os.write`` on its descriptor, bound once), ``_write_error`` (the message of a fatal
+    write error), ``_start_writing`` and ``_fatal_error``.
+    """
+
+    _buffer: bytearray
+    _write_now: Callable[[ReadableBuffer], int]
+    _write_error: str
+
+    if TYPE_CHECKING:
+
+        def _start_writing(self) -> None: ...
+        def _fatal_error(self, exc: BaseException, message: str) -> None: ...
+
+    def _write_or_buffer(self, data: ReadableBuffer, size: int) -> None:
+        """Write ``data`` (``size`` bytes) now if nothing waits before it; buffer the rest."""
+        if not self._buffer:
+            # Nothing queued before us, so we may write now and often save the buffer copy.
+            try:
+                written = self._write_now(data)
+            except (BlockingIOError, InterruptedError):
+                written = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, self._write_error)
+                return
+            if written == size:
+                return
+            data = memoryview(data).cast("B")[written:]
+            self._start_writing()
+        self._buffer += data
+        self._maybe_pause_protocol()
 
 
 class SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):

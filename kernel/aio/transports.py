@@ -62,8 +62,10 @@ from typing import TYPE_CHECKING, Any
 
 from .transport_base import (
     LOG_WRITES_AFTER_LOST,
+    BufferedWriting,
     ConnectionTracker,
     SocketTransportBase,
+    byte_size,
     set_result_unless_cancelled,
 )
 
@@ -75,7 +77,7 @@ __all__ = ["SocketTransport"]
 log = logging.getLogger("kernel")
 
 
-class SocketTransport(SocketTransportBase, asyncio.Transport):
+class SocketTransport(BufferedWriting, SocketTransportBase, asyncio.Transport):
     """A connected stream socket (TCP or Unix) driving a ``Protocol`` or ``BufferedProtocol``.
 
     ``waiter``, if given, gets its result once ``connection_made`` has run: that is when
@@ -84,6 +86,7 @@ class SocketTransport(SocketTransportBase, asyncio.Transport):
 
     # loop.start_tls may stack TLS on this transport (asyncio checks the same attribute).
     _start_tls_compatible = True
+    _write_error = "Fatal write error on socket transport"
 
     def __init__(
         self,
@@ -96,6 +99,7 @@ class SocketTransport(SocketTransportBase, asyncio.Transport):
         server: ConnectionTracker | None = None,
     ) -> None:
         self._buffer = bytearray()  # bytes write() could not send yet
+        self._write_now = sock.send  # BufferedWriting's system call
         self._eof_sent = False  # write_eof() called: shut down writing once drained
         self._drained: asyncio.Future[None] | None = None  # a sendfile waits for the buffer
         self._buffered_protocol = False
@@ -199,16 +203,11 @@ class SocketTransport(SocketTransportBase, asyncio.Transport):
     # -- writing -----------------------------------------------------------------------
 
     def write(self, data: ReadableBuffer) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
-            )
+        size = byte_size(data)
         if self._eof_sent:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._drained is not None:
             raise RuntimeError("unable to write; sendfile is in progress")
-        # In bytes: a memoryview's len() counts items, which may be wider than a byte.
-        size = data.nbytes if isinstance(data, memoryview) else len(data)
         if not size:
             return
         if self._conn_lost:
@@ -218,24 +217,10 @@ class SocketTransport(SocketTransportBase, asyncio.Transport):
                 log.warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
-        assert self._sock is not None
-        if not self._buffer:
-            # Nothing queued before us, so we may send now and often save the buffer copy.
-            try:
-                sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
-            if sent == size:
-                return
-            data = memoryview(data).cast("B")[sent:]
-            self._loop.add_writer(self._fd, self._on_writable)
-        self._buffer += data
-        self._maybe_pause_protocol()
+        self._write_or_buffer(data, size)
+
+    def _start_writing(self) -> None:
+        self._loop.add_writer(self._fd, self._on_writable)
 
     def _on_writable(self) -> None:
         """The writer callback: send what the buffer holds; when it is empty, finish up."""
@@ -250,7 +235,7 @@ class SocketTransport(SocketTransportBase, asyncio.Transport):
         except BaseException as exc:
             self._loop.remove_writer(self._fd)
             self._buffer.clear()
-            self._fatal_error(exc, "Fatal write error on socket transport")
+            self._fatal_error(exc, self._write_error)
             if self._drained is not None and not self._drained.done():
                 self._drained.set_exception(exc)
             return

@@ -6,8 +6,10 @@ while the transport reads (``pause_reading`` / ``resume_reading``), and ending t
 connection -- ``close()`` after the write buffer drains, ``abort()`` and fatal errors at
 once, ``connection_lost`` exactly once from a fresh callback, the socket closed after it.
 ``WriteFlowControl`` (also used by the pipe transports) tells a protocol to pause writing
-above the high-water mark and to resume below the low one. ``read_scratch`` is the one
-buffer a loop's transports read into.
+above the high-water mark and to resume below the low one; ``BufferedWriting`` is the write
+path of the byte-stream transports, stream sockets and pipes alike. ``read_scratch`` is the
+one buffer a loop's transports read into; ``byte_size`` checks what ``write`` is given, and
+``wait_connection_made`` is how every transport-making loop method waits for its protocol.
 
 Read next: ``kernel/aio/datagram_transport.py``.
 """

@@ -105,7 +105,10 @@ class KernelCallbacks:
     # -- on the three structures: what the asyncio adapter (kernel/aio) is built on -----
 
     def time(self) -> float:
-        """The kernel's clock: what deadlines given to ``call_at`` are measured against."""
+        """The kernel's clock: what deadlines given to ``call_at`` are measured against.
+
+        (Each kernel replaces this method, per instance, with its clock's ``now``.)
+        """
         return self._clock.now()
 
     def call_soon(self, callback: Callback) -> None:

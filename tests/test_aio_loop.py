@@ -108,6 +108,56 @@ def test_timer_handle_cancel(aio_loop: EventLoop) -> None:
     assert aio_loop.time() == 5.0
 
 
+def test_cancelling_a_timer_tells_the_loop_only_while_it_is_on_the_sleeping_queue(
+    aio_loop: EventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    told: list[asyncio.TimerHandle] = []
+    plain = aio_loop._timer_handle_cancelled
+
+    def spy(handle: asyncio.TimerHandle) -> None:
+        told.append(handle)
+        plain(handle)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aio_loop, "_timer_handle_cancelled", spy)
+    pending = aio_loop.call_later(1, print)
+    fired = aio_loop.call_later(0.5, lambda: None)
+    aio_loop.run_until_complete(asyncio.sleep(0.75))
+    fired.cancel()  # as asyncio.sleep does on its way out: the timer has run already
+    assert fired.cancelled() and told == []
+    pending.cancel()
+    pending.cancel()  # a second cancel changes nothing
+    assert told == [pending]
+    assert len(aio_loop._kernel._sleeping) == 0
+    for handle in (fired, pending):  # like asyncio, a cancelled handle lets go of its callback
+        assert handle._callback is None and handle._args is None
+
+
+def test_a_timer_cancelled_in_debug_mode_keeps_its_repr(aio_loop: EventLoop) -> None:
+    aio_loop.set_debug(True)
+    handle = aio_loop.call_later(1, print, "kept in the repr")
+    handle.cancel()
+    assert "cancelled" in repr(handle) and "print('kept in the repr')" in repr(handle)
+    aio_loop.set_debug(False)
+    quiet = aio_loop.call_later(1, print, "forgotten")
+    quiet.cancel()
+    assert "forgotten" not in repr(quiet)
+
+
+def test_a_timer_that_raises_goes_to_the_exception_handler(aio_loop: EventLoop) -> None:
+    reports: list[dict[str, Any]] = []
+    aio_loop.set_exception_handler(lambda loop, context: reports.append(context))
+
+    def broken(arg: int) -> None:
+        raise ValueError(f"timer failed with {arg}")
+
+    handle = aio_loop.call_later(1, broken, 7)
+    aio_loop.run_until_complete(asyncio.sleep(2))
+    [context] = reports
+    assert context["message"] == f"Exception in callback {broken.__qualname__}(7)"
+    assert repr(context["exception"]) == "ValueError('timer failed with 7')"
+    assert context["handle"] is handle
+
+
 def test_a_timer_cancelled_by_another_due_at_the_same_time_does_not_run(
     aio_loop: EventLoop,
 ) -> None:

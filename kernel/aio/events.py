@@ -136,6 +136,7 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         self._kernel = Kernel(clock=clock) if kernel is None else kernel
         # Untraced, a task waiting on a future is woken without a Handle (Task._wake_from).
         self._direct_wakeups = self._kernel.tracer is None
+        self._kernel_call_at = self._kernel.call_at  # one bound method, not one per timer
         self._closed = False
         self._stopping = False
         self._running = False
@@ -346,9 +347,9 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
             self._check_callback(callback, method)
         timer = TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:
-            # debug mode: end the traceback at our caller (drop __init__, _timer, call_at)
-            del timer._source_traceback[-3:]
-        timer._entry = self._kernel.call_at(when, timer)
+            # debug mode: end the traceback at our caller (drop _timer, call_at)
+            del timer._source_traceback[-2:]
+        timer._entry = self._kernel_call_at(when, timer)
         timer._scheduled = True
         return timer
 

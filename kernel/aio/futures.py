@@ -25,12 +25,10 @@ import contextvars
 import types
 from asyncio import CancelledError, InvalidStateError
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
-
-    from .tasks import Task
 
 __all__ = ["Future"]
 
@@ -181,12 +179,11 @@ class Future(Generic[T]):
         if callbacks is None:
             return
         self._callbacks = None
-        call_soon = self._loop.call_soon
         for fn, context in callbacks:
             if isinstance(fn, Future):  # a Task of this loop that awaits us (its own Handle)
-                cast("Task[Any]", fn)._wake_from(self)
+                fn._wake_from(self)  # type: ignore[attr-defined]
             else:
-                call_soon(fn, self, context=context)
+                self._loop.call_soon(fn, self, context=context)
 
     # -- completing ---------------------------------------------------------------------------
 

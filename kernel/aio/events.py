@@ -63,7 +63,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import inspect
-import logging
 import sys
 import threading
 import warnings
@@ -87,7 +86,6 @@ __all__ = ["EventLoop", "Handle", "TimerHandle"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-logger = logging.getLogger("asyncio")  # the logger asyncio reports through
 
 
 def _fileobj_to_fd(fileobj: Any) -> int:
@@ -347,8 +345,8 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
             self._check_callback(callback, method)
         timer = TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:
-            # debug mode: end the traceback at our caller (drop _timer, call_at)
-            del timer._source_traceback[-2:]
+            # debug mode: end the traceback at our caller (drop __init__, _timer, call_at)
+            del timer._source_traceback[-3:]
         timer._entry = self._kernel_call_at(when, timer)
         timer._scheduled = True
         return timer
@@ -416,76 +414,6 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
 
     def get_task_factory(self) -> Any:
         return self._task_factory
-
-    # -- errors --------------------------------------------------------------------------------
-
-    def get_exception_handler(self) -> Any:
-        return self._exception_handler
-
-    def set_exception_handler(self, handler: Any) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"A callable object or None is expected, got {handler!r}")
-        self._exception_handler = handler
-
-    def default_exception_handler(self, context: dict[str, Any]) -> None:
-        """Log ``context`` (an error nobody else handled) to the ``asyncio`` logger."""
-        message = context.get("message") or "Unhandled exception in event loop"
-        exception = context.get("exception")
-        exc_info: Any = (
-            (type(exception), exception, exception.__traceback__) if exception else False
-        )
-        lines = [message]
-        for key in sorted(context):
-            if key not in ("message", "exception"):
-                lines.append(f"{key}: {context[key]!r}")
-        logger.error("\n".join(lines), exc_info=exc_info)
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        """Report an error that has nowhere else to go: to the handler set, or to the log."""
-        if self._exception_handler is None:
-            try:
-                self.default_exception_handler(context)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException:
-                logger.error("Exception in default exception handler", exc_info=True)
-            return
-        try:
-            # Run the handler in the context of whatever failed (as asyncio 3.12+ does), so
-            # it sees that code's context variables.
-            ctx = None
-            thing = context.get("task") or context.get("future") or context.get("handle")
-            if thing is not None and hasattr(thing, "get_context"):
-                ctx = thing.get_context()
-            if ctx is not None and hasattr(ctx, "run"):
-                ctx.run(self._exception_handler, self, context)
-            else:
-                self._exception_handler(self, context)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            try:
-                self.default_exception_handler(
-                    {
-                        "message": "Unhandled error in exception handler",
-                        "exception": exc,
-                        "context": context,
-                    }
-                )
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException:
-                logger.error(
-                    "Exception in default exception handler while handling an unexpected "
-                    "error in custom exception handler",
-                    exc_info=True,
-                )
-
-    def get_debug(self) -> bool:
-        return self._debug
-
-    def set_debug(self, enabled: bool) -> None:
-        self._debug = enabled
 
     # -- I/O callbacks: watchers in the kernel's I/O wait table --------------------------------
 

@@ -1,11 +1,12 @@
-"""The loop's services beyond scheduling: the executor, async generators, signals.
+"""The loop's services beyond scheduling: the executor, async generators, signals, errors.
 
 ``ServicesMixin`` gives ``EventLoop`` what asyncio's loop offers besides callbacks and
 I/O: ``run_in_executor`` (a ``concurrent.futures`` pool whose results come back through
 ``call_soon_threadsafe``), the hooks that let ``shutdown_asyncgens`` close the async
-generators a program left suspended, and ``add_signal_handler`` (a Python signal handler
+generators a program left suspended, ``add_signal_handler`` (a Python signal handler
 that queues the callback with ``call_soon_threadsafe``; the kernel's wake-up socket makes a
-blocked ``select()`` return).
+blocked ``select()`` return), and the exception handler API with debug mode: where an
+error goes that has no one to raise it to (a failing callback, a task nobody awaited).
 
 Read next: ``kernel/aio/network.py``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import logging
 import signal
 import threading
 import warnings
@@ -31,10 +33,12 @@ __all__ = ["ServicesMixin"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+logger = logging.getLogger("asyncio")  # the logger asyncio reports through
 
 
 class ServicesMixin(asyncio.AbstractEventLoop):
-    """``run_in_executor``, async generator hooks and signal handlers, for ``EventLoop``."""
+    """``run_in_executor``, async generator hooks, signal handlers and the exception
+    handler API, for ``EventLoop``."""
 
     # EventLoop's; declared here for the type checker.
     _kernel: Kernel
@@ -44,6 +48,7 @@ class ServicesMixin(asyncio.AbstractEventLoop):
     _asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]]
     _asyncgens_shutdown_called: bool
     _signal_handlers: dict[int, Handle]
+    _exception_handler: Callable[[Any, dict[str, Any]], object] | None
 
     if TYPE_CHECKING:
 
@@ -190,6 +195,76 @@ class ServicesMixin(asyncio.AbstractEventLoop):
             raise TypeError(f"sig must be an int, not {sig!r}")
         if sig not in signal.valid_signals():
             raise ValueError(f"invalid signal number {sig}")
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log ``context`` (an error nobody else handled) to the ``asyncio`` logger."""
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info: Any = (
+            (type(exception), exception, exception.__traceback__) if exception else False
+        )
+        lines = [message]
+        for key in sorted(context):
+            if key not in ("message", "exception"):
+                lines.append(f"{key}: {context[key]!r}")
+        logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Report an error that has nowhere else to go: to the handler set, or to the log."""
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            # Run the handler in the context of whatever failed (as asyncio 3.12+ does), so
+            # it sees that code's context variables.
+            ctx = None
+            thing = context.get("task") or context.get("future") or context.get("handle")
+            if thing is not None and hasattr(thing, "get_context"):
+                ctx = thing.get_context()
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler(
+                    {
+                        "message": "Unhandled error in exception handler",
+                        "exception": exc,
+                        "context": context,
+                    }
+                )
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error(
+                    "Exception in default exception handler while handling an unexpected "
+                    "error in custom exception handler",
+                    exc_info=True,
+                )
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
 
 
 def _set_result_unless_done(future: asyncio.Future[Any]) -> None:

@@ -508,6 +508,78 @@ def test_a_woken_task_keeps_asyncios_place_in_the_queue(aio_loop: EventLoop) -> 
     assert wake_order(aio_loop) == expected == ["queued before", "woken with 1", "queued after"]
 
 
+def crowded_wake_order(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Who runs in which order when one future has callbacks and several awaiting tasks."""
+    log: list[str] = []
+
+    async def waiter(name: str, awaitable: Any) -> None:
+        log.append(f"{name} woken with {await awaitable}")
+
+    async def worker() -> str:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return "done"
+
+    async def main() -> None:
+        fut = loop.create_future()
+        busy = loop.create_task(worker())
+        first = loop.create_task(waiter("first", fut))
+        late = loop.create_task(waiter("late", fut))
+        on_task = loop.create_task(waiter("on the worker", busy))
+        await asyncio.sleep(0)  # first, late and on_task park
+        fut.add_done_callback(lambda _: log.append("callback added after the waiters"))
+        fut.set_result(1)
+        await asyncio.gather(first, late, on_task)
+
+        fut2 = loop.create_future()
+        fut2.add_done_callback(lambda _: log.append("callback added before the waiter"))
+        after = loop.create_task(waiter("after a callback", fut2))
+        await asyncio.sleep(0)
+        fut2.set_result(2)
+        await after
+
+    loop.run_until_complete(main())
+    return log
+
+
+def test_tasks_and_callbacks_on_one_future_wake_in_asyncios_order(aio_loop: EventLoop) -> None:
+    with contextlib.closing(asyncio.new_event_loop()) as reference:
+        expected = crowded_wake_order(reference)
+    assert crowded_wake_order(aio_loop) == expected
+    assert expected == [
+        "first woken with 1",
+        "late woken with 1",
+        "callback added after the waiters",
+        "on the worker woken with done",
+        "callback added before the waiter",
+        "after a callback woken with 2",
+    ]
+
+
+def test_untraced_the_first_waiting_task_costs_the_future_no_callback_list(
+    aio_loop: EventLoop,
+) -> None:
+    # asyncio's C Future keeps its first callback in a field; ours keeps its first waiting
+    # task in one (_awaited_by), so a plain ``await fut`` allocates no list and no pair.
+    async def main() -> None:
+        fut = aio_loop.create_future()
+        task = create_task(aio_loop, fut_waiter(fut))
+        await asyncio.sleep(0)
+        assert fut._callbacks is None and fut._awaited_by is task
+        second = create_task(aio_loop, fut_waiter(fut))
+        await asyncio.sleep(0)
+        assert len(fut._callbacks) == 1  # the second: __wakeup
+        fut.set_result(3)
+        assert await task == await second == 3
+        assert fut._awaited_by is None
+
+    aio_loop.run_until_complete(main())
+
+
+async def fut_waiter(fut: asyncio.Future[int]) -> int:
+    return await fut
+
+
 def test_untraced_a_result_wakes_the_task_without_a_handle(aio_loop: EventLoop) -> None:
     # The task itself goes on the ready queue, as for every step; an exception still takes
     # __wakeup's way through a Handle, and the task gets it.

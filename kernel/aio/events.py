@@ -45,7 +45,8 @@ Deliberate differences from asyncio's own loop:
 * A ``Task`` is queued on the ready queue itself rather than through a fresh ``Handle`` for
   each step. Nothing observable changes except that ``loop.call_soon`` is not called per step.
   Likewise, on an untraced loop, a task waiting on one of our futures that gets a result:
-  the Task is queued in the place its ``__wakeup`` Handle would have had. (A traced loop
+  the Task is queued in the place its ``__wakeup`` Handle would have had, and the first
+  task to wait is kept in a field of the future, not in its callback list. (A traced loop
   keeps the Handle and the ``__wakeup`` call, which the teaching views narrate.)
 * ``call_later`` / ``call_at`` deadlines are compared with the kernel clock as they are
   (asyncio adds its clock resolution); with the real clock this makes no visible difference.

@@ -10,7 +10,9 @@ A coroutine waits for a future with ``await future``. ``__await__`` *yields the 
 itself* to whoever drives the coroutine:
 
 * an asyncio ``Task`` (``kernel/aio/tasks.py``) receives it in ``Task.__step``, adds its
-  ``__wakeup`` method as a done callback, and lets the loop go on;
+  ``__wakeup`` method as a done callback, and lets the loop go on (on an untraced loop the
+  first such task is kept in ``_awaited_by`` instead, and queued itself: see
+  ``Task._wake_from``);
 * a kernel task hands it to the kernel, which treats it as the ``FUTURE_WAIT`` trap.
 
 Either way, when the future is done the waiter is resumed, and ``__await__`` carries on
@@ -29,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
+
+    from .tasks import Task
 
 __all__ = ["Future"]
 
@@ -50,6 +54,7 @@ class Future(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_asyncio_future_blocking",
+        "_awaited_by",
         "_callbacks",
         "_cancel_message",
         "_cancelled_exc",
@@ -72,10 +77,11 @@ class Future(Generic[T]):
         self._result: Any = None
         self._exception: BaseException | None = None
         self._exception_tb: types.TracebackType | None = None
-        # (callback, context); a waiting Task of this loop may stand in for its __wakeup
-        self._callbacks: (
-            list[tuple[Callable[[Any], object] | Future[Any], contextvars.Context]] | None
-        ) = None
+        # (callback, context) pairs, made on the first add_done_callback
+        self._callbacks: list[tuple[Callable[[Any], object], contextvars.Context]] | None = None
+        # A Task of this loop that awaits us and was the first to ask: it stands in for its
+        # own __wakeup callback (untraced loops; see Task._wake_from), with no list or pair.
+        self._awaited_by: Task[Any] | None = None
         self._cancel_message: Any = None
         self._cancelled_exc: CancelledError | None = None
         self._asyncio_future_blocking = False
@@ -90,8 +96,9 @@ class Future(Generic[T]):
                 text += f" exception={self._exception!r}"
             else:
                 text += f" result={_short_repr(self._result)}"
-        if self._callbacks:
-            names = [_callback_name(callback) for callback, _ in self._callbacks]
+        names = [] if self._awaited_by is None else ["Task.__wakeup()"]
+        names += [_callback_name(callback) for callback, _ in self._callbacks or ()]
+        if names:
             if len(names) > 2:
                 names = [names[0], f"<{len(names) - 2} more>", names[-1]]
             text += f" cb=[{', '.join(names)}]"
@@ -175,15 +182,17 @@ class Future(Generic[T]):
 
     def _schedule_callbacks(self) -> None:
         """The future just became done: hand every callback to ``call_soon``, in order."""
+        task = self._awaited_by
+        if task is not None:  # it asked before any callback in the list: it goes first
+            self._awaited_by = None
+            task._wake_from(self)
         callbacks = self._callbacks
         if callbacks is None:
             return
         self._callbacks = None
+        call_soon = self._loop.call_soon
         for fn, context in callbacks:
-            if isinstance(fn, Future):  # a Task of this loop that awaits us (its own Handle)
-                fn._wake_from(self)  # type: ignore[attr-defined]
-            else:
-                self._loop.call_soon(fn, self, context=context)
+            call_soon(fn, self, context=context)
 
     # -- completing ---------------------------------------------------------------------------
 
@@ -253,7 +262,5 @@ def _short_repr(value: Any) -> str:
 
 
 def _callback_name(callback: Any) -> str:
-    if isinstance(callback, Future):  # a waiting Task, standing in for its __wakeup
-        return "Task.__wakeup()"
     name = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None)
     return f"{name}()" if name else repr(callback)

@@ -98,6 +98,7 @@ class Task(Future[T]):
             self._exception = None
             self._exception_tb = None
             self._callbacks = None
+            self._awaited_by = None
             self._cancel_message = None
             self._cancelled_exc = None
             self._log_traceback = False
@@ -263,7 +264,7 @@ class Task(Future[T]):
             else:
                 self._result = stop.value
                 self._state = _FINISHED
-                if self._callbacks is not None:
+                if self._callbacks is not None or self._awaited_by is not None:
                     self._schedule_callbacks()
         except CancelledError as error:
             self._cancelled_exc = error
@@ -296,12 +297,13 @@ class Task(Future[T]):
             and result._state is _PENDING
         ):
             result._asyncio_future_blocking = False
-            # Untraced, the task itself stands in for its __wakeup (see _wake_from).
-            waiter = self if self._loop._direct_wakeups else self.__wakeup
             if result._callbacks is None:
-                result._callbacks = [(waiter, self._context)]
+                if result._awaited_by is None and self._loop._direct_wakeups:
+                    result._awaited_by = self  # stands in for its __wakeup: see _wake_from
+                else:
+                    result._callbacks = [(self.__wakeup, self._context)]
             else:
-                result._callbacks.append((waiter, self._context))
+                result._callbacks.append((self.__wakeup, self._context))
             self._fut_waiter = result
             if self._must_cancel and result.cancel(msg=self._cancel_message):
                 self._must_cancel = False
@@ -354,9 +356,15 @@ class Task(Future[T]):
         itself, as for every step (it is its own Handle), in the same place the Handle
         would have had. An exception or a cancellation takes ``__wakeup``'s own way.
 
+        The future finds the task in its ``_awaited_by`` slot, where ``_handle_yield``
+        put it when the task was the first to wait: no ``[(callback, context)]`` list and
+        pair to allocate, as asyncio's C Future keeps its first callback in a field of its
+        own. A second waiter, or one that comes after other callbacks, is added as
+        ``__wakeup`` to the list, so the order stays asyncio's.
+
         Discussion: a traced loop keeps asyncio's structure -- a Handle that calls
         ``__wakeup``, which calls ``__step`` -- because that is what the teaching views
-        narrate; untraced, a wake-up costs one Handle and two calls fewer.
+        narrate; untraced, a wake-up costs one Handle, two calls and two objects fewer.
         """
         if future._state is _FINISHED and future._exception is None:
             self._step_exc = None  # _schedule_step(), minus a call

@@ -275,6 +275,12 @@ def test_an_untraced_kernel_has_none_of_the_wrappers() -> None:
         assert not {"_loop", "call_at", "add_watcher", "_reschedule"} & set(vars(plain))
         assert plain.call_soon is plain.call_soon
         assert plain.call_soon == plain._ready.append
+    # time() is the clock's own now, per kernel: the adapter asks for it on every timer.
+    clock = kernel.VirtualClock()
+    with kernel.Kernel(clock=clock) as timed:
+        assert timed.time == clock.now
+        clock.advance(2.5)
+        assert timed.time() == 2.5
     with kernel.Kernel(tracer=Recorder()) as traced_kernel:
         assert {"_loop", "call_soon", "_reschedule"} <= set(vars(traced_kernel))
 

@@ -264,8 +264,7 @@ class Task(Future[T]):
             else:
                 self._result = stop.value
                 self._state = _FINISHED
-                if self._callbacks is not None or self._awaited_by is not None:
-                    self._schedule_callbacks()
+                self._schedule_callbacks()
         except CancelledError as error:
             self._cancelled_exc = error
             super().cancel()

@@ -1,9 +1,9 @@
 """The I/O wait table: which task waits to read, and which to write, on each file descriptor.
 
 A task that would block on a socket does not block the program: it parks here with the
-``IO_WAIT`` trap and the kernel asks the operating system's selector (epoll on Linux) which
-descriptors became ready. Each registered descriptor carries a two-slot list
-``[reader, writer]`` as its selector data, so the table *is* the selector's registration:
+``IO_WAIT`` trap and the kernel asks the operating system's poller (epoll on Linux) which
+descriptors became ready. Each registered descriptor has a ``_Registration``: the events the
+poller watches for it and a two-slot list ``[reader, writer]``:
 
 * at most one reader and one writer per descriptor -- a second one gets ``ResourceBusy``
   (two tasks reading one socket would steal each other's bytes);
@@ -14,10 +14,14 @@ descriptors became ready. Each registered descriptor carries a two-slot list
   every time the descriptor is ready, until it is removed. This is asyncio's
   ``add_reader`` / ``add_writer``, which the adapter (``kernel/aio``) maps onto this table.
 
+On Linux the table calls epoll itself and keeps its own index from descriptor number to
+registration; elsewhere (or when given one) it drives a stdlib ``selectors`` selector
+(``kernel/poller.py`` puts both behind the same calls).
+
 The table also owns the read end of the kernel's wake-up socket pair: any byte on it only
 means "stop blocking in select(), a thread has work for you"; the bytes are drained here.
 
-Read next: ``kernel/clock.py``.
+Read next: ``kernel/poller.py``, then ``kernel/clock.py``.
 """
 
 from __future__ import annotations
@@ -28,13 +32,11 @@ import socket
 from typing import Any
 
 from .errors import ResourceBusy
+from .poller import EVENT_READ, EVENT_WRITE, Poller, SelectorPoller, default_poller
 
 __all__ = ["EVENT_READ", "EVENT_WRITE", "IOWaitTable"]
 
-EVENT_READ = selectors.EVENT_READ
-EVENT_WRITE = selectors.EVENT_WRITE
 _SLOT = {EVENT_READ: 0, EVENT_WRITE: 1}
-_WAKEUP = object()  # selector data that marks the wake-up socket
 
 
 class _Watcher:
@@ -49,16 +51,58 @@ class _Watcher:
         return f"<watcher {self.callback!r}>"
 
 
+class _Registration:
+    """One descriptor known to the poller: the object, its number, the events, who waits."""
+
+    __slots__ = ("events", "fd", "fileobj", "kept", "waiters")
+
+    def __init__(self, fileobj: Any, fd: int, events: int) -> None:
+        self.fileobj = fileobj
+        self.fd = fd
+        self.events = events  # EVENT_READ | EVENT_WRITE: what the poller watches
+        self.waiters: list[Any] = [None, None]  # [reader, writer]: a task, a _Watcher or None
+        # Kept registered after a wait ends? Not for a bare int: see IOWaitTable.select.
+        self.kept = type(fileobj) is not int
+
+
+def _descriptor(fileobj: Any) -> int:
+    """The descriptor number of an int or of an object with ``fileno()``; ValueError if none."""
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(
+                f"cannot wait for I/O on {fileobj!r}: pass a descriptor number or an object "
+                f"with a fileno() method, such as a socket"
+            ) from None
+    if fd < 0:
+        raise ValueError(
+            f"cannot wait for I/O on {fileobj!r}: its descriptor is {fd}, so it is closed "
+            f"(or detached); open a new one"
+        )
+    return fd
+
+
 class IOWaitTable:
-    """Tasks parked on file descriptors, backed by a ``selectors`` selector."""
+    """Tasks parked on file descriptors, over epoll (Linux) or a ``selectors`` selector.
+
+    ``selector``: drive this stdlib selector instead of the platform's default poller.
+    """
 
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
-        self._selector = selector if selector is not None else selectors.DefaultSelector()
-        self._occupied = 0  # slots in use: parked tasks (which leave when woken) and watchers
+        self._poller: Poller = default_poller() if selector is None else SelectorPoller(selector)
+        self._occupied = 0  # slots in use, and orphans: parked tasks and watchers
         self._wakeup: socket.socket | None = None
-        # Our own index of the registrations, by the object registered: one dict lookup
-        # per wait, where the selector's map would call fileno() through several layers.
-        self._keys: dict[Any, selectors.SelectorKey] = {}
+        self._wakeup_fd = -1
+        # The registrations, by the object registered (what register and discard get)
+        # and by descriptor number (what the poller reports).
+        self._by_object: dict[Any, _Registration] = {}
+        self._by_fd: dict[int, _Registration] = {}
+        # Tasks whose registration went stale (see _evict), by their discard handle; the
+        # next select() wakes them, to find their descriptor closed.
+        self._orphans: dict[tuple[Any, int], Any] = {}
 
     def __len__(self) -> int:
         """How many tasks and watchers wait (the wake-up socket does not count)."""
@@ -67,37 +111,49 @@ class IOWaitTable:
     def register(self, fileobj: Any, event: int, task: Any) -> tuple[Any, int]:
         """Park ``task`` until ``fileobj`` is ready for ``event``; returns the discard handle."""
         slot = _SLOT[event]
-        selector = self._selector
-        key = self._keys.get(fileobj)
-        if key is None:
-            waiters = [None, None]
-            waiters[slot] = task
-            try:
-                key = selector.register(fileobj, event, waiters)
-            except KeyError:
-                # The descriptor number is still registered for an object that was closed
-                # (or detached) behind our back and whose number was reused: that old
-                # registration is stale, and may be gone from epoll already.
-                stale = selector.get_map()[fileobj]
-                if stale.data is _WAKEUP:
-                    raise
-                self._unregister(stale.fd)
-                key = selector.register(fileobj, event, waiters)
-            self._keys[fileobj] = key
-        else:
-            waiters = key.data
-            if waiters[slot] is not None:
-                verb = "read from" if event == EVENT_READ else "write to"
-                raise ResourceBusy(
-                    f"{waiters[slot]!r} is already waiting to {verb} {fileobj!r}; only one task "
-                    f"may wait per descriptor and direction (give each task its own socket, or "
-                    f"funnel the I/O through one task)"
-                )
-            waiters[slot] = task
-            if not key.events & event:
-                self._keys[fileobj] = selector.modify(fileobj, key.events | event, waiters)
+        entry = self._by_object.get(fileobj)
+        if entry is None:
+            entry = self._add(fileobj, event)
+        elif entry.waiters[slot] is not None:
+            verb = "read from" if event == EVENT_READ else "write to"
+            raise ResourceBusy(
+                f"{entry.waiters[slot]!r} is already waiting to {verb} {fileobj!r}; only one "
+                f"task may wait per descriptor and direction (give each task its own socket, "
+                f"or funnel the I/O through one task)"
+            )
+        elif not entry.events & event:
+            self._poller.modify(entry.fd, entry.events | event)
+            entry.events |= event
+        entry.waiters[slot] = task
         self._occupied += 1
         return (fileobj, event)
+
+    def _add(self, fileobj: Any, event: int) -> _Registration:
+        """Register a descriptor the table does not know yet with the poller."""
+        fd = _descriptor(fileobj)
+        if fd == self._wakeup_fd:
+            raise ValueError(
+                f"descriptor {fd} is the kernel's own wake-up socket; do not wait on it"
+            )
+        stale = self._by_fd.get(fd)
+        if stale is not None:
+            self._evict(stale)
+        self._poller.register(fd, event)
+        entry = self._by_object[fileobj] = self._by_fd[fd] = _Registration(fileobj, fd, event)
+        return entry
+
+    def _evict(self, stale: _Registration) -> None:
+        """``stale``'s descriptor was closed (or detached) behind the table's back, and its
+        number has just come back for a new object: forget it (epoll may have dropped it
+        already). Watchers on it are dropped; a task parked on it becomes an orphan, which
+        the next ``select`` wakes, so that it retries its call and gets the error.
+        """
+        for event, occupant in zip((EVENT_READ, EVENT_WRITE), stale.waiters, strict=True):
+            if occupant.__class__ is _Watcher:
+                self._occupied -= 1
+            elif occupant is not None:
+                self._orphans[(stale.fileobj, event)] = occupant
+        self._forget(stale)
 
     def watch(self, fileobj: Any, event: int, callback: Any) -> Any:
         """Hand ``callback`` back from ``select`` whenever ``fileobj`` is ready for ``event``.
@@ -106,9 +162,9 @@ class IOWaitTable:
         and returns the callback it replaced, or None; a task parked in the slot makes this
         raise ``ResourceBusy``.
         """
-        key = self._keys.get(fileobj)
-        if key is not None:
-            occupant = key.data[_SLOT[event]]
+        entry = self._by_object.get(fileobj)
+        if entry is not None:
+            occupant = entry.waiters[_SLOT[event]]
             if occupant.__class__ is _Watcher:
                 replaced = occupant.callback
                 occupant.callback = callback
@@ -118,25 +174,23 @@ class IOWaitTable:
 
     def unwatch(self, fileobj: Any, event: int) -> Any:
         """Remove the watcher for ``event`` on ``fileobj``; return its callback, or None."""
-        key = self._keys.get(fileobj)
-        if key is None:
+        entry = self._by_object.get(fileobj)
+        if entry is None:
             return None
         slot = _SLOT[event]
-        watcher = key.data[slot]
+        watcher = entry.waiters[slot]
         if watcher.__class__ is not _Watcher:
             return None
-        key.data[slot] = None
+        entry.waiters[slot] = None
         self._occupied -= 1
-        self._stop_watching(key, event)
+        self._stop_watching(entry, event)
         return watcher.callback
 
     def drop_watchers(self) -> None:
         """Remove every watcher (the kernel drops them on close; tasks stay)."""
-        for key in list(self._keys.values()):
-            for event, slot in ((EVENT_READ, 0), (EVENT_WRITE, 1)):
-                if key.data[slot].__class__ is _Watcher:
-                    self.unwatch(key.fileobj, event)
-                    key = self._keys.get(key.fileobj, key)
+        for entry in list(self._by_object.values()):
+            for event in (EVENT_READ, EVENT_WRITE):
+                self.unwatch(entry.fileobj, event)
 
     def discard(self, handle: tuple[Any, int]) -> None:
         """Unpark whoever waits under ``handle`` (a no-op if it was already woken).
@@ -145,49 +199,57 @@ class IOWaitTable:
         reported ready with nobody waiting. A bare int is unregistered at once.
         """
         fileobj, event = handle
-        key = self._keys.get(fileobj)
-        if key is None:
+        entry = self._by_object.get(fileobj)
+        if entry is None:
+            if self._orphans.pop(handle, None) is not None:
+                self._occupied -= 1
             return
-        waiters = key.data
+        waiters = entry.waiters
         slot = _SLOT[event]
         if waiters[slot] is not None and waiters[slot].__class__ is not _Watcher:
             waiters[slot] = None
             self._occupied -= 1
-            if type(fileobj) is int:  # no identity to check later: see select()
-                self._stop_watching(key, event)
+            if not entry.kept:  # no identity to check later: see select()
+                self._stop_watching(entry, event)
 
     def release(self, fileobj: Any) -> list[Any]:
         """``fileobj`` is about to be closed: forget it; return the tasks that waited on it.
 
         Watchers on it are dropped: closing the descriptor ends their job.
         """
-        key = self._keys.get(fileobj)
-        if key is None:
+        entry = self._by_object.get(fileobj)
+        if entry is None:
             return []
-        waiting = [task for task in key.data if task is not None and task.__class__ is not _Watcher]
-        self._occupied -= sum(1 for occupant in key.data if occupant is not None)
-        self._unregister(key.fd)
-        return waiting
+        occupants = [occupant for occupant in entry.waiters if occupant is not None]
+        self._occupied -= len(occupants)
+        self._forget(entry)
+        return [task for task in occupants if task.__class__ is not _Watcher]
 
-    def _unregister(self, fd: int) -> None:
+    def _forget(self, entry: _Registration) -> None:
         # By number: the object may be closed or detached already (then epoll has dropped
-        # the descriptor by itself, and only the selector's own map needs cleaning).
+        # the descriptor by itself, and only our own index needs cleaning).
         with contextlib.suppress(KeyError, ValueError, OSError):
-            key = self._selector.unregister(fd)
-            self._keys.pop(key.fileobj, None)
+            self._poller.unregister(entry.fd)
+        del self._by_object[entry.fileobj]
+        if self._by_fd.get(entry.fd) is entry:
+            del self._by_fd[entry.fd]
 
-    def _stop_watching(self, key: selectors.SelectorKey, events: int) -> None:
+    def _stop_watching(self, entry: _Registration, events: int) -> None:
         """Stop watching ``events`` on a registered descriptor (all of them: unregister)."""
-        remaining = key.events & ~events
+        remaining = entry.events & ~events
+        if remaining == entry.events:
+            return  # not watched for those anyway (an error or hang-up is reported to both)
         if remaining:
-            self._keys[key.fileobj] = self._selector.modify(key.fileobj, remaining, key.data)
+            self._poller.modify(entry.fd, remaining)
+            entry.events = remaining
         else:
-            self._unregister(key.fd)
+            self._forget(entry)
 
     def add_wakeup(self, sock: socket.socket) -> None:
         """Watch the read end of the wake-up socket pair (its bytes are drained by select)."""
         self._wakeup = sock
-        self._selector.register(sock, EVENT_READ, _WAKEUP)
+        self._wakeup_fd = sock.fileno()
+        self._poller.register(self._wakeup_fd, EVENT_READ)
 
     def select(self, timeout: float | None) -> list[Any]:
         """Block up to ``timeout`` seconds (None: forever); return what is now ready to run.
@@ -198,24 +260,34 @@ class IOWaitTable:
         Discussion: a woken task's descriptor stays registered. A task in a loop of
         ``recv``/``send`` parks on the same socket again and again; keeping it registered
         saves two system calls (epoll_ctl add, then delete) every time. A descriptor that
-        turns up ready with nobody waiting for that event is dropped from the selector
+        turns up ready with nobody waiting for that event is dropped from the poller
         then -- so an idle socket cannot keep waking ``select()`` up. The exception is a
         bare ``int``: a closed descriptor's number is soon reused, and an int, unlike a
         socket object, cannot tell the new file from the old (whose registration epoll
         has silently dropped). So waits on an int are unregistered as soon as they end.
         """
-        ready = []
+        ready: list[Any] = []
         woken_tasks = 0
-        selector = self._selector
-        for key, mask in selector.select(timeout):
-            waiters = key.data
-            if waiters is _WAKEUP:
-                self._drain_wakeup()
+        if self._orphans:  # (rare) they are ready now: look, but do not block
+            ready.extend(self._orphans.values())
+            woken_tasks = len(self._orphans)
+            self._orphans.clear()
+            timeout = 0.0
+        poller = self._poller
+        readable = poller.readable
+        writable = poller.writable
+        by_fd = self._by_fd
+        for fd, mask in poller.poll(timeout, len(by_fd) + 1):
+            entry = by_fd.get(fd)
+            if entry is None:
+                if fd == self._wakeup_fd:
+                    self._drain_wakeup()
                 continue
             # Read and write are spelled out, not looped over: this runs for every ready
             # descriptor, and it is the I/O benchmark's hottest loop.
+            waiters = entry.waiters
             unwatched = 0
-            if mask & EVENT_READ:
+            if mask & readable:
                 waiter = waiters[0]
                 if waiter is None:
                     unwatched = EVENT_READ
@@ -225,9 +297,9 @@ class IOWaitTable:
                     ready.append(waiter)
                     waiters[0] = None
                     woken_tasks += 1
-                    if type(key.fileobj) is int:  # nothing is kept for a bare int (see above)
+                    if not entry.kept:  # nothing is kept for a bare int (see above)
                         unwatched = EVENT_READ
-            if mask & EVENT_WRITE:
+            if mask & writable:
                 waiter = waiters[1]
                 if waiter is None:
                     unwatched |= EVENT_WRITE
@@ -237,10 +309,10 @@ class IOWaitTable:
                     ready.append(waiter)
                     waiters[1] = None
                     woken_tasks += 1
-                    if type(key.fileobj) is int:
+                    if not entry.kept:
                         unwatched |= EVENT_WRITE
             if unwatched:
-                self._stop_watching(key, unwatched)
+                self._stop_watching(entry, unwatched)
         self._occupied -= woken_tasks
         return ready
 
@@ -256,14 +328,12 @@ class IOWaitTable:
     def waiters(self) -> list[tuple[int, str, Any]]:
         """(fd, "read"|"write", task or watcher) for every slot in use; for tracing and tests."""
         rows = []
-        for key in list(self._selector.get_map().values()):
-            if key.data is _WAKEUP:
-                continue
-            for name, slot in (("read", 0), ("write", 1)):
-                if key.data[slot] is not None:
-                    rows.append((key.fd, name, key.data[slot]))
+        for entry in self._by_fd.values():
+            for name, occupant in zip(("read", "write"), entry.waiters, strict=True):
+                if occupant is not None:
+                    rows.append((entry.fd, name, occupant))
         return rows
 
     def close(self) -> None:
-        """Close the selector. Tasks still parked are the kernel's to cancel first."""
-        self._selector.close()
+        """Close the poller. Tasks still parked are the kernel's to cancel first."""
+        self._poller.close()

@@ -1,14 +1,23 @@
-"""The I/O wait table on its own, over a real selector and a socket pair (no kernel)."""
+"""The I/O wait table on its own, over a real poller and a socket pair (no kernel).
+
+Every test runs twice: over epoll, driven by the table itself (the default on Linux), and
+over a stdlib ``selectors`` selector (the fallback elsewhere). ``watched`` asks the operating
+system, not the table, which descriptors the poller has registered.
+"""
 
 from __future__ import annotations
 
+import select
+import selectors
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from kernel import ResourceBusy
 from kernel.iotable import EVENT_READ, EVENT_WRITE, IOWaitTable
+from kernel.poller import EpollPoller, SelectorPoller
 
 
 @pytest.fixture
@@ -19,11 +28,29 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     b.close()
 
 
-@pytest.fixture
-def table() -> Iterator[IOWaitTable]:
-    t = IOWaitTable()
+@pytest.fixture(params=["epoll", "selectors"])
+def table(request: pytest.FixtureRequest) -> Iterator[IOWaitTable]:
+    t = IOWaitTable() if request.param == "epoll" else IOWaitTable(selectors.PollSelector())
     yield t
     t.close()
+
+
+def watched(table: IOWaitTable) -> dict[int, int]:
+    """What the table's poller watches, as the OS (or the selector) says: fd -> EVENT_*."""
+    poller = table._poller
+    if isinstance(poller, SelectorPoller):
+        return {key.fd: key.events for key in poller.selector.get_map().values()}
+    assert isinstance(poller, EpollPoller)
+    info = Path(f"/proc/self/fdinfo/{poller._epoll.fileno()}").read_text()
+    found = {}
+    for line in info.splitlines():
+        if line.startswith("tfd:"):  # "tfd: 7 events: 19 data: ..." (events in hex)
+            fields = line.split()
+            mask = int(fields[3], 16)
+            found[int(fields[1])] = (EVENT_READ if mask & select.EPOLLIN else 0) | (
+                EVENT_WRITE if mask & select.EPOLLOUT else 0
+            )
+    return found
 
 
 def test_reader_is_returned_when_data_arrives(
@@ -97,11 +124,11 @@ def test_a_woken_descriptor_stays_registered_until_idle(
     table.register(a, EVENT_READ, "first")
     b.send(b"x")
     assert table.select(1.0) == ["first"]
-    assert a.fileno() in table._selector.get_map()  # kept: the next wait costs no epoll_ctl
+    assert a.fileno() in watched(table)  # kept: the next wait costs no epoll_ctl
     table.register(a, EVENT_READ, "second")
     assert table.select(1.0) == ["second"]  # the byte is still unread
     assert table.select(1.0) == []  # ready, but nobody waits: dropped now
-    assert a.fileno() not in table._selector.get_map()
+    assert a.fileno() not in watched(table)
 
 
 def test_release_fails_over_the_waiters_of_a_closing_descriptor(
@@ -131,6 +158,98 @@ def test_a_reused_descriptor_number_replaces_the_stale_registration(table: IOWai
         assert table.select(1.0) == ["new"]
 
 
+def test_a_task_parked_on_a_stale_registration_is_woken_not_lost(table: IOWaitTable) -> None:
+    # Its socket was closed behind the table's back and the number reused: the task cannot
+    # be reported ready any more, so the table wakes it, and its retried call gets the error.
+    first, peer = socket.socketpair()
+    table.register(first, EVENT_READ, "old reader")
+    number = first.fileno()
+    first.close()
+    peer.close()
+    second, other = socket.socketpair()
+    with second, other:
+        if second.fileno() != number:
+            pytest.skip("the OS did not reuse the descriptor number")
+        table.register(second, EVENT_READ, "new reader")
+        assert len(table) == 2  # the orphan still counts: something will wake it
+        assert table.select(None) == ["old reader"]  # at once: it does not block
+        assert len(table) == 1
+        assert table.waiters() == [(number, "read", "new reader")]
+        other.send(b"x")
+        assert table.select(1.0) == ["new reader"]
+        assert len(table) == 0
+
+
+def test_a_cancelled_orphan_is_not_woken(table: IOWaitTable) -> None:
+    first, peer = socket.socketpair()
+    handle = table.register(first, EVENT_READ, "old reader")
+    number = first.fileno()
+    first.close()
+    peer.close()
+    second, other = socket.socketpair()
+    with second, other:
+        if second.fileno() != number:
+            pytest.skip("the OS did not reuse the descriptor number")
+        table.register(second, EVENT_WRITE, "writer")
+        table.discard(handle)  # what a cancel does
+        assert len(table) == 1
+        assert table.select(1.0) == ["writer"]
+        assert len(table) == 0
+
+
+def test_bad_descriptors_are_refused_with_a_reason(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, _ = pair
+    closed = socket.socket()
+    closed.close()
+    with pytest.raises(ValueError, match="descriptor is -1, so it is closed"):
+        table.register(closed, EVENT_READ, "reader")
+    with pytest.raises(ValueError, match="an object with a fileno"):
+        table.register(object(), EVENT_READ, "reader")
+    table.add_wakeup(a)
+    with pytest.raises(ValueError, match="wake-up socket"):
+        table.register(a.fileno(), EVENT_READ, "reader")
+    assert len(table) == 0 and table.waiters() == []
+
+
+def test_a_file_epoll_cannot_watch_leaves_no_entry(tmp_path: Path) -> None:
+    table = IOWaitTable()
+    try:
+        with open(tmp_path / "plain", "wb") as plain:
+            with pytest.raises(PermissionError):  # epoll refuses regular files
+                table.register(plain, EVENT_READ, "reader")
+            assert len(table) == 0 and watched(table) == {}
+            assert table.release(plain) == []
+    finally:
+        table.close()
+
+
+def test_a_hang_up_wakes_the_reader(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    table.register(a, EVENT_READ, "reader")
+    b.close()
+    assert table.select(1.0) == ["reader"]
+    assert a.recv(1) == b""
+
+
+def test_an_idle_writer_registration_is_dropped_but_the_reader_kept(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    table.register(a, EVENT_READ, "reader")
+    table.register(a, EVENT_WRITE, "writer")
+    assert table.select(1.0) == ["writer"]
+    assert watched(table)[a.fileno()] == EVENT_READ | EVENT_WRITE
+    assert table.select(0) == []  # writable with nobody to write: stop watching that
+    assert watched(table)[a.fileno()] == EVENT_READ
+    b.send(b"x")
+    assert table.select(1.0) == ["reader"]  # ... but the reader's registration stayed
+    assert watched(table)[a.fileno()] == EVENT_READ
+
+
 def test_a_wait_on_a_bare_int_descriptor_is_unregistered_when_it_ends(
     table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
 ) -> None:
@@ -139,7 +258,7 @@ def test_a_wait_on_a_bare_int_descriptor_is_unregistered_when_it_ends(
     table.register(a.fileno(), EVENT_READ, "woken")
     b.send(b"x")
     assert table.select(1.0) == ["woken"]
-    assert a.fileno() not in table._selector.get_map()
+    assert a.fileno() not in watched(table)
     handle = table.register(a.fileno(), EVENT_READ, "cancelled")
     table.discard(handle)
-    assert a.fileno() not in table._selector.get_map()
+    assert a.fileno() not in watched(table)

@@ -228,6 +228,31 @@ async def test_closing_a_socket_wakes_the_task_waiting_on_it() -> None:
         assert io_waiters() == []
 
 
+async def test_a_socket_closed_behind_the_kernels_back_fails_its_reader_once_reused() -> None:
+    # Closed with the stdlib's close, the kernel never hears of it, and epoll drops the
+    # descriptor silently. When its number comes back for a new socket, the old reader is
+    # woken, retries its recv on the closed socket, and gets the stdlib's error.
+    a, b = socket.socketpair()
+    async with b:
+        reader = await kernel.spawn(a.recv, 100)
+        await parked(reader)
+        number = a.fileno()
+        a.stdlib_socket.close()
+        c, d = socket.socketpair()
+        async with c, d:
+            if number not in (c.fileno(), d.fileno()):
+                pytest.skip("the OS did not reuse the descriptor number")
+            newcomer = c if c.fileno() == number else d
+            peer = d if newcomer is c else c
+            answer = await kernel.spawn(newcomer.recv, 100)
+            await reader.wait()
+            assert isinstance(reader.exception, OSError)
+            assert reader.exception.errno == errno.EBADF
+            await peer.sendall(b"for the newcomer")
+            assert await kernel.timeout_after(LIMIT, answer.join) == b"for the newcomer"
+    assert io_waiters() == []
+
+
 async def test_two_readers_on_one_socket_is_resource_busy() -> None:
     a, b = socket.socketpair()
     async with a, b:

@@ -112,11 +112,11 @@ class TrapHandlers:
             return True
         _, fileobj, event = trap
         try:
-            entry = self._io.register(fileobj, event, task)
+            self._io.register(fileobj, event, task)
         except (ResourceBusy, ValueError, OSError) as error:  # busy, closed or bad descriptor
             task._next_exc = error
             return True
-        return self._park(task, self._io, entry, "IO_WAIT")
+        return self._park(task, self._io, trap, "IO_WAIT")  # the trap is the discard handle
 
     def _trap_io_release(self, task: Task, trap: Trap) -> bool:
         """IO_RELEASE fileobj: forget a descriptor about to be closed; its waiters get EBADF.

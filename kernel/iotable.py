@@ -108,10 +108,20 @@ class IOWaitTable:
         """How many tasks and watchers wait (the wake-up socket does not count)."""
         return self._occupied
 
-    def register(self, fileobj: Any, event: int, task: Any) -> tuple[Any, int]:
-        """Park ``task`` until ``fileobj`` is ready for ``event``; returns the discard handle."""
+    def register(self, fileobj: Any, event: int, task: Any) -> None:
+        """Park ``task`` until ``fileobj`` is ready for ``event``.
+
+        ``discard((fileobj, event))`` unparks it; so does ``discard`` of the IO_WAIT trap
+        ``("io_wait", fileobj, event)`` itself, which is how the kernel keeps the handle.
+        """
         slot = _SLOT[event]
         entry = self._by_object.get(fileobj)
+        if entry is not None and entry.events & event and entry.waiters[slot] is None:
+            # The common case first: a socket still registered from its last wait (every
+            # message but the first, on a busy connection). No system call.
+            entry.waiters[slot] = task
+            self._occupied += 1
+            return
         if entry is None:
             entry = self._add(fileobj, event)
         elif entry.waiters[slot] is not None:
@@ -121,12 +131,11 @@ class IOWaitTable:
                 f"task may wait per descriptor and direction (give each task its own socket, "
                 f"or funnel the I/O through one task)"
             )
-        elif not entry.events & event:
+        else:
             self._poller.modify(entry.fd, entry.events | event)
             entry.events |= event
         entry.waiters[slot] = task
         self._occupied += 1
-        return (fileobj, event)
 
     def _add(self, fileobj: Any, event: int) -> _Registration:
         """Register a descriptor the table does not know yet with the poller."""
@@ -192,16 +201,17 @@ class IOWaitTable:
             for event in (EVENT_READ, EVENT_WRITE):
                 self.unwatch(entry.fileobj, event)
 
-    def discard(self, handle: tuple[Any, int]) -> None:
-        """Unpark whoever waits under ``handle`` (a no-op if it was already woken).
+    def discard(self, handle: tuple[Any, ...]) -> None:
+        """Unpark whoever waits under ``handle``, a tuple ending ``fileobj, event`` (a no-op
+        if it was already woken).
 
         A socket stays registered (see ``select``); it is dropped the next time it is
         reported ready with nobody waiting. A bare int is unregistered at once.
         """
-        fileobj, event = handle
+        fileobj, event = handle[-2], handle[-1]
         entry = self._by_object.get(fileobj)
         if entry is None:
-            if self._orphans.pop(handle, None) is not None:
+            if self._orphans.pop((fileobj, event), None) is not None:
                 self._occupied -= 1
             return
         waiters = entry.waiters

@@ -245,11 +245,21 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         if self._tracer is not None:
             ready = [w.id if type(w) is Task else repr(w) for w in woken]
             self._tracer("select", None, timeout=timeout, ready=ready)
-        for waiter in woken:
-            if type(waiter) is Task:
-                self._reschedule(waiter)
-            else:  # a watcher's callback (add_watcher): it runs in phase 3, in its turn
-                self._ready.append(waiter)
+            for waiter in woken:
+                if type(waiter) is Task:
+                    self._reschedule(waiter)  # which the tracer hears
+                else:  # a watcher's callback (add_watcher): it runs in phase 3, in its turn
+                    self._ready.append(waiter)
+        else:
+            # The same, with _reschedule written out: a server wakes a task here per message.
+            # (An I/O wait is resumed with None, which _next_value already is.)
+            append = self._ready.append
+            for waiter in woken:
+                if type(waiter) is Task:
+                    waiter._waiting_on = None
+                    waiter._wait_entry = None
+                    waiter.state = "READY"
+                append(waiter)
         if not woken and deadline is not None and not self._threadsafe:
             # Discussion: with a virtual clock this is where time jumps forward -- every task
             # is blocked and select() found nothing, so the next thing that can happen is the

@@ -94,12 +94,12 @@ def test_discard_unregisters_and_is_idempotent(
     table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
 ) -> None:
     a, b = pair
-    reader = table.register(a, EVENT_READ, "reader")
-    writer = table.register(a, EVENT_WRITE, "writer")
-    table.discard(reader)
-    table.discard(reader)
+    table.register(a, EVENT_READ, "reader")
+    table.register(a, EVENT_WRITE, "writer")
+    table.discard((a, EVENT_READ))
+    table.discard((a, EVENT_READ))
     assert table.waiters() == [(a.fileno(), "write", "writer")]
-    table.discard(writer)
+    table.discard(("io_wait", a, EVENT_WRITE))  # the kernel's handle: the trap itself
     assert len(table) == 0
     b.send(b"x")
     assert table.select(0) == []  # nothing registered any more
@@ -182,7 +182,7 @@ def test_a_task_parked_on_a_stale_registration_is_woken_not_lost(table: IOWaitTa
 
 def test_a_cancelled_orphan_is_not_woken(table: IOWaitTable) -> None:
     first, peer = socket.socketpair()
-    handle = table.register(first, EVENT_READ, "old reader")
+    table.register(first, EVENT_READ, "old reader")
     number = first.fileno()
     first.close()
     peer.close()
@@ -191,7 +191,7 @@ def test_a_cancelled_orphan_is_not_woken(table: IOWaitTable) -> None:
         if second.fileno() != number:
             pytest.skip("the OS did not reuse the descriptor number")
         table.register(second, EVENT_WRITE, "writer")
-        table.discard(handle)  # what a cancel does
+        table.discard((first, EVENT_READ))  # what a cancel does
         assert len(table) == 1
         assert table.select(1.0) == ["writer"]
         assert len(table) == 0
@@ -259,6 +259,6 @@ def test_a_wait_on_a_bare_int_descriptor_is_unregistered_when_it_ends(
     b.send(b"x")
     assert table.select(1.0) == ["woken"]
     assert a.fileno() not in watched(table)
-    handle = table.register(a.fileno(), EVENT_READ, "cancelled")
-    table.discard(handle)
+    table.register(a.fileno(), EVENT_READ, "cancelled")
+    table.discard((a.fileno(), EVENT_READ))
     assert a.fileno() not in watched(table)

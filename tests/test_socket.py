@@ -253,6 +253,23 @@ async def test_a_socket_closed_behind_the_kernels_back_fails_its_reader_once_reu
     assert io_waiters() == []
 
 
+async def test_a_task_woken_by_io_is_ready_and_a_cancel_before_it_runs_loses_nothing() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        reader = await kernel.spawn(a.recv, 100)
+        await parked(reader)
+        await b.sendall(b"x")
+        # To the back of the ready queue: the next poll wakes the reader behind us.
+        await kernel.sleep(0)
+        assert reader.state == "READY" and io_waiters() == []
+        # Not blocked any more, so the cancel waits for its next blocking call; it makes
+        # none: it runs once, and the byte is not lost.
+        assert await reader.cancel() is True
+        assert not reader.cancelled
+        assert await reader.join() == b"x"
+    assert io_waiters() == []
+
+
 async def test_two_readers_on_one_socket_is_resource_busy() -> None:
     a, b = socket.socketpair()
     async with a, b:

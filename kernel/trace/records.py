@@ -314,7 +314,7 @@ class Recorder(_AdapterEvents):
         elif isinstance(where, SleepingQueue):
             fields.update(to="sleeping", until=self._since(task._wait_entry[0]))
         elif isinstance(where, IOWaitTable):
-            fileobj, event = task._wait_entry
+            *_, fileobj, event = task._wait_entry  # the IO_WAIT trap, the table's handle
             fields.update(to="io", fd=self._fd_of(fileobj), **{"for": _direction(event)})
         elif isinstance(where, _FutureWaiter):
             fields.update(to="future", on=self.labels.value(where.future))
@@ -359,7 +359,7 @@ class Recorder(_AdapterEvents):
         elif isinstance(where, _FutureWaiter):
             on = self.labels.value(where.future)
         elif isinstance(where, IOWaitTable) and task._wait_entry is not None:
-            on = self._fd_of(task._wait_entry[0])
+            on = self._fd_of(task._wait_entry[-2])
         return {"task": label, "by": by, "reason": reason, "was": state, "on": on}
 
     def _on_select(self, task: None, timeout: float | None, ready: list[Any], **_: Any) -> Record:

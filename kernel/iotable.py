@@ -116,12 +116,6 @@ class IOWaitTable:
         """
         slot = _SLOT[event]
         entry = self._by_object.get(fileobj)
-        if entry is not None and entry.events & event and entry.waiters[slot] is None:
-            # The common case first: a socket still registered from its last wait (every
-            # message but the first, on a busy connection). No system call.
-            entry.waiters[slot] = task
-            self._occupied += 1
-            return
         if entry is None:
             entry = self._add(fileobj, event)
         elif entry.waiters[slot] is not None:
@@ -131,9 +125,11 @@ class IOWaitTable:
                 f"task may wait per descriptor and direction (give each task its own socket, "
                 f"or funnel the I/O through one task)"
             )
-        else:
+        elif not entry.events & event:
             self._poller.modify(entry.fd, entry.events | event)
             entry.events |= event
+        # (The common case, a socket still registered from its last wait, falls through
+        # the three tests to here: no system call.)
         entry.waiters[slot] = task
         self._occupied += 1
 
@@ -247,8 +243,6 @@ class IOWaitTable:
     def _stop_watching(self, entry: _Registration, events: int) -> None:
         """Stop watching ``events`` on a registered descriptor (all of them: unregister)."""
         remaining = entry.events & ~events
-        if remaining == entry.events:
-            return  # not watched for those anyway (an error or hang-up is reported to both)
         if remaining:
             self._poller.modify(entry.fd, remaining)
             entry.events = remaining

@@ -11,6 +11,7 @@ import select
 import selectors
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -142,10 +143,15 @@ def test_release_fails_over_the_waiters_of_a_closing_descriptor(
     assert table.release(a) == []
 
 
-def test_a_reused_descriptor_number_replaces_the_stale_registration(table: IOWaitTable) -> None:
+@contextmanager
+def reused_number(
+    table: IOWaitTable, reader: str
+) -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """Park ``reader`` on a socket, close it behind the table's back, then open a new pair
+    whose first end reuses its descriptor number; yields (the old socket, the new one, its
+    peer). Skips the test if the OS picks another number."""
     first, peer = socket.socketpair()
-    table.register(first, EVENT_READ, "old")
-    table.discard((first, EVENT_READ))
+    table.register(first, EVENT_READ, reader)
     number = first.fileno()
     first.close()  # closed behind the table's back: its registration is stale
     peer.close()
@@ -153,6 +159,12 @@ def test_a_reused_descriptor_number_replaces_the_stale_registration(table: IOWai
     with second, other:
         if second.fileno() != number:
             pytest.skip("the OS did not reuse the descriptor number")
+        yield first, second, other
+
+
+def test_a_reused_descriptor_number_replaces_the_stale_registration(table: IOWaitTable) -> None:
+    with reused_number(table, "old") as (first, second, other):
+        table.discard((first, EVENT_READ))  # the old wait had ended (a cancel)
         table.register(second, EVENT_READ, "new")
         other.send(b"x")
         assert table.select(1.0) == ["new"]
@@ -161,35 +173,19 @@ def test_a_reused_descriptor_number_replaces_the_stale_registration(table: IOWai
 def test_a_task_parked_on_a_stale_registration_is_woken_not_lost(table: IOWaitTable) -> None:
     # Its socket was closed behind the table's back and the number reused: the task cannot
     # be reported ready any more, so the table wakes it, and its retried call gets the error.
-    first, peer = socket.socketpair()
-    table.register(first, EVENT_READ, "old reader")
-    number = first.fileno()
-    first.close()
-    peer.close()
-    second, other = socket.socketpair()
-    with second, other:
-        if second.fileno() != number:
-            pytest.skip("the OS did not reuse the descriptor number")
+    with reused_number(table, "old reader") as (_, second, other):
         table.register(second, EVENT_READ, "new reader")
         assert len(table) == 2  # the orphan still counts: something will wake it
         assert table.select(None) == ["old reader"]  # at once: it does not block
         assert len(table) == 1
-        assert table.waiters() == [(number, "read", "new reader")]
+        assert table.waiters() == [(second.fileno(), "read", "new reader")]
         other.send(b"x")
         assert table.select(1.0) == ["new reader"]
         assert len(table) == 0
 
 
 def test_a_cancelled_orphan_is_not_woken(table: IOWaitTable) -> None:
-    first, peer = socket.socketpair()
-    table.register(first, EVENT_READ, "old reader")
-    number = first.fileno()
-    first.close()
-    peer.close()
-    second, other = socket.socketpair()
-    with second, other:
-        if second.fileno() != number:
-            pytest.skip("the OS did not reuse the descriptor number")
+    with reused_number(table, "old reader") as (first, second, _):
         table.register(second, EVENT_WRITE, "writer")
         table.discard((first, EVENT_READ))  # what a cancel does
         assert len(table) == 1

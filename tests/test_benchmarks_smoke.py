@@ -52,15 +52,20 @@ QUICK_ROWS = (
 )
 
 
-def run_benchmarks(*options: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *options],
+def run_module(module: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` from the repository root, run to its end (not checked)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
+
+
+def run_benchmarks(*options: str) -> str:
+    proc = run_module("benchmarks", *options, timeout=240)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -178,14 +183,7 @@ def test_adapter_runs_every_asyncio_workload() -> None:
 
 def profile_run(library: str, workload: str) -> str:
     """``python -m benchmarks.profile_run LIBRARY WORKLOAD --quick``'s output."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.profile_run", library, workload, "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_module("benchmarks.profile_run", library, workload, "--quick")
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -218,3 +216,54 @@ def test_the_traced_kernel_column_runs_only_when_asked_for() -> None:
     assert _numeric(row[-2]) and float(row[-1]) > 0, out
     plain = run_benchmarks("--quick", "--workload", "switch", "--repeat", "1")
     assert "kernel+tracer" not in plain
+
+
+@pytest.mark.timeout(60)
+def test_echo_headroom_places_the_kernel_beside_bare_with_added_work() -> None:
+    proc = run_module("benchmarks.echo_headroom", "--quick", "--work", "5", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    rows = {}
+    for line in proc.stdout.splitlines()[1:]:
+        label, numbers = line[:20].strip(), line[20:].split()
+        rows[label] = numbers
+    assert list(rows) == ["bare", "bare + 5 turns", "kernel"], proc.stdout
+    assert rows["bare"][1] == "1.00"  # the share of plain bare's rate, for bare itself
+    for rate, share, user, _us, system, _us2 in rows.values():
+        assert float(rate.replace(",", "")) > 0
+        assert float(share) > 0
+        assert float(user) + float(system) > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--work", "0"], "whole numbers above 0"),
+        (["--work", "100,x"], "whole numbers above 0"),
+        (["--work", ""], "whole numbers above 0"),
+        (["--repeat", "0"], "--repeat must be at least 1"),
+    ],
+)
+def test_echo_headroom_refuses_bad_arguments(args: list[str], complaint: str) -> None:
+    proc = run_module("benchmarks.echo_headroom", "--quick", *args)
+    assert proc.returncode == 2
+    assert complaint in proc.stderr
+
+
+def test_extra_work_wraps_the_bare_send_and_puts_it_back() -> None:
+    from benchmarks import echo_headroom as headroom
+    from benchmarks import lib_bare
+
+    plain = lib_bare._send
+    sent: list[bytes] = []
+
+    class Peer:
+        def send(self, data: bytes) -> int:
+            sent.append(data)
+            return len(data)
+
+    with pytest.raises(RuntimeError), headroom.extra_work(3):
+        assert lib_bare._send is not plain
+        assert lib_bare._send(Peer(), b"ping") == 4  # type: ignore[arg-type]
+        raise RuntimeError("the server failed")
+    assert sent == [b"ping"]  # the wrapper still sends, through the plain function
+    assert lib_bare._send is plain

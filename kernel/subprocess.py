@@ -251,7 +251,10 @@ class Popen:
                 finally:
                     self._reaping = False
                 popen.wait()  # the child has exited: this waitpid() returns at once
-                await self._exited.set()
+        if not self._exited.is_set():
+            # Whoever reaped the child -- this wait, poll(), or the poll inside terminate()
+            # when a cancelled waiter stops it -- the other waiters wake here.
+            await self._exited.set()
         if self._pidfd is not None and not self._reaping:  # (also after a poll() reaped it)
             await _io_release(self._pidfd)  # out of the I/O wait table before closing
             self._close_pidfd()
@@ -272,7 +275,8 @@ class Popen:
             return
         async with disable_cancellation():
             if self.returncode is None:
-                self.terminate()
+                self.terminate()  # (which reaps a child that has exited already: it polls)
+            if self.returncode is None:
                 watchdog = await spawn(
                     self._kill_after, TERMINATE_GRACE_SECONDS, daemon=True, name="kill-after"
                 )
@@ -280,6 +284,8 @@ class Popen:
                     await self._wait_exit()
                 finally:
                     await watchdog.cancel()
+            else:
+                await self._wait_exit()  # reaped: this only wakes other waiters, closes the pidfd
             await self._close_pipes()
 
     async def _kill_after(self, seconds: float) -> None:

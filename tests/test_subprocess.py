@@ -167,6 +167,27 @@ async def test_two_tasks_wait_for_one_child() -> None:
     assert [await task.join() for task in waiters] == [4, 4, 4]
 
 
+@pytest.mark.parametrize("reaped_by", ["terminate", "poll"])
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_a_waiter_wakes_when_a_cancelled_waiter_reaps_the_child(reaped_by: str) -> None:
+    # The task parked on the pidfd is cancelled after the child has exited but before the
+    # kernel has seen the pidfd ready. Stopping the child then reaps it outside the wait:
+    # terminate() polls first (or a poll() got there before the cancel).
+    child = Popen(python("import sys; sys.stdin.read()"), stdin=PIPE)
+    first = await kernel.spawn(child.wait)
+    await kernel.sleep(0)  # on the pidfd
+    second = await kernel.spawn(child.wait)
+    await kernel.sleep(0)  # waiting for the first to reap
+    assert child.stdin is not None
+    await child.stdin.close()
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+    if reaped_by == "poll":
+        assert child.poll() == 0
+    await first.cancel()
+    assert await second.join() == 0
+    assert gone(child.pid)
+
+
 async def test_popen_refuses_text_options() -> None:
     with pytest.raises(TypeError, match="text"):
         Popen(python("pass"), stdout=PIPE, text=True)

@@ -12,7 +12,9 @@ Every name of the stdlib module is here (constants, exceptions, ``inet_aton``...
 in the stdlib on first use. What differs: ``socket()``, ``socketpair()``, ``fromfd()`` and
 ``create_server()`` return a ``Socket``, whose calls that can block are coroutines; and the
 resolver calls (``getaddrinfo`` and friends), which block in the C library, run in the
-kernel's worker threads.
+kernel's worker threads. A ``Socket`` stays non-blocking: ``settimeout()`` (other than 0)
+and ``setblocking(True)`` raise ``RuntimeError`` (bound a call with ``kernel.timeout_after``
+instead), and ``recv`` returns what has arrived, so ``MSG_WAITALL`` is not honoured.
 
 Every blocking call follows one pattern -- *try, park, retry*: the socket is non-blocking,
 so the call either succeeds at once or raises ``BlockingIOError``; then the task parks in the
@@ -58,8 +60,15 @@ __all__ = [
 
 T = TypeVar("T")
 
-# connect_ex() on a non-blocking socket: "started, the answer comes later".
-_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY})
+# connect_ex() on a non-blocking socket: "started, the answer comes later". Not EAGAIN: on
+# Linux it means the attempt was never started (a Unix listener's backlog is full, or no
+# local port is free), and waiting for "writable" would then report success on a socket
+# that is not connected. Windows says "in progress" with its own EWOULDBLOCK (WSAEWOULDBLOCK),
+# which is only counted where it is not EAGAIN's number.
+_IN_PROGRESS = frozenset(
+    {errno.EINPROGRESS, errno.EALREADY}
+    | ({errno.EWOULDBLOCK} if errno.EWOULDBLOCK != errno.EAGAIN else set())
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -94,6 +103,21 @@ class Socket(AsyncResource):
     def fileno(self) -> int:
         return self._socket.fileno()
 
+    # Discussion: the kernel parks a task instead of letting a call block, so the socket
+    # must stay non-blocking. A blocking stdlib socket would freeze every task (and every
+    # timeout) until its call returned: these two refuse rather than reach the stdlib.
+    # gettimeout() is the stdlib's, and answers 0.0.
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Accept only 0 (non-blocking, which the socket already is); else ``RuntimeError``."""
+        if timeout is None or timeout != 0:
+            raise _stays_non_blocking(f"settimeout({timeout!r})")
+
+    def setblocking(self, flag: bool) -> None:
+        """``setblocking(False)`` does nothing (the socket already is); ``True`` raises."""
+        if flag:
+            raise _stays_non_blocking(f"setblocking({flag!r})")
+
     @property
     def stdlib_socket(self) -> _stdlib.socket:
         """The wrapped stdlib socket (non-blocking: do not call its blocking methods)."""
@@ -118,7 +142,13 @@ class Socket(AsyncResource):
         nearly every message. So after a short read it parks first. That costs nothing
         when data did arrive meanwhile: the descriptor is still registered, and the
         selector reports it ready on the next poll.
+
+        Not for ``recv(0)``, which needs no data, nor with ``flags``: urgent data
+        (``MSG_OOB``) does not make the socket readable. Parked first, those could wait
+        forever. They just try, and leave ``_drained`` as it was.
         """
+        if flags or maxsize <= 0:
+            return await self._retry(lambda: self._recv(maxsize, flags), EVENT_READ)
         if self._drained:
             await _io_wait(self._socket, EVENT_READ)
         while True:
@@ -200,20 +230,31 @@ class Socket(AsyncResource):
             raise OSError(error, f"connect to {address!r}: {os.strerror(error)}")
 
     async def connect_ex(self, address: Any) -> int:
-        """Connect; return 0 or the ``errno`` of the failure (like the stdlib's)."""
+        """Connect; return 0 or the ``errno`` of the failure (like the stdlib's: ``EISCONN``
+        for a socket that is already connected, ``EAGAIN`` for a Unix listener whose
+        backlog is full)."""
         error = self._socket.connect_ex(address)
-        if error in (0, errno.EISCONN):
-            return 0
         if error not in _IN_PROGRESS:
             return error
         await _io_wait(self._socket, EVENT_WRITE)  # the connection attempt has an answer
-        return self._socket.getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR)
+        error = self._socket.getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR)
+        if error:
+            return error
+        # Discussion: Linux counts the socket as connected only once connect() has seen the
+        # attempt through; until then the next connect() returns 0 instead of EISCONN, so
+        # a second connect to another address would seem to succeed. Asking once more
+        # finishes it: 0 here, EISCONN where the system already counts it connected.
+        error = self._socket.connect_ex(address)
+        return 0 if error == errno.EISCONN else error
 
     async def shutdown(self, how: int) -> None:
         self._socket.shutdown(how)
 
     async def close(self) -> None:
         """Close the socket; a task still waiting on it wakes with ``OSError(EBADF)``."""
+        # A later recv must try, and get the stdlib's OSError(EBADF): parked first, it would
+        # get the I/O table's ValueError for a closed socket instead.
+        self._drained = False
         if self._socket.fileno() >= 0:
             await _io_release(self._socket)
             self._socket.close()
@@ -224,6 +265,15 @@ class Socket(AsyncResource):
 
     def dup(self) -> Socket:
         return type(self)(self._socket.dup())
+
+
+def _stays_non_blocking(call: str) -> RuntimeError:
+    """The error for a call that would make a kernel ``Socket`` blocking."""
+    return RuntimeError(
+        f"{call} would make a kernel socket blocking, and its calls would then freeze every "
+        f"task: it must stay non-blocking. To bound a call in time, use "
+        f"kernel.timeout_after(seconds, sock.recv, ...) instead."
+    )
 
 
 class SSLSocket(Socket):
@@ -276,14 +326,24 @@ class SSLSocket(Socket):
 def wrap_ssl(
     sock: Socket, context: _ssl.SSLContext, *, server_side: bool, server_hostname: str | None
 ) -> SSLSocket:
-    """Wrap a connected ``Socket`` in TLS (the handshake is ``await ssock.do_handshake()``)."""
+    """Wrap a connected ``Socket`` in TLS (the handshake is ``await ssock.do_handshake()``).
+
+    ``sock`` is used up either way: its descriptor moves to the ``SSLSocket``, or, if
+    wrapping fails (a bad ``server_hostname``, say), it is closed.
+    """
     raw = _stdlib.socket(fileno=sock.stdlib_socket.detach())
-    wrapped = context.wrap_socket(
-        raw,
-        server_side=server_side,
-        server_hostname=server_hostname,
-        do_handshake_on_connect=False,
-    )
+    try:
+        wrapped = context.wrap_socket(
+            raw,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            do_handshake_on_connect=False,
+        )
+    except BaseException:
+        # ``sock`` no longer holds the descriptor, so closing ``sock`` would not close it:
+        # only ``raw`` can (a no-op if wrap_socket had already taken and closed it).
+        raw.close()
+        raise
     return SSLSocket(wrapped)
 
 
@@ -314,36 +374,52 @@ def create_server(address: Any, **kwargs: Any) -> Socket:
 
 
 async def create_connection(
-    address: tuple[str, int], timeout: float | None = None, source_address: Any = None
+    address: tuple[str, int],
+    timeout: float | None = None,
+    source_address: Any = None,
+    *,
+    all_errors: bool = False,
 ) -> Socket:
     """Like ``socket.create_connection``: resolve ``address`` and connect to the first
-    address that answers. ``timeout`` bounds the whole attempt (``TaskTimeout``)."""
+    address that answers. ``timeout`` bounds the whole attempt (``TaskTimeout``).
+
+    If every address fails, raises like the stdlib: the last address's error (a
+    ``ConnectionRefusedError``, say), or with ``all_errors=True`` an ``ExceptionGroup`` of
+    them all, in order.
+    """
     from .time import timeout_after
 
-    return await timeout_after(timeout, _connect_first, address, source_address)
+    return await timeout_after(timeout, _connect_first, address, source_address, all_errors)
 
 
-async def _connect_first(address: tuple[str, int], source_address: Any) -> Socket:
+async def _connect_first(address: tuple[str, int], source_address: Any, all_errors: bool) -> Socket:
     host, port = address
     errors: list[OSError] = []
     for family, type_, proto, _, sockaddr in await getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM):
-        sock = socket(family, type_, proto)
+        sock = None
         try:
+            # In the try: a family this host cannot make (EAFNOSUPPORT for IPv6 where it
+            # is disabled, though the resolver returns ::1) is one more address that failed.
+            sock = socket(family, type_, proto)
             if source_address:
                 sock.bind(source_address)
             await sock.connect(sockaddr)
         except BaseException as error:
-            await sock.close()
+            if sock is not None:
+                await sock.close()
             if not isinstance(error, OSError):
-                raise
+                raise  # a cancellation or a timeout ends the whole attempt
             errors.append(error)
         else:
             return sock
-    if len(errors) == 1:
-        raise errors[0]
-    raise OSError(
-        f"could not connect to {address!r}: {'; '.join(map(str, errors)) or 'no address'}"
-    )
+    if not errors:
+        raise OSError(f"getaddrinfo returned no address for {address!r}")
+    try:
+        if all_errors:
+            raise ExceptionGroup(f"create_connection to {address!r} failed", errors)
+        raise errors[-1]
+    finally:
+        errors.clear()  # each error's traceback holds this frame: break the cycle
 
 
 # -- the resolver: blocking C calls, run in worker threads ----------------------------------

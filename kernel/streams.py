@@ -47,6 +47,13 @@ __all__ = ["CHUNK_SIZE", "FileStream", "IncompleteReadError", "SocketStream"]
 # size of a Linux pipe buffer and far above what one TCP segment carries.
 CHUNK_SIZE = 65536
 
+# The most ``read_exactly`` asks its source for at once, however many bytes it still needs.
+# CPython allocates the whole size before the system call, so an untrusted length from a
+# protocol header (10**12) would raise MemoryError, and a large one would cost that much
+# memory per call; yet a source rarely has more ready at once (a pipe holds 64 KiB, a
+# socket's receive buffer a few hundred KiB), so large reads take no more calls for it.
+_MOST_AT_ONCE = 16 * CHUNK_SIZE
+
 Receive = Callable[[int], Awaitable[bytes]]
 SendAll = Callable[[bytes], Awaitable[None]]
 
@@ -98,9 +105,11 @@ class _Stream(AsyncResource):
     async def read_exactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes; ``IncompleteReadError`` (an ``EOFError``) if the stream ends
         first, with the bytes that did arrive as its ``partial``."""
+        if n < 0:
+            raise ValueError(f"read_exactly(n) needs a byte count n >= 0, not {n}")
         buffer = self._buffer
         while len(buffer) < n:
-            data = await self._receive(max(CHUNK_SIZE, n - len(buffer)))
+            data = await self._receive(max(CHUNK_SIZE, min(n - len(buffer), _MOST_AT_ONCE)))
             if not data:
                 raise IncompleteReadError(self._take(len(buffer)), n)
             buffer += data
@@ -287,14 +296,16 @@ class FileStream(_Stream):
                 await _io_wait(self, EVENT_READ)
 
     async def _write_fd(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except BlockingIOError:
-                await _io_wait(self, EVENT_WRITE)
-            else:
-                view = view[written:]  # a pipe may take only part of a large write
+        # A pipe may take only part of a large write. os.write counts what it took in bytes,
+        # so the rest is sliced from a view of bytes: a view in the caller's format (the
+        # 4-byte items of an array('i')) would skip most of it.
+        with memoryview(data) as view, view.cast("B") as remaining:
+            written, total = 0, len(remaining)
+            while written < total:
+                try:
+                    written += os.write(self._fd, remaining[written:])
+                except BlockingIOError:
+                    await _io_wait(self, EVENT_WRITE)
 
     def _hand_to_child(self) -> None:
         """The descriptor becomes a child process's stdin/stdout (``kernel.subprocess``).

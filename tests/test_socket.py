@@ -448,3 +448,181 @@ async def test_sendall_counts_bytes_not_items() -> None:
         while len(received) < numbers.itemsize * len(numbers):
             received += await kernel.timeout_after(LIMIT, b.recv, 65536)
         assert received == numbers.tobytes()
+
+
+def closed_port() -> int:
+    """A loopback TCP port that nobody listens on (bound a moment ago, then let go)."""
+    probe = stdlib_socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+async def test_settimeout_and_setblocking_refuse_to_make_the_socket_blocking() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        for timeout in (10, None):  # None: blocking without a limit
+            with pytest.raises(RuntimeError, match=r"must stay non-blocking.*timeout_after"):
+                a.settimeout(timeout)
+        with pytest.raises(RuntimeError, match=r"setblocking\(True\).*must stay non-blocking"):
+            a.setblocking(True)
+        a.settimeout(0.0)  # what it already is: accepted, and nothing changes
+        a.setblocking(False)
+        assert a.gettimeout() == 0.0
+        assert not a.stdlib_socket.getblocking()
+        # Still non-blocking, so a bounded recv times out instead of freezing the kernel.
+        with pytest.raises(kernel.TaskTimeout):
+            await kernel.timeout_after(0.01, a.recv, 100)
+
+
+async def test_connect_ex_to_a_unix_listener_with_a_full_backlog_is_eagain() -> None:
+    # On Linux a non-blocking connect to a Unix listener whose backlog is full fails at once
+    # with EAGAIN: nothing was started, so there is nothing to wait for.
+    listener = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    listener.bind("")  # an address in the abstract namespace: no file to clean up
+    listener.listen(0)
+    fillers: list[stdlib_socket.socket] = []
+    try:
+        for _ in range(8):
+            filler = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+            filler.setblocking(False)
+            fillers.append(filler)
+            if filler.connect_ex(listener.getsockname()) == errno.EAGAIN:
+                break
+        else:
+            pytest.skip("the listener's backlog never filled up")
+        for _ in range(2):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            async with sock:
+                connect_ex = kernel.timeout_after(LIMIT, sock.connect_ex, listener.getsockname())
+                assert await connect_ex == errno.EAGAIN
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        async with sock:
+            with pytest.raises(OSError) as info:
+                await kernel.timeout_after(LIMIT, sock.connect, listener.getsockname())
+            assert info.value.errno == errno.EAGAIN
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+async def test_connecting_a_connected_socket_again_is_eisconn() -> None:
+    first = socket.create_server(("127.0.0.1", 0))
+    second = socket.create_server(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    async with first, second, client:
+        await kernel.timeout_after(LIMIT, client.connect, first.getsockname())
+        assert await client.connect_ex(second.getsockname()) == errno.EISCONN
+        with pytest.raises(OSError) as info:
+            await client.connect(second.getsockname())
+        assert info.value.errno == errno.EISCONN
+        assert client.getpeername() == first.getsockname()
+
+
+async def test_after_a_short_read_recv_0_does_not_wait() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        await b.sendall(b"short")
+        assert await a.recv(100) == b"short"  # short: the next recv would park first
+        assert await kernel.timeout_after(LIMIT, a.recv, 0) == b""  # ...but needs no data
+
+
+async def test_after_a_short_read_recv_of_urgent_data_does_not_wait() -> None:
+    import select
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    async with listener:
+        client = await connect(listener.getsockname())
+        peer, _ = await kernel.timeout_after(LIMIT, listener.accept)
+        async with client, peer:
+            await client.sendall(b"normal")
+            assert await kernel.timeout_after(LIMIT, peer.recv, 100) == b"normal"  # short
+            await client.send(b"!", socket.MSG_OOB)
+            # Urgent data makes the socket "exceptional", never readable: a recv parked on
+            # EVENT_READ would not wake for it. Make sure it has arrived (on loopback it
+            # has, as send returns), then recv must take it at once.
+            assert select.select([], [], [peer], LIMIT)[2] == [peer]
+            assert await kernel.timeout_after(LIMIT, peer.recv, 1, socket.MSG_OOB) == b"!"
+
+
+@pytest.mark.parametrize("last_read", [100, 1000], ids=["full", "short"])
+async def test_recv_on_a_closed_socket_is_the_stdlibs_ebadf(last_read: int) -> None:
+    a, b = socket.socketpair()
+    async with b:
+        await b.sendall(b"x" * 100)
+        assert len(await a.recv(last_read)) == 100
+        await a.close()
+        with pytest.raises(OSError) as info:
+            await a.recv(10)
+        assert info.type is OSError and info.value.errno == errno.EBADF
+
+
+class TestCreateConnection:
+    """``create_connection`` tries each resolved address, like the stdlib's, and leaks none."""
+
+    @pytest.fixture
+    def resolves_to(self, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+        """Make ``create_connection`` see these (family, address) pairs for any host."""
+
+        def resolve(*answers: tuple[int, Any]) -> None:
+            async def getaddrinfo(*_: Any) -> list[tuple[Any, ...]]:
+                return [(f, socket.SOCK_STREAM, 0, "", address) for f, address in answers]
+
+            monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+        return resolve
+
+    async def test_when_every_address_refuses_it_raises_the_last_error(
+        self, resolves_to: Callable[..., None]
+    ) -> None:
+        first, last = ("127.0.0.1", closed_port()), ("127.0.0.1", closed_port())
+        resolves_to((socket.AF_INET, first), (socket.AF_INET, last))
+        before = open_fds()
+        with pytest.raises(ConnectionRefusedError) as info:
+            await socket.create_connection(("service.test", 80), timeout=LIMIT)
+        assert info.value.errno == errno.ECONNREFUSED
+        assert repr(last) in str(info.value)
+        with pytest.raises(ExceptionGroup) as group:
+            await socket.create_connection(("service.test", 80), timeout=LIMIT, all_errors=True)
+        errors = group.value.exceptions
+        assert [type(error) for error in errors] == [ConnectionRefusedError] * 2
+        assert repr(first) in str(errors[0]) and repr(last) in str(errors[1])
+        assert open_fds() == before
+
+    async def test_an_address_family_the_host_cannot_make_is_skipped(
+        self, resolves_to: Callable[..., None]
+    ) -> None:
+        unsupported = 255  # no such address family: socket() fails with EAFNOSUPPORT
+        async with echo_server() as address:
+            resolves_to((unsupported, ("::1", 80)), (socket.AF_INET, address))
+            before = open_fds()
+            sock = await socket.create_connection(("service.test", 80), timeout=LIMIT)
+            async with sock:
+                assert sock.getpeername() == address
+            for _ in range(1000):  # the server's handler sees EOF and closes its end
+                if open_fds() == before:
+                    break
+                await kernel.sleep(0)
+            assert open_fds() == before
+
+
+async def test_wrap_ssl_that_fails_closes_the_descriptor() -> None:
+    import ssl
+
+    before = open_fds()
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    async with b:
+        context = ssl.create_default_context()  # checks host names, so it needs one
+        with pytest.raises(ValueError, match="server_hostname") as info:
+            socket.wrap_ssl(a, context, server_side=False, server_hostname=None)
+        # The error's traceback keeps wrap_ssl's frame alive, and what it held: the
+        # descriptor must be closed by now, not left to the garbage collector.
+        with pytest.raises(OSError) as closed:
+            os.fstat(fd)
+        assert closed.value.errno == errno.EBADF
+        del info
+        await a.close()  # nothing left to close
+    assert open_fds() == before

@@ -8,6 +8,7 @@ exact pieces the reader sees.
 
 from __future__ import annotations
 
+import array
 import errno
 import os
 
@@ -224,3 +225,57 @@ async def test_socket_stream_closes_its_socket() -> None:
     await stream.close()
     assert left.fileno() == -1
     await right.close()
+
+
+async def test_write_counts_bytes_not_items() -> None:
+    # 400 000 bytes in 4-byte items: more than a pipe holds, so the write is taken in parts,
+    # and each part is counted in bytes, not in items.
+    numbers = array.array("i", range(100_000))
+    reader, writer = pipe()
+    async with reader:
+
+        async def write_and_close() -> None:
+            await writer.write(numbers)  # type: ignore[arg-type]
+            await writer.close()
+
+        await kernel.spawn(write_and_close)
+        assert await reader.read() == numbers.tobytes()
+
+
+async def test_read_exactly_refuses_a_negative_count() -> None:
+    reader, writer = pipe()
+    async with reader, writer:
+        await writer.write(b"hello")
+        assert await reader.read(1) == b"h"
+        with pytest.raises(ValueError, match=r"read_exactly\(n\) needs .* n >= 0, not -1"):
+            await reader.read_exactly(-1)
+        assert await reader.read(10) == b"ello"  # nothing was taken
+
+
+@pytest.mark.parametrize("source", ["pipe", "socket"])
+async def test_read_exactly_a_huge_count_reads_a_chunk_at_a_time(source: str) -> None:
+    # A length from an untrusted header: asking the source for all of it at once would
+    # allocate that much first (MemoryError), not wait for the bytes.
+    reader: FileStream | SocketStream
+    if source == "pipe":
+        reader, writer = pipe()
+        await writer.write(b"abc")
+        await writer.close()
+    else:
+        left, right = socket.socketpair()
+        reader = left.as_stream()
+        await right.sendall(b"abc")
+        await right.close()
+    async with reader:
+        with pytest.raises(IncompleteReadError) as info:
+            await reader.read_exactly(1 << 62)
+        assert info.value.partial == b"abc"
+
+
+async def test_read_exactly_a_large_count_gathers_it_all() -> None:
+    data = bytes(range(256)) * 20_000  # 5 MB: many pipe-fuls, more than one ask can take
+    reader, writer = pipe()
+    async with reader:
+        await kernel.spawn(write_in_pieces, writer, data)
+        assert await reader.read_exactly(len(data)) == data
+        assert await reader.read(10) == b""

@@ -11,31 +11,42 @@
     sock = await kernel.open_connection("example.org", 443, ssl=True)
 
 A server runs one task per connection. A handler that crashes does not take the server down:
-its exception is logged with its traceback, its connection is closed, and the other
-connections go on. Cancelling the server cancels every handler and closes every connection
-before the cancellation leaves ``tcp_server``.
+its exception (a ``TaskTimeout`` of its own included) is logged with its traceback, its
+connection is closed, and the other connections go on. Nor does an ``accept()`` that fails
+for want of descriptors or memory: the server logs it, pauses, and accepts again. Cancelling
+the server cancels every handler and closes every connection before the cancellation leaves
+``tcp_server`` -- with cancellation disabled meanwhile, so a second one cannot cut that short.
 
 TLS comes from the stdlib ``ssl`` module: pass an ``ssl.SSLContext`` (or ``ssl=True`` on the
 client side for the default one); the handshake runs through the I/O wait table like any
-other read or write.
+other read or write. A context made for the other side is refused before any socket exists,
+and a client that fails the server's handshake is logged as a warning (the handler never ran).
+
+Host names are resolved in a worker thread (``kernel.socket.getaddrinfo``), never by
+``bind()``, which would resolve them in the C library on the kernel's own thread and stall
+every task for as long as DNS takes.
 
 Read next: ``kernel/streams.py``.
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import os
+import socket as _stdlib
 import ssl as _ssl
 import stat
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import socket as ksocket
-from .errors import TaskCancelled
+from .errors import CancelledError, TaskCancelled
 from .scheduler import running_task
-from .task import Task, spawn
+from .task import Task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED
+from .time import sleep, timeout_after
 from .traps import _cancel, _wait_task
 
 if TYPE_CHECKING:
@@ -55,10 +66,23 @@ log = logging.getLogger("kernel")
 
 Handler = Callable[[ksocket.Socket, Any], Awaitable[Any]]
 
+# accept() failures that say "not now" rather than "never": the process or the system is out
+# of descriptors or memory. Connections that are already open may close and free some, so
+# the server pauses this long (on the kernel's clock) and accepts again instead of ending.
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_RETRY_SECONDS = 0.1
 
-def _client_context(ssl: Any) -> _ssl.SSLContext | None:
+
+def _client_context(ssl: Any, server_hostname: str | None) -> _ssl.SSLContext | None:
     """What a client's ``ssl=`` means; checked before any socket exists that would leak."""
     if ssl is None or ssl is False:
+        if server_hostname is not None:
+            raise ValueError(
+                f"server_hostname={server_hostname!r} is given without ssl=: the name is "
+                f"only checked against a TLS certificate, so the connection would be plain "
+                f"and unauthenticated. Pass ssl=True (or an ssl.SSLContext), or drop "
+                f"server_hostname"
+            )
         return None
     if ssl is True:
         return _ssl.create_default_context()
@@ -67,16 +91,75 @@ def _client_context(ssl: Any) -> _ssl.SSLContext | None:
     return ssl
 
 
+def _check_server_ssl(ssl: Any) -> None:
+    """A server's ``ssl=``, checked before a socket exists that would need closing."""
+    if ssl is None:
+        return
+    if not isinstance(ssl, _ssl.SSLContext):
+        raise TypeError(f"a server's ssl= takes an ssl.SSLContext, not {ssl!r}")
+    # Either makes every server-side wrap fail, one connection at a time: the stdlib refuses
+    # a PROTOCOL_TLS_CLIENT context on a server socket, and a context that checks host names
+    # needs a server_hostname, which a server never has.
+    if ssl.protocol == _ssl.PROTOCOL_TLS_CLIENT or ssl.check_hostname:
+        raise ValueError(
+            f"a server's ssl= got a client-side context (protocol {ssl.protocol.name}, "
+            f"check_hostname={ssl.check_hostname}), such as ssl.create_default_context() "
+            f"makes; make the server's with ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) "
+            f"and load its certificate with load_cert_chain()"
+        )
+
+
 async def _start_tls(
     sock: ksocket.Socket, ssl: _ssl.SSLContext, server_side: bool, server_hostname: str | None
 ) -> ksocket.Socket:
-    wrapped = ksocket.wrap_ssl(sock, ssl, server_side=server_side, server_hostname=server_hostname)
+    """``sock`` wrapped in TLS with the handshake done; if anything fails, it is closed."""
+    wrapped: ksocket.SSLSocket | None = None
     try:
+        wrapped = ksocket.wrap_ssl(
+            sock, ssl, server_side=server_side, server_hostname=server_hostname
+        )
         await wrapped.do_handshake()
     except BaseException:
-        await wrapped.close()
+        # Before the wrapper exists, the plain socket is what to close (a no-op if wrap_ssl
+        # had already taken its descriptor over: closing that is then wrap_ssl's job).
+        await (sock if wrapped is None else wrapped).close()
         raise
     return wrapped
+
+
+def _is_numeric(host: str) -> bool:
+    """Whether ``bind()`` takes ``host`` without a resolver: ``""`` (every interface) or an
+    address in numbers. Parsed in Python: no C resolver call, not even one that would only
+    parse, can stall the kernel's thread."""
+    if not host:
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _bind_host(host: str, family: int) -> str:
+    """``host`` as ``bind()`` can take it without blocking: a name becomes its first address
+    in ``family``, looked up in a worker thread; a numeric one stays, with no thread hop.
+
+    Discussion: ``socket.bind((name, port))`` resolves the name itself, in the C library, on
+    the kernel's thread: every task would stand still for as long as DNS takes.
+    """
+    if _is_numeric(host):
+        return host
+    infos = await ksocket.getaddrinfo(host, None, family, _stdlib.SOCK_STREAM)
+    return str(infos[0][4][0])
+
+
+async def _source_address(source_addr: Any, host: str, port: int) -> Any:
+    """``source_addr`` ready for ``bind()``: a host name in it looked up in a worker thread,
+    in the family of ``host``'s first address (the one connected to first)."""
+    if not source_addr or _is_numeric(source_addr[0]):
+        return source_addr  # bind() takes it as it is
+    family = (await ksocket.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM))[0][0]
+    return (await _bind_host(source_addr[0], family), *source_addr[1:])
 
 
 async def open_connection(
@@ -91,14 +174,15 @@ async def open_connection(
     """Connect to ``host:port`` (trying each address it resolves to); TLS if ``ssl``.
 
     ``server_hostname`` is the name checked against the server's certificate (by default
-    ``host``). ``timeout`` bounds the connection (and handshake) with ``TaskTimeout``.
+    ``host``); given without ``ssl`` it is a ``ValueError``. A host name in ``source_addr``
+    is resolved in the family of ``host``'s first address. ``timeout`` bounds the
+    connection (and handshake) with ``TaskTimeout``.
     """
-    from .time import timeout_after
-
-    context = _client_context(ssl)
+    context = _client_context(ssl, server_hostname)
 
     async def connect() -> ksocket.Socket:
-        sock = await ksocket.create_connection((host, port), source_address=source_addr)
+        source = await _source_address(source_addr, host, port)
+        sock = await ksocket.create_connection((host, port), source_address=source)
         if context is not None:
             return await _start_tls(sock, context, False, server_hostname or host)
         return sock
@@ -107,10 +191,20 @@ async def open_connection(
 
 
 async def open_unix_connection(
-    path: str, *, ssl: Any = None, server_hostname: str | None = None
+    path: str | bytes, *, ssl: Any = None, server_hostname: str | None = None
 ) -> ksocket.Socket:
-    """Connect to the Unix socket at ``path``; TLS if ``ssl``."""
-    context = _client_context(ssl)
+    """Connect to the Unix socket at ``path``; TLS if ``ssl``.
+
+    A path names no host, so a context that checks host names (``ssl=True`` makes one) needs
+    ``server_hostname``: the name on the server's certificate.
+    """
+    context = _client_context(ssl, server_hostname)
+    if context is not None and context.check_hostname and not server_hostname:
+        raise ValueError(
+            "open_unix_connection(ssl=...) with a context that checks host names needs "
+            "server_hostname=, the name on the server's certificate (a Unix path names no "
+            "host); pass it, or a context with check_hostname = False"
+        )
     sock = ksocket.socket(ksocket.AF_UNIX, ksocket.SOCK_STREAM)
     try:
         await sock.connect(path)
@@ -130,7 +224,11 @@ def tcp_server_socket(
     reuse_address: bool = True,
     reuse_port: bool = False,
 ) -> ksocket.Socket:
-    """A bound, listening TCP ``Socket`` (port 0 picks a free one: see ``getsockname()``)."""
+    """A bound, listening TCP ``Socket`` (port 0 picks a free one: see ``getsockname()``).
+
+    Give ``host`` as a numeric address: a name is resolved by ``bind()``, blocking every
+    task until DNS answers (``tcp_server`` resolves it in a worker thread first).
+    """
     sock = ksocket.socket(family, ksocket.SOCK_STREAM)
     try:
         if reuse_address:
@@ -145,13 +243,18 @@ def tcp_server_socket(
     return sock
 
 
-def unix_server_socket(path: str, backlog: int = 100) -> ksocket.Socket:
-    """A bound, listening Unix ``Socket`` at ``path`` (a stale socket file is replaced)."""
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
+def unix_server_socket(path: str | bytes, backlog: int = 100) -> ksocket.Socket:
+    """A bound, listening Unix ``Socket`` at ``path`` (a stale socket file is replaced).
+
+    A ``path`` that starts with a NUL byte names a socket in Linux's abstract namespace:
+    there is no file, so nothing stale to look for.
+    """
+    if path[:1] not in ("\0", b"\0"):
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
     sock = ksocket.socket(ksocket.AF_UNIX, ksocket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -160,6 +263,34 @@ def unix_server_socket(path: str, backlog: int = 100) -> ksocket.Socket:
         sock.stdlib_socket.close()
         raise
     return sock
+
+
+async def _accept(sock: ksocket.Socket) -> tuple[ksocket.Socket, Any]:
+    """The next connection on the listening ``sock``, riding out the failures that pass.
+
+    Out of descriptors or memory, the error is logged (once per run of failures) and
+    accepting resumes after a pause, the clients waiting in the backlog meanwhile. A
+    connection its client aborted before it was accepted is skipped. Any other error is
+    raised, and ends the server.
+    """
+    logged = False
+    while True:
+        try:
+            return await sock.accept()
+        except OSError as error:
+            if error.errno == errno.ECONNABORTED:
+                continue  # that client gave up while queued: the next one is not affected
+            if error.errno not in _OUT_OF_RESOURCES:
+                raise
+            if not logged:
+                log.error(
+                    "accepting a connection on %r failed (%s); retrying every %g s",
+                    sock.getsockname(),
+                    error,
+                    _ACCEPT_RETRY_SECONDS,
+                )
+                logged = True
+            await sleep(_ACCEPT_RETRY_SECONDS)
 
 
 async def run_server(
@@ -171,8 +302,9 @@ async def run_server(
 ) -> None:
     """Accept connections on a listening ``sock`` forever, one ``handler`` task each.
 
-    Cancelled (or on error), it cancels every handler, waits for them, then closes
-    ``sock``. ``task_status.started(address)`` reports the address it listens on.
+    Cancelled (or on error), it closes ``sock``, then cancels every handler and waits for
+    them; a second cancellation arriving meanwhile waits until that is done.
+    ``task_status.started(address)`` reports the address it listens on.
     """
     _check_server_ssl(ssl)
     handlers: set[Task] = set()
@@ -181,12 +313,20 @@ async def run_server(
         me = running_task()
         try:
             if ssl is not None:
-                client = await _start_tls(client, ssl, True, None)
+                try:
+                    client = await _start_tls(client, ssl, True, None)
+                except OSError as error:  # ssl.SSLError is one; _start_tls closed the client
+                    # A port scanner, a plain-text client, one that does not trust our
+                    # certificate: the client's trouble, not a crash (the handler never ran).
+                    log.warning("TLS handshake with %r failed: %s", address, error)
+                    return
             async with client:
                 await handler(client, address)
         except TaskCancelled:
-            raise
-        except Exception as error:  # reported, and the server goes on serving the others
+            raise  # the server is shutting down
+        except (Exception, CancelledError) as error:  # reported; the others go on being served
+            # A TaskTimeout is a CancelledError, but one leaving the handler can only come
+            # from its own timeout_after: a bug of the handler's like any other exception.
             log.error("connection handler %r for %r crashed", handler, address, exc_info=error)
         finally:
             handlers.discard(me)
@@ -194,19 +334,22 @@ async def run_server(
     try:
         task_status.started(sock.getsockname())
         while True:
-            client, address = await sock.accept()
+            client, address = await _accept(sock)
             handlers.add(await spawn(serve_one, client, address, name=f"handler {address}"))
     finally:
-        for task in list(handlers):
-            await _cancel(task, TaskCancelled("the server is shutting down"))
-        for task in list(handlers):
-            await _wait_task(task)
-        await sock.close()
-
-
-def _check_server_ssl(ssl: Any) -> None:
-    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-        raise TypeError(f"a server's ssl= takes an ssl.SSLContext, not {ssl!r}")
+        # Discussion: waiting for the handlers blocks, and a blocking call is where a second
+        # cancellation (an enclosing timeout, a group cancelling its members) would land,
+        # leaving with the port open and handlers still running. So cancellation waits until
+        # this is done. The listening socket closes first, so that no client is queued
+        # behind a shutdown that will never accept it -- and closes even if the rest fails.
+        async with disable_cancellation():
+            try:
+                await sock.close()
+            finally:
+                for task in list(handlers):
+                    await _cancel(task, TaskCancelled("the server is shutting down"))
+                for task in list(handlers):
+                    await _wait_task(task)
 
 
 async def tcp_server(
@@ -227,19 +370,23 @@ async def tcp_server(
     address, e.g. with port 0); cancel that task to stop the server.
     """
     _check_server_ssl(ssl)  # before a socket exists that would need closing
-    sock = tcp_server_socket(host, port, family, backlog, reuse_address, reuse_port)
+    address = await _bind_host(host, family)
+    sock = tcp_server_socket(address, port, family, backlog, reuse_address, reuse_port)
     await run_server(sock, handler, ssl=ssl, task_status=task_status)
 
 
 async def unix_server(
-    path: str,
+    path: str | bytes,
     handler: Handler,
     *,
     backlog: int = 100,
     ssl: Any = None,
     task_status: TaskStatus[Any] = TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve connections on the Unix socket at ``path`` with ``handler``, forever."""
+    """Serve connections on the Unix socket at ``path`` with ``handler``, forever.
+
+    A ``path`` starting with a NUL byte is a name in Linux's abstract namespace.
+    """
     _check_server_ssl(ssl)
     sock = unix_server_socket(path, backlog)
     await run_server(sock, handler, ssl=ssl, task_status=task_status)

@@ -1,10 +1,19 @@
-"""Servers and clients: tcp_server / open_connection, Unix sockets, TLS, crashing handlers."""
+"""Servers and clients: tcp_server / open_connection, Unix sockets, TLS, crashing handlers.
+
+A test that waits for loopback bytes under a timeout (``LIMIT``) runs on the real clock
+(marked realtime): the virtual clock would jump to that deadline while the bytes are still in
+flight. The others set no deadline while bytes travel, and run on the virtual clock, where
+the server's own pauses and a handler's timeouts take no real time.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import ssl
+import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -15,8 +24,8 @@ import trustme
 
 import kernel
 from kernel import socket
+from kernel.network import run_server
 
-pytestmark = pytest.mark.realtime
 LIMIT = 10.0
 
 
@@ -29,17 +38,20 @@ async def echo(client: socket.Socket, address: Any) -> None:
         await client.sendall(data)
 
 
-async def roundtrip(sock: socket.Socket, data: bytes) -> bytes:
+async def roundtrip(sock: socket.Socket, data: bytes, limit: float | None = LIMIT) -> bytes:
+    """Send ``data`` and read as much back; each read bounded by ``limit`` (None: unbounded,
+    for the virtual clock, which would jump to the deadline while the bytes travel)."""
     await sock.sendall(data)
     received = b""
     while len(received) < len(data):
-        chunk = await kernel.timeout_after(LIMIT, sock.recv, 1000)
+        chunk = await kernel.timeout_after(limit, sock.recv, 1000)
         if not chunk:
             break
         received += chunk
     return received
 
 
+@pytest.mark.realtime
 async def test_tcp_server_and_open_connection() -> None:
     before = open_fds()
     async with kernel.TaskGroup(wait=None) as group:
@@ -51,6 +63,7 @@ async def test_tcp_server_and_open_connection() -> None:
     assert open_fds() == before  # the server, its handlers and every connection closed
 
 
+@pytest.mark.realtime
 async def test_a_crashing_handler_is_reported_and_the_server_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -73,6 +86,7 @@ async def test_a_crashing_handler_is_reported_and_the_server_goes_on(
     assert "connection handler" in caplog.text and "handler bug" in caplog.text
 
 
+@pytest.mark.realtime
 async def test_cancelling_the_server_cancels_its_handlers() -> None:
     cancelled: list[str] = []
     serving = kernel.Event()
@@ -93,6 +107,7 @@ async def test_cancelling_the_server_cancels_its_handlers() -> None:
     assert cancelled == ["handler"]
 
 
+@pytest.mark.realtime
 async def test_unix_server_and_connection(tmp_path: Path) -> None:
     path = str(tmp_path / "server.sock")
     async with kernel.TaskGroup(wait=None) as group:
@@ -113,6 +128,7 @@ def certificates() -> Iterator[tuple[ssl.SSLContext, ssl.SSLContext]]:
     yield server_context, client_context
 
 
+@pytest.mark.realtime
 async def test_tls_echo(certificates: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     server_context, client_context = certificates
     async with kernel.TaskGroup(wait=None) as group:
@@ -128,6 +144,7 @@ async def test_tls_echo(certificates: tuple[ssl.SSLContext, ssl.SSLContext]) -> 
             assert await roundtrip(client, b"secret" * 1000) == b"secret" * 1000
 
 
+@pytest.mark.realtime
 async def test_tls_with_the_wrong_name_fails_the_handshake(
     certificates: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
@@ -146,6 +163,7 @@ async def test_tls_with_the_wrong_name_fails_the_handshake(
             )
 
 
+@pytest.mark.realtime
 async def test_ssl_argument_is_checked_before_any_socket_exists() -> None:
     before = open_fds()
     with pytest.raises(TypeError, match=r"ssl\.SSLContext"):
@@ -159,6 +177,7 @@ async def test_ssl_argument_is_checked_before_any_socket_exists() -> None:
     assert open_fds() == before
 
 
+@pytest.mark.realtime
 async def test_tls_can_be_unwrapped_back_to_plain_bytes(
     certificates: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
@@ -183,3 +202,202 @@ async def test_tls_can_be_unwrapped_back_to_plain_bytes(
         async with plain:
             assert not isinstance(plain, socket.SSLSocket)
             assert await kernel.timeout_after(LIMIT, plain.recv, 100) == b"plain again"
+
+
+async def test_a_second_cancellation_does_not_cut_the_shutdown_short() -> None:
+    """Cancelled again while a handler still cleans up, the server waits for it all the same,
+    and closes the listening socket, before it ends."""
+    before = open_fds()
+    started, cleaning = kernel.Event(), kernel.Event()
+    events: list[str] = []
+
+    async def slow_to_stop(client: socket.Socket, address: Any) -> None:
+        try:
+            await started.set()
+            await kernel.Event().wait()  # until the server is cancelled
+        except kernel.TaskCancelled:
+            await cleaning.set()
+            await kernel.sleep(1)  # a cleanup that takes a while (a goodbye message, say)
+            events.append("handler cleaned up")
+            raise
+
+    listener = kernel.tcp_server_socket("127.0.0.1", 0)
+    server = await kernel.spawn(run_server, listener, slow_to_stop)
+    client = await kernel.open_connection(*listener.getsockname())
+    await started.wait()
+    await server.cancel(blocking=False)
+    await cleaning.wait()
+    await server.cancel(blocking=False)  # an enclosing timeout, a group cancelling its members
+    await server.wait()
+    events.append(f"server ended at {await kernel.clock()}")
+    assert events == ["handler cleaned up", "server ended at 1.0"]
+    assert listener.fileno() == -1  # no longer accepting
+    async with client:
+        assert await client.recv(100) == b""  # the handler's connection was closed
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize(
+    ("error", "served_at", "logged"),
+    [(errno.EMFILE, 0.1, True), (errno.ECONNABORTED, 0.0, False)],
+    ids=["EMFILE", "ECONNABORTED"],
+)
+async def test_an_accept_that_fails_for_now_does_not_end_the_server(
+    error: int,
+    served_at: float,
+    logged: bool,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listener = kernel.tcp_server_socket("127.0.0.1", 0)
+    real_accept = listener.accept
+
+    async def fails_once() -> tuple[socket.Socket, Any]:
+        monkeypatch.setattr(listener, "accept", real_accept)
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(listener, "accept", fails_once)
+    times: list[float] = []
+
+    async def timed_echo(client: socket.Socket, address: Any) -> None:
+        times.append(await kernel.clock())
+        await echo(client, address)
+
+    host, port = listener.getsockname()
+    with caplog.at_level(logging.INFO, logger="kernel"):
+        async with kernel.TaskGroup(wait=None) as group:
+            await group.start(run_server, listener, timed_echo)
+            client = await kernel.open_connection(host, port)  # refused, had the server ended
+            async with client:
+                assert await roundtrip(client, b"still serving", limit=None) == b"still serving"
+    assert times == [served_at]  # accepted after the server's pause, on the kernel's clock
+    if logged:
+        [record] = caplog.records
+        assert record.levelno == logging.ERROR
+        assert os.strerror(error) in record.getMessage()
+    else:
+        assert caplog.records == []
+
+
+async def test_host_names_are_resolved_in_a_worker_thread_not_by_bind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    looked_up: list[str] = []
+    resolve = socket.getaddrinfo
+
+    async def spy(host: Any, *args: Any) -> list[tuple[Any, ...]]:
+        looked_up.append(host)
+        return await resolve(host, *args)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    async with kernel.TaskGroup(wait=None) as group:
+        await group.start(kernel.tcp_server, "127.0.0.1", 0, echo)
+        assert looked_up == []  # a numeric address needs no resolver, nor a thread
+        host, port = await group.start(kernel.tcp_server, "localhost", 0, echo)
+        assert (host, looked_up) == ("127.0.0.1", ["localhost"])
+        client = await kernel.open_connection(host, port, source_addr=("localhost", 0))
+        async with client:
+            assert client.getsockname()[0] == "127.0.0.1"
+            assert await roundtrip(client, b"by name", limit=None) == b"by name"
+    assert looked_up.count("localhost") == 2  # the server's address, the client's source
+
+
+async def test_a_handler_that_times_out_is_reported_like_any_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def impatient(client: socket.Socket, address: Any) -> None:
+        await kernel.timeout_after(5, client.recv, 100)  # the client never sends
+
+    with caplog.at_level(logging.INFO, logger="kernel"):
+        async with kernel.TaskGroup(wait=None) as group:
+            host, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, impatient)
+            client = await kernel.open_connection(host, port)
+            async with client:
+                assert await client.recv(100) == b""  # the handler gave up: closed
+    # ... and the server's shutdown (a TaskCancelled in each handler) says nothing.
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and "crashed" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is kernel.TaskTimeout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the abstract namespace is Linux's")
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "bytes"])
+async def test_unix_server_in_the_abstract_namespace(as_bytes: bool) -> None:
+    name = f"\0kernel-test-network-{os.getpid()}"
+    path: str | bytes = name.encode() if as_bytes else name
+    async with kernel.TaskGroup(wait=None) as group:
+        await group.start(kernel.unix_server, path, echo)
+        client = await kernel.open_unix_connection(path)
+        async with client:
+            assert await roundtrip(client, b"no file", limit=None) == b"no file"
+
+
+async def test_a_server_refuses_a_client_side_tls_context_up_front(tmp_path: Path) -> None:
+    before = open_fds()
+    hostnames_unchecked = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    hostnames_unchecked.check_hostname = False  # still a client's: the protocol says so
+    for context in (ssl.create_default_context(), hostnames_unchecked):
+        with pytest.raises(ValueError, match=r"ssl\.Purpose\.CLIENT_AUTH"):
+            # (bounded: before the check, the server started and served forever)
+            serve_tls = partial(kernel.tcp_server, ssl=context)
+            await kernel.timeout_after(LIMIT, serve_tls, "127.0.0.1", 0, echo)
+        with pytest.raises(ValueError, match=r"ssl\.Purpose\.CLIENT_AUTH"):
+            serve_tls = partial(kernel.unix_server, ssl=context)
+            await kernel.timeout_after(LIMIT, serve_tls, str(tmp_path / "server.sock"), echo)
+    assert open_fds() == before
+
+
+async def test_tls_arguments_that_cannot_work_are_refused_before_connecting(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "server.sock")
+    async with kernel.TaskGroup(wait=None) as group:
+        host, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, echo)
+        await group.start(kernel.unix_server, path, echo)
+        before = open_fds()
+        # A name to check, but no TLS to check it: the connection would be unauthenticated.
+        with pytest.raises(ValueError, match="without ssl="):
+            await kernel.open_connection(host, port, server_hostname="bank.example")
+        with pytest.raises(ValueError, match="without ssl="):
+            await kernel.open_unix_connection(path, server_hostname="bank.example")
+        # A context that checks host names, and a Unix path: no name to check.
+        with pytest.raises(ValueError, match="server_hostname="):
+            await kernel.open_unix_connection(path, ssl=True)
+        assert open_fds() == before
+
+
+async def test_a_failing_tls_start_closes_the_connection(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client_context = certificates
+
+    def wrap_fails(*args: Any, **kwargs: Any) -> socket.SSLSocket:
+        raise ssl.SSLError("wrapping failed")
+
+    before = open_fds()
+    async with kernel.TaskGroup(wait=None) as group:
+        _, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, echo)
+        monkeypatch.setattr(socket, "wrap_ssl", wrap_fails)
+        with pytest.raises(ssl.SSLError, match="wrapping failed") as caught:
+            await kernel.open_connection("127.0.0.1", port, ssl=client_context)
+    assert caught.value is not None  # still held, with the frames that held the socket
+    assert open_fds() == before
+
+
+async def test_a_failed_tls_handshake_is_a_warning_not_a_crash(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext], caplog: pytest.LogCaptureFixture
+) -> None:
+    server_context, _ = certificates
+    with caplog.at_level(logging.INFO, logger="kernel"):
+        async with kernel.TaskGroup(wait=None) as group:
+            serve_tls = partial(kernel.tcp_server, ssl=server_context)
+            _, port = await group.start(serve_tls, "127.0.0.1", 0, echo)
+            client = await kernel.open_connection("127.0.0.1", port)
+            async with client:
+                await client.sendall(b"GET / HTTP/1.0\r\n\r\n")  # plain text to a TLS port
+                with contextlib.suppress(ConnectionResetError):  # (our bytes left unread)
+                    assert await client.recv(100) == b""  # the server hung up
+                address = client.getsockname()
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "TLS handshake" in record.getMessage() and repr(address) in record.getMessage()

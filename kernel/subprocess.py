@@ -165,6 +165,9 @@ class Popen:
         self._pidfd = _open_pidfd(self.pid)
         self._reaping = False  # a task is parked waiting for the exit (on the pidfd)
         self._exited = Event()  # set once the child is reaped; other waiters park here
+        # What stdout and stderr had delivered when a communicate() was interrupted (run()
+        # hands it to TimeoutExpired, as the standard library does).
+        self._partial_output: tuple[bytes | None, bytes | None] = (None, None)
 
     def __repr__(self) -> str:
         return f"<kernel.subprocess.Popen pid={self.pid} returncode={self.returncode}>"
@@ -230,6 +233,9 @@ class Popen:
             async with disable_cancellation():
                 for helper in helpers:
                     await helper.cancel()
+            # A cancelled readall leaves what it read in the stream's buffer; closing the
+            # pipes (in _stop) empties it.
+            self._partial_output = (_buffered(self.stdout), _buffered(self.stderr))
             await self._stop(error)
             raise
         out, err = (reader.result if reader is not None else None for reader in readers)
@@ -347,6 +353,11 @@ async def _feed(stdin: FileStream, data: bytes | None) -> None:
         await stdin.close()
 
 
+def _buffered(stream: FileStream | None) -> bytes | None:
+    """What ``stream`` has read and not yet given out (None: not a pipe)."""
+    return None if stream is None else bytes(stream._buffer)
+
+
 def _redirect(target: Redirect) -> int | IO[Any] | None:
     return target.fileno() if isinstance(target, FileStream) else target
 
@@ -375,8 +386,10 @@ async def run(
     """Run a command, wait for it, and return a ``subprocess.CompletedProcess``.
 
     The arguments are ``subprocess.run``'s. ``timeout``: the child is stopped and
-    ``subprocess.TimeoutExpired`` raised when it runs longer (real seconds on the real
-    clock). ``check``: a non-zero exit raises ``subprocess.CalledProcessError``.
+    ``subprocess.TimeoutExpired`` raised when it runs longer, carrying the output read so far
+    (seconds on the kernel's clock, as for ``timeout_after``: a virtual clock in tests moves
+    on as soon as every task waits, child or not, so give such tests the real clock).
+    ``check``: a non-zero exit raises ``subprocess.CalledProcessError``.
     """
     if input is not None:
         if options.get("stdin") is not None:
@@ -397,7 +410,7 @@ async def run(
                 stdout, stderr = await process.communicate(input)
         except TaskTimeout as expired:
             assert timeout is not None
-            raise TimeoutExpired(args, timeout) from expired
+            raise TimeoutExpired(args, timeout, *process._partial_output) from expired
     returncode = process.returncode
     assert returncode is not None
     out: Any = stdout

@@ -261,6 +261,32 @@ async def test_run_timeout_raises_timeout_expired() -> None:
 
 
 @pytest.mark.usefixtures("no_fd_leak")
+async def test_run_timeout_carries_the_output_read_so_far(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    # The clock waits (in real time) for the child to start instead of jumping to run()'s
+    # deadline. The child writes to both pipes, then says so on a third: by then its output
+    # is in the pipes, and the kernel reads it before the clock, jumping again, can reach
+    # the deadline -- which it does only when nothing at all is ready.
+    virtual_clock.autojump_threshold = 30.0
+    r, w = os.pipe()
+    code = (
+        "import os, sys; print('progress', flush=True); "
+        f"print('warning', file=sys.stderr, flush=True); os.write({w}, b'!'); {SLEEP}"
+    )
+    async with FileStream(r) as said:
+        task = await kernel.spawn(run(python(code), capture_output=True, timeout=10, pass_fds=(w,)))
+        assert await said.read(1) == b"!"
+        os.close(w)
+        virtual_clock.autojump_threshold = 0.0
+        with pytest.raises(kernel.TaskError) as info:
+            await task.join()
+    expired = info.value.__cause__
+    assert isinstance(expired, TimeoutExpired)
+    assert (expired.stdout, expired.stderr) == (b"progress\n", b"warning\n")
+
+
+@pytest.mark.usefixtures("no_fd_leak")
 async def test_an_error_in_the_block_stops_the_child() -> None:
     with pytest.raises(ZeroDivisionError):
         async with Popen(python(SLEEP), stdout=PIPE) as child:

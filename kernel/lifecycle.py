@@ -240,12 +240,26 @@ class KernelLifecycle:
         finally:
             if previous_wakeup_fd is not None:
                 signal.set_wakeup_fd(previous_wakeup_fd)
-            # Put the default back only over our own handler: one the program installed
-            # meanwhile (a SignalEvent(SIGINT), say) is not ours to remove.
             self._run_stack = None
-            if own_sigint and signal.getsignal(signal.SIGINT) == self._on_sigint:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+            if own_sigint:
+                self._give_back_sigint()
             _current.kernel = None
+
+    def _give_back_sigint(self) -> None:
+        """The run is over: Ctrl-C goes back to Python's default handler.
+
+        Only over our own handler: one the program installed meanwhile is not ours to
+        remove. But a signal catcher (``SignalEvent(SIGINT)``) that is still open remembers
+        our handler as the one to put back when it closes; that is now the default instead,
+        or a Ctrl-C after it closed would reach a kernel that has stopped.
+        """
+        from .signals import _Dispatcher  # (kernel.signals imports the scheduler: not at the top)
+
+        current = signal.getsignal(signal.SIGINT)
+        if current == self._on_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        elif isinstance(current, _Dispatcher) and current.previous == self._on_sigint:
+            current.previous = signal.default_int_handler
 
     def _on_sigint(self, signum: int, frame: object) -> None:
         """Ctrl-C: cancel the main task and let it clean up. A second Ctrl-C stops at once."""

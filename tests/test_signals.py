@@ -195,3 +195,16 @@ def test_ctrl_c_stops_the_kernel_again_once_the_catcher_is_closed() -> None:
     with pytest.raises(KeyboardInterrupt):
         kernel.run(main, clock=kernel.VirtualClock())
     assert signal.getsignal(SIGINT) is signal.default_int_handler
+
+
+def test_a_sigint_catcher_that_outlives_the_run_puts_back_the_default_handler() -> None:
+    catchers: list[SignalEvent] = []
+
+    async def main() -> None:
+        catchers.append(SignalEvent(SIGINT))  # over the kernel's own Ctrl-C handler
+
+    kernel.run(main, clock=kernel.VirtualClock())
+    catchers[0].close()  # after the run: the kernel's handler is not the one to put back
+    assert signal.getsignal(SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(SIGINT)

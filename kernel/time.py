@@ -130,17 +130,31 @@ class TimeoutBlock:
                 ) from exc
             if expired[0] != len(deadlines) - 1:  # an enclosing block's deadline passed first
                 if isinstance(exc, TaskTimeout):
-                    raise TimeoutCancellationError(fired_at).with_traceback(traceback) from None
+                    raise _retyped(exc, TimeoutCancellationError, fired_at, traceback) from None
                 return False
             self.expired = True
             self.result = self._timeout_result
             if self._ignore:
                 return True
             if isinstance(exc, TimeoutCancellationError):
-                raise TaskTimeout(fired_at).with_traceback(traceback) from None
+                raise _retyped(exc, TaskTimeout, fired_at, traceback) from None
             return False
         finally:
             deadlines.pop()
+
+
+def _retyped(
+    exc: BaseException, kind: type[BaseException], fired_at: float, traceback: TracebackType | None
+) -> BaseException:
+    """``exc``, a timeout that fired at ``fired_at``, as a ``kind`` (with its traceback and
+    its attributes).
+
+    The attributes matter: code the timeout passed through may have recorded on it what it
+    had done so far (``sendall`` sets ``bytes_sent``), and notes may have been added.
+    """
+    retyped = kind(fired_at).with_traceback(traceback)
+    retyped.__dict__.update(exc.__dict__)
+    return retyped
 
 
 async def _run_within(block: TimeoutBlock, coro: Any) -> Any:

@@ -253,6 +253,24 @@ class TestTimeoutWhileNotBlocked:
         assert virtual_clock.now() == 5.0
 
 
+async def test_what_the_code_recorded_on_a_timeout_survives_the_blocks_it_crosses() -> None:
+    # An enclosing block's deadline passes: inside the inner block it is a TaskTimeout,
+    # crossing that block it becomes a TimeoutCancellationError, and the outer block turns
+    # it back into a TaskTimeout. Whatever was recorded on it on the way stays (sendall's
+    # bytes_sent is one such record).
+    with pytest.raises(TaskTimeout) as info:
+        async with kernel.timeout_after(1), kernel.timeout_after(10):
+            try:
+                await kernel.sleep(5)
+            except TaskTimeout as timeout:
+                timeout.bytes_sent = 42  # type: ignore[attr-defined]
+                timeout.add_note("sent 42 bytes")
+                raise
+    assert info.value.bytes_sent == 42  # type: ignore[attr-defined]
+    assert info.value.__notes__ == ["sent 42 bytes"]
+    assert info.value.args == (1.0,)
+
+
 async def test_a_cancel_is_not_lost_behind_a_pending_timeout(
     virtual_clock: VirtualClock,
 ) -> None:

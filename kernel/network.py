@@ -303,11 +303,14 @@ async def run_server(
     """Accept connections on a listening ``sock`` forever, one ``handler`` task each.
 
     Cancelled (or on error), it closes ``sock``, then cancels every handler and waits for
-    them; a second cancellation arriving meanwhile waits until that is done.
+    them; a second cancellation arriving meanwhile waits until that is done. The handler
+    tasks are daemons if the server's task is one (spawned with ``daemon=True``), so the
+    kernel ends them quietly at exit, as it does the server.
     ``task_status.started(address)`` reports the address it listens on.
     """
     _check_server_ssl(ssl)
     handlers: set[Task] = set()
+    daemon = running_task().daemon  # a daemon server's handlers are daemons too
 
     async def serve_one(client: ksocket.Socket, address: Any) -> None:
         me = running_task()
@@ -335,7 +338,10 @@ async def run_server(
         task_status.started(sock.getsockname())
         while True:
             client, address = await _accept(sock)
-            handlers.add(await spawn(serve_one, client, address, name=f"handler {address}"))
+            handler_task = await spawn(
+                serve_one, client, address, daemon=daemon, name=f"handler {address}"
+            )
+            handlers.add(handler_task)
     finally:
         # Discussion: waiting for the handlers blocks, and a blocking call is where a second
         # cancellation (an enclosing timeout, a group cancelling its members) would land,

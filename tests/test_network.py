@@ -401,3 +401,23 @@ async def test_a_failed_tls_handshake_is_a_warning_not_a_crash(
     [record] = caplog.records
     assert record.levelno == logging.WARNING and record.exc_info is None
     assert "TLS handshake" in record.getMessage() and repr(address) in record.getMessage()
+
+
+def test_a_daemon_servers_handlers_are_daemons_too(caplog: pytest.LogCaptureFixture) -> None:
+    """At exit the kernel ends daemon tasks quietly; a daemon server's handlers are ended
+    with it, without a warning for each open connection."""
+    serving = kernel.Event()
+
+    async def forever(client: socket.Socket, address: Any) -> None:
+        await serving.set()
+        await kernel.Event().wait()
+
+    async def main() -> None:
+        listener = kernel.tcp_server_socket("127.0.0.1", 0)
+        await kernel.spawn(run_server, listener, forever, daemon=True)
+        async with await kernel.open_connection(*listener.getsockname()):
+            await serving.wait()
+
+    with caplog.at_level(logging.WARNING, logger="kernel"):
+        kernel.run(main, clock=kernel.VirtualClock())
+    assert "still running when the kernel closed" not in caplog.text

@@ -22,6 +22,13 @@ to someone (``next_result()``, ``task.join()``, ``task.result``) or read (``task
 The body of the block itself is *not* interrupted: like curio, a group has no cancel scope.
 A body that wants to react early can ``await g.next_done()``.
 
+``await g.start(fn)`` is trio's: ``fn`` gets a ``task_status`` and calls
+``task_status.started(value)`` once it is ready (a server, once it listens). Until then the
+task belongs to the ``start()`` call, not to the group: if it fails first, ``start()`` raises
+the error and the group never sees it -- no sibling is cancelled, and it is no member
+(not in ``tasks``, ``results`` or ``exceptions``, and ``wait=any``/``object`` do not count it).
+It joins the group when it calls ``started()``; from then on it is a member like any other.
+
 The group learns about endings through an exit callback that the kernel runs when a member
 ends, so it can cancel siblings the moment a failure happens.
 
@@ -59,15 +66,22 @@ class _TaskStatus:
 
     def __init__(self, group: TaskGroup) -> None:
         self._group = group
+        self._task: Task | None = None  # set by start() as soon as it has spawned the task
         self.value: Any = None
         self.is_started = False
 
     def started(self, value: Any = None) -> None:
         if self.is_started:
             raise RuntimeError("task_status.started() was already called; call it exactly once")
+        assert self._task is not None  # start() sets it before the task can run
+        if self._task.done:
+            raise RuntimeError(
+                f"task_status.started() called after {self._task!r} ended: too late, it did "
+                f"not join the group (its start() raises how it ended)"
+            )
         self.is_started = True
         self.value = value
-        self._group._wake_parent()
+        self._group._on_started(self._task)
 
 
 class _IgnoredStatus:
@@ -88,9 +102,14 @@ class TaskGroup:
             raise ValueError(f"TaskGroup(wait=...) must be all, any, object or None; got {wait!r}")
         self._wait = wait
         self._tasks: list[Task] = []  # every member, in the order it joined
-        # The members still running, as a dict used as an ordered set: cancelling them goes
-        # in the order they joined, so a schedule is the same on every run (a set's order
-        # would follow memory addresses).
+        # Tasks spawned by start() that have not called started() yet: not members. Dicts
+        # are used as ordered sets here: see _running.
+        self._starting: dict[Task, None] = {}
+        # The tasks still running, members and those being started, as a dict used as an
+        # ordered set: cancelling them goes in the order they joined, so a schedule is the
+        # same on every run (a set's order would follow memory addresses). Those being started
+        # are here so that the group waits for them and cancels them like its members: they
+        # would be members the moment they call started().
         self._running: dict[Task, None] = {}
         self._finished: deque[Task] = deque()  # ended, not yet handed out by next_done()
         self._completed: list[Task] = []  # ended, in the order they ended
@@ -106,7 +125,7 @@ class TaskGroup:
 
     # -- membership --------------------------------------------------------------------
 
-    def _add(self, task: Task) -> None:
+    def _add(self, task: Task, *, starting: bool = False) -> None:
         if self._closed:
             raise RuntimeError("this TaskGroup has finished; tasks cannot join it any more")
         if task._group is not None:
@@ -115,12 +134,17 @@ class TaskGroup:
             raise RuntimeError(f"{task!r} was already joined; a group cannot collect it again")
         self._kernel = task._kernel
         task._group = self
-        self._tasks.append(task)
+        if starting:
+            self._starting[task] = None
+            on_exit = self._on_exit_before_started
+        else:
+            self._tasks.append(task)
+            on_exit = self._on_exit
         if task.done:
-            self._on_exit(task)
+            on_exit(task)
         else:
             self._running[task] = None
-            task.add_exit_callback(self._on_exit)
+            task.add_exit_callback(on_exit)
 
     def _on_exit(self, task: Task) -> None:
         """Runs in the kernel's context when a member ends (it must not block)."""
@@ -131,6 +155,25 @@ class TaskGroup:
             self._failed.append(task)
             for sibling in self._running:
                 self._kernel._cancel_task(sibling, TaskCancelled(f"a sibling failed: {task!r}"))
+        self._wake_parent()
+
+    def _on_exit_before_started(self, task: Task) -> None:
+        """Runs in the kernel's context when a task ends before ``started()`` (must not block).
+
+        Its outcome belongs to the start() call that waits for it, which raises it, not to the
+        group: counting it as a failure would cancel every sibling for an error its caller may
+        well handle -- a server whose port is taken must not bring down those started before.
+        """
+        del self._starting[task]
+        self._running.pop(task, None)
+        self._wake_parent()
+
+    def _on_started(self, task: Task) -> None:
+        """``task`` called ``task_status.started()``: from now on it is a member."""
+        del self._starting[task]
+        self._tasks.append(task)
+        task.remove_exit_callback(self._on_exit_before_started)
+        task.add_exit_callback(self._on_exit)
         self._wake_parent()
 
     def _wake_parent(self) -> None:
@@ -156,20 +199,32 @@ class TaskGroup:
     async def start(self, corofunc: TaskFunction, *args: Any, name: str | None = None) -> Any:
         """Spawn ``corofunc(*args, task_status=...)`` and wait until it calls ``started(value)``.
 
-        Returns ``value``. If the task ends before calling it, its exception is raised here
-        (or RuntimeError if it returned); either way it is not reported again by the group.
+        Returns ``value``; the task is a member of the group from then on. If it ends before
+        calling it, it never joins the group: its exception is raised here (RuntimeError if it
+        returned) and nowhere else -- its siblings go on. If the caller is cancelled (or times
+        out) first, the task is cancelled too, and waited for, before the cancellation goes on.
         """
         status = _TaskStatus(self)
         coro = as_coroutine(lambda: corofunc(*args, task_status=status), (), "start")
-        task = await self.spawn(coro, name=name)
-        while not status.is_started:
-            if task.done:
-                if task._exception is not None:
-                    task._observed = True
-                    raise task._exception
-                raise RuntimeError(f"{task!r} returned without calling task_status.started()")
-            await _wait_on(self._waiters, "TASKGROUP_START")
-        return status.value
+        task = await spawn(coro, name=name)
+        status._task = task  # before the task can run: spawn() does not switch tasks
+        self._add(task, starting=True)
+        try:
+            while not status.is_started and not task.done:
+                await _wait_on(self._waiters, "TASKGROUP_START")
+        except BaseException:
+            # The task is still this call's, so it goes with it (trio's rule). Left running, it
+            # would hold the group's exit open, and a failure of it would reach nobody.
+            if not status.is_started:
+                async with disable_cancellation():
+                    await task.cancel(TaskCancelled("the caller of TaskGroup.start() left"))
+            raise
+        if status.is_started:
+            return status.value
+        if task._exception is not None:
+            task._observed = True
+            raise task._exception
+        raise RuntimeError(f"{task!r} returned without calling task_status.started()")
 
     # -- collecting results ------------------------------------------------------------
 
@@ -204,7 +259,7 @@ class TaskGroup:
 
     @property
     def tasks(self) -> list[Task]:
-        """Every member, in the order it joined."""
+        """Every member, in the order it joined (one from ``start()`` joins at ``started()``)."""
         return list(self._tasks)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import pytest
@@ -224,6 +225,11 @@ async def server(port: int, task_status: TaskStatus[int] = TASK_STATUS_IGNORED) 
     return "served"
 
 
+async def broken(task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+    await kernel.sleep(1)  # a "bind" that fails
+    raise OSError("address in use")
+
+
 class TestStart:
     async def test_start_returns_the_started_value(self, virtual_clock: VirtualClock) -> None:
         async with TaskGroup() as g:
@@ -258,14 +264,103 @@ class TestStart:
                 await g.start(forgetful)
 
     async def test_a_failure_before_started_is_raised_by_start(self) -> None:
-        async def broken(task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
-            await kernel.sleep(1)
-            raise OSError("address in use")
-
         async with TaskGroup() as g:
             with pytest.raises(OSError, match="address in use"):
                 await g.start(broken)
-        assert isinstance(g.exception, OSError)  # seen once, not raised again at exit
+        # It never joined the group: the error is start()'s caller's alone.
+        assert g.tasks == []
+        assert g.exception is None
+        assert g.exceptions == []
+
+    # What the group does once the failed start is behind it: the same as if it had never
+    # been called. A sibling is not cancelled, and the failed task is not the "first to end".
+    @pytest.mark.parametrize(
+        ("wait", "ends_at", "sibling_cancelled"),
+        [(all, 3.0, False), (any, 3.0, False), (object, 3.0, False), (None, 1.0, True)],
+    )
+    async def test_a_failure_before_started_leaves_the_siblings_alone(
+        self, virtual_clock: VirtualClock, wait: Any, ends_at: float, sibling_cancelled: bool
+    ) -> None:
+        async with TaskGroup(wait=wait) as g:
+            sibling = await g.spawn(after, 3, "sibling")
+            with pytest.raises(OSError, match="address in use"):
+                await g.start(broken)
+            assert virtual_clock.now() == 1.0
+            assert not sibling.done
+        assert virtual_clock.now() == ends_at
+        assert sibling.cancelled is sibling_cancelled  # wait=None cancels it, as it would anyway
+        assert g.tasks == [sibling]
+        assert g.exceptions == []
+        if not sibling_cancelled:
+            assert g.completed is sibling
+            assert g.results == ["sibling"]
+
+    async def test_a_failure_before_started_leaves_a_started_server_serving(self) -> None:
+        async def echo(client: kernel.socket.Socket, address: Any) -> None:
+            while data := await client.recv(1000):
+                await client.sendall(data)
+
+        async with TaskGroup(wait=None) as g:
+            host, port = await g.start(kernel.tcp_server, "127.0.0.1", 0, echo)
+            with pytest.raises(OSError) as failure:
+                await g.start(kernel.tcp_server, host, port, echo)
+            assert failure.value.errno == errno.EADDRINUSE
+            # No deadline while the bytes travel: the virtual clock would jump to it.
+            async with await kernel.open_connection(host, port) as client:
+                await client.sendall(b"ping")
+                assert await client.recv(10) == b"ping"
+        assert len(g.tasks) == 1
+        assert g.exceptions == []
+
+    async def test_a_failure_after_started_cancels_the_siblings(
+        self, virtual_clock: VirtualClock
+    ) -> None:
+        async def crashes_once_up(task_status: TaskStatus[str] = TASK_STATUS_IGNORED) -> None:
+            task_status.started("up")
+            await kernel.sleep(2)
+            raise ValueError("crashed while serving")
+
+        with pytest.raises(ExceptionGroup) as failures:
+            async with TaskGroup() as g:
+                sibling = await g.spawn(after, 10, "sibling")
+                assert await g.start(crashes_once_up) == "up"
+        assert virtual_clock.now() == 2.0
+        assert sibling.cancelled
+        assert [str(e) for e in failures.value.exceptions] == ["crashed while serving"]
+        assert len(g.tasks) == 2
+
+    async def test_a_caller_timing_out_cancels_the_task_it_starts(
+        self, virtual_clock: VirtualClock
+    ) -> None:
+        async with TaskGroup() as g:
+            with pytest.raises(kernel.TaskTimeout):
+                await kernel.timeout_after(0.5, g.start, server, 8000)  # it starts at 1.0
+            # Cancelled, and waited for, by start(): the group has nothing left to wait for.
+            assert virtual_clock.now() == 0.5
+        assert virtual_clock.now() == 0.5
+        assert g.tasks == []
+        assert g.exceptions == []
+
+    async def test_a_cancelled_caller_that_is_not_the_body_takes_the_task_along(
+        self, virtual_clock: VirtualClock
+    ) -> None:
+        starting: list[kernel.Task] = []
+
+        async def slow_start(task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+            starting.append(await kernel.current_task())
+            await kernel.sleep(10)
+            task_status.started()
+
+        async with TaskGroup() as g:
+            sibling = await g.spawn(after, 3, "sibling")
+            caller = await kernel.spawn(g.start, slow_start)
+            await kernel.sleep(1)
+            await caller.cancel()
+            assert starting[0].cancelled
+        assert virtual_clock.now() == 3.0
+        assert not sibling.cancelled
+        assert g.tasks == [sibling]
+        assert g.exceptions == []
 
 
 async def test_a_failure_cancels_the_siblings_in_the_order_they_joined() -> None:

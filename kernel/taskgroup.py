@@ -114,6 +114,9 @@ class TaskGroup:
         self._finished: deque[Task] = deque()  # ended, not yet handed out by next_done()
         self._completed: list[Task] = []  # ended, in the order they ended
         self._failed: list[Task] = []  # ended with an error that is not a cancellation
+        # The cancellation start() raised because the task it was starting was cancelled (by
+        # this group, when a sibling failed): not the body being cancelled (see __aexit__).
+        self._start_cancelled: BaseException | None = None
         self._waiters = WaitQueue(self)  # the parent, waiting for a member to end
         self._closed = False
         self._kernel: Kernel = None  # type: ignore[assignment]  # learnt from the first member
@@ -223,6 +226,8 @@ class TaskGroup:
             return status.value
         if task._exception is not None:
             task._observed = True
+            if isinstance(task._exception, CancelledError):
+                self._start_cancelled = task._exception
             raise task._exception
         raise RuntimeError(f"{task!r} returned without calling task_status.started()")
 
@@ -322,6 +327,10 @@ class TaskGroup:
         errors = [t._exception for t in unseen if t._exception is not None]
         if not errors:
             return False
+        if exc is not None and exc is self._start_cancelled:
+            # The body left because the task it was starting was cancelled -- by this group,
+            # for the failures in hand. The body itself was not cancelled: report those.
+            exc = None
         if isinstance(exc, CancelledError):
             # The body is being cancelled (or timed out): that must go on propagating as it is,
             # so the failures cannot travel with it. Report them rather than drop them.

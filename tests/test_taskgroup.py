@@ -385,3 +385,27 @@ async def test_a_failure_cancels_the_siblings_in_the_order_they_joined() -> None
                 await group.spawn(sibling, number)
             await group.spawn(fails)
     assert cleaned == list(range(40))
+
+
+async def test_a_sibling_failing_while_the_body_starts_a_task_is_reported(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    """The failure cancels the task being started, so start() raises that cancellation in
+    the body; the block still ends with the failure, not with a cancellation that would
+    hide it."""
+
+    async def fails() -> None:
+        await kernel.sleep(1)
+        raise ValueError("sibling broke")
+
+    async def slow_to_start(task_status: Any) -> None:
+        await kernel.sleep(10)
+        task_status.started()
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with kernel.TaskGroup() as group:
+            await group.spawn(fails)
+            await group.start(slow_to_start)
+    [error] = info.value.exceptions
+    assert isinstance(error, ValueError) and str(error) == "sibling broke"
+    assert virtual_clock.now() == 1

@@ -13,12 +13,14 @@ its answer like any other I/O:
    exception as a note.
 3. The task parks in the I/O wait table until the pipe is readable (the ``IO_WAIT`` trap,
    no thread involved), reads the answer, then waits the same way on the process's
-   *sentinel* (readable once the child has exited) and reaps it.
+   *sentinel* (readable once the child has exited) and reaps it. Only then is the answer
+   unpickled, so an answer that cannot be rebuilt here is reported like any other error.
 
 Invariant: when ``run_in_process`` returns or raises, its child has exited and been reaped,
 and both ends of the pipe are closed -- also when the waiting task is cancelled, in which
 case the child is terminated (then killed if it ignores that) before the cancellation
-leaves. No zombie and no file descriptor is left behind.
+leaves. No zombie and no file descriptor is left behind. Stopping a child waits for it
+through the kernel, like everything else here: other tasks run meanwhile.
 
 Read next: ``kernel/universal.py``.
 """
@@ -32,16 +34,21 @@ import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
 from .iotable import EVENT_READ
+from .task import disable_cancellation, spawn
+from .time import sleep
 from .traps import _io_wait
 
 __all__ = ["run_in_process"]
 
 T = TypeVar("T")
 
-# How long a cancelled child gets to exit after SIGTERM before it is sent SIGKILL.
+# How long a cancelled child gets to exit after SIGTERM before it is sent SIGKILL (seconds on
+# the kernel's clock; kernel/subprocess.py uses it too).
 TERMINATE_GRACE_SECONDS = 1.0
 
 
@@ -93,24 +100,24 @@ async def run_in_process(func: Callable[..., T], *args: Any) -> T:
             writer.close()  # the child has its own copy; ours would hide its EOF
         await _io_wait(reader, EVENT_READ)
         try:
-            answer = reader.recv()
+            message: bytes | None = reader.recv_bytes()
         except EOFError:  # the child died without answering
-            answer = None
+            message = None
         await _io_wait(process.sentinel, EVENT_READ)
         process.join()
-    except BaseException:
-        _stop(process)
+    except BaseException as error:
+        await _stop(process, error)
         raise
     finally:
         reader.close()
     pid, exitcode = process.pid, process.exitcode
     process.close()
-    if answer is None:
+    if message is None:
         raise RuntimeError(
             f"the child process (pid {pid}) running {func!r} exited with code {exitcode} "
             f"without sending a result (killed by a signal if negative)"
         )
-    ok, value, child_traceback = answer
+    ok, value, child_traceback = _unpickle_answer(message, func)
     if ok:
         result: T = value
         return result
@@ -118,15 +125,70 @@ async def run_in_process(func: Callable[..., T], *args: Any) -> T:
     raise value
 
 
-def _stop(process: Any) -> None:
-    """Terminate and reap a child whose task stopped waiting (a no-op if it never started)."""
+def _unpickle_answer(message: bytes, func: Callable[..., Any]) -> tuple[bool, Any, str | None]:
+    """The child's ``(ok, result or exception, traceback)``, rebuilt from its bytes.
+
+    Discussion: pickling in the child proves little about unpickling here. An object's
+    pickle names a callable to rebuild it with and the arguments to pass; an exception
+    class whose ``__init__`` takes other arguments than it passes on to
+    ``Exception.__init__`` pickles fine and fails here, with a bare error from pickle that
+    says nothing of where the object came from. (A raised exception was already tried both
+    ways in the child, by ``_sendable``; a returned value is not, as that would unpickle
+    every result twice.)
+    """
+    try:
+        answer: tuple[bool, Any, str | None] = ForkingPickler.loads(message)
+    except Exception as error:
+        raise TypeError(
+            f"run_in_process({func!r}) returned a result that could not be sent back: it "
+            f"was pickled in the child process, but unpickling it here failed "
+            f"({type(error).__name__}: {error}). Return plain data (numbers, strings, "
+            f"lists, dicts, dataclasses) -- or, for an exception class, one whose __init__ "
+            f"passes all its arguments on to Exception.__init__"
+        ) from error
+    return answer
+
+
+async def _stop(process: BaseProcess, error: BaseException) -> None:
+    """The task waiting for ``process`` is leaving with ``error``: stop and reap the child.
+
+    Discussion: SIGTERM first, so a child that handles it can clean up; a *watchdog* task
+    sends SIGKILL if the child is still alive ``TERMINATE_GRACE_SECONDS`` later (on the
+    kernel's clock). The wait itself is on the sentinel, in the I/O wait table, so the
+    kernel runs other tasks meanwhile -- a ``process.join(timeout)`` here would freeze them
+    all for the grace period. It happens with cancellation disabled: a second cancel must
+    not interrupt the cleanup of the first (it is delivered afterwards). This is the same
+    sequence as ``Popen._stop`` in ``kernel/subprocess.py``, which waits on a pidfd instead.
+    """
     if process.pid is None:
+        return  # start() failed: there is no child
+    if isinstance(error, GeneratorExit):
+        _stop_now(process)  # the coroutine is being closed: nothing may be awaited now
         return
+    async with disable_cancellation():
+        if process.exitcode is None:  # (which reaps a child that has exited already)
+            process.terminate()
+            watchdog = await spawn(
+                _kill_after, process.kill, TERMINATE_GRACE_SECONDS, daemon=True, name="kill-after"
+            )
+            try:
+                await _io_wait(process.sentinel, EVENT_READ)
+            finally:
+                await watchdog.cancel()
+        process.join()  # the child has exited: this returns at once
+    process.close()
+
+
+async def _kill_after(kill: Callable[[], None], seconds: float) -> None:
+    """A watchdog: call ``kill`` once ``seconds`` have passed, unless cancelled first."""
+    await sleep(seconds)
+    kill()
+
+
+def _stop_now(process: BaseProcess) -> None:
+    """``_stop`` without waiting in the kernel: SIGKILL and a blocking, but short, reap."""
     if process.exitcode is None:
-        process.terminate()
-        process.join(TERMINATE_GRACE_SECONDS)
-        if process.exitcode is None:  # it handles or ignores SIGTERM
-            process.kill()
+        process.kill()
     process.join()
     process.close()
 

@@ -45,12 +45,12 @@ from typing import IO, Any, TypeAlias
 
 from .errors import TaskTimeout
 from .iotable import EVENT_READ
-from .processes import TERMINATE_GRACE_SECONDS
+from .processes import TERMINATE_GRACE_SECONDS, _kill_after
 from .streams import FileStream
 from .sync import Event
 from .task import Task, disable_cancellation, spawn
 from .threads import run_in_thread
-from .time import sleep, timeout_after
+from .time import timeout_after
 from .traps import _io_release, _io_wait
 
 __all__ = [
@@ -284,7 +284,7 @@ class Popen:
                 self.terminate()  # (which reaps a child that has exited already: it polls)
             if self.returncode is None:
                 watchdog = await spawn(
-                    self._kill_after, TERMINATE_GRACE_SECONDS, daemon=True, name="kill-after"
+                    _kill_after, self.kill, TERMINATE_GRACE_SECONDS, daemon=True, name="kill-after"
                 )
                 try:
                     await self._wait_exit()
@@ -293,10 +293,6 @@ class Popen:
             else:
                 await self._wait_exit()  # reaped: this only wakes other waiters, closes the pidfd
             await self._close_pipes()
-
-    async def _kill_after(self, seconds: float) -> None:
-        await sleep(seconds)
-        self.kill()
 
     def _stop_now(self) -> None:
         """``_stop`` without waiting in the kernel: SIGKILL and a blocking reap."""

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 import kernel
-from kernel import TaskCancelled, TaskTimeout
-from kernel.processes import _context, run_in_process
+from kernel import Task, TaskCancelled, TaskTimeout
+from kernel.processes import TERMINATE_GRACE_SECONDS, _context, run_in_process
 
 WAIT = 10.0  # seconds: the bound on every wait for a child; never reached when passing
 
@@ -55,6 +55,21 @@ def raise_unshippable() -> None:
     raise Unshippable(7, "odd constructor")
 
 
+def return_unshippable() -> Unshippable:
+    return Unshippable(7, "odd constructor")
+
+
+async def start_stubborn_child() -> tuple[Task, int]:
+    """A task waiting in run_in_process on a child that now ignores SIGTERM; and its pid."""
+    ready = _context().Event()
+    task = await kernel.spawn(run_in_process, stubborn, ready)
+    await kernel.sleep(0)  # the child has started; the task waits on its pipe
+    [child] = multiprocessing.active_children()
+    assert child.pid is not None
+    assert ready.wait(WAIT)  # blocks the kernel thread a moment; the child needs nothing of it
+    return task, child.pid
+
+
 async def test_returns_the_result() -> None:
     assert await run_in_process(math.factorial, 20) == 2432902008176640000
     assert await run_in_process(os.getpid) != os.getpid()
@@ -80,6 +95,16 @@ async def test_an_exception_that_cannot_make_the_trip_arrives_described() -> Non
 async def test_an_unpicklable_result_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="returned an unpicklable result"):
         await run_in_process(threading.Lock)
+
+
+async def test_a_result_that_cannot_be_unpickled_here_is_a_type_error_naming_the_call() -> None:
+    with pytest.raises(TypeError, match="could not be sent back") as info:
+        await run_in_process(return_unshippable)
+    message = str(info.value)
+    assert message.startswith("run_in_process(<function return_unshippable at ")
+    assert "unpickling it here failed (TypeError: " in message
+    assert isinstance(info.value.__cause__, TypeError)  # pickle's own error, kept
+    assert multiprocessing.active_children() == []
 
 
 async def test_a_child_that_dies_without_answering() -> None:
@@ -116,16 +141,56 @@ async def test_a_timeout_terminates_the_child() -> None:
     assert multiprocessing.active_children() == []
 
 
-async def test_a_child_that_ignores_sigterm_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kernel.processes.TERMINATE_GRACE_SECONDS", 0.05)
-    ready = _context().Event()
-    task = await kernel.spawn(run_in_process, stubborn, ready)
-    await kernel.sleep(0)
+async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    task, pid = await start_stubborn_child()
+    step = TERMINATE_GRACE_SECONDS / 4
+    ticks: list[tuple[float, bool]] = []
+
+    async def ticker() -> None:
+        # Three ticks inside the grace period, then no deadline is left but the SIGKILL's:
+        # the clock cannot jump past it while the kernel waits for the child to exit.
+        for _ in range(3):
+            await kernel.sleep(step)
+            ticks.append((await kernel.clock(), gone(pid)))
+
+    await kernel.spawn(ticker)
+    await task.cancel()
+    assert isinstance(task.exception, TaskCancelled)
+    # The stop waited on the kernel's clock, and the kernel ran the ticker meanwhile
+    # (blocking in join() would have frozen both: the cancel would return at 0.0, no ticks).
+    assert ticks == [(step, False), (2 * step, False), (3 * step, False)]
+    assert virtual_clock.now() == TERMINATE_GRACE_SECONDS
+    assert multiprocessing.active_children() == []
+    assert gone(pid)
+
+
+async def test_a_second_cancel_does_not_interrupt_the_stop(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    task, pid = await start_stubborn_child()
+
+    async def cancel_again() -> None:
+        await kernel.sleep(TERMINATE_GRACE_SECONDS / 2)
+        await task.cancel(blocking=False)
+
+    await kernel.spawn(cancel_again)
+    await task.cancel()
+    assert isinstance(task.exception, TaskCancelled)
+    assert virtual_clock.now() == TERMINATE_GRACE_SECONDS
+    assert multiprocessing.active_children() == []
+    assert gone(pid)
+
+
+def test_closing_the_waiting_coroutine_kills_the_child_at_once() -> None:
+    # A coroutine being closed can await nothing: the stop must not need the kernel.
+    coro = run_in_process(time.sleep, 60)
+    coro.send(None)  # starts the child, then yields the wait on its pipe (no kernel needed)
     [child] = multiprocessing.active_children()
     pid = child.pid
     assert pid is not None
-    assert ready.wait(WAIT)  # blocks the kernel thread a moment; the child needs nothing of it
-    await task.cancel()
+    coro.close()
     assert multiprocessing.active_children() == []
     assert gone(pid)
 

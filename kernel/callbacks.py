@@ -62,6 +62,7 @@ class KernelCallbacks:
     _clock: Clock
     _tasks: dict[int, Task]
     _closed: bool
+    _closing: bool
     _at_close: list[Callable[[], object]]
     _threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]]
     _wakeup_pending: bool
@@ -78,7 +79,7 @@ class KernelCallbacks:
 
         The callback runs between task steps, in the kernel's context: it must not block.
         """
-        if self._closed:
+        if self._closing:
             raise RuntimeError("the kernel is closed")
         self._threadsafe.append((callback, args))
         self._wake_up()
@@ -89,7 +90,7 @@ class KernelCallbacks:
         Appending to a deque is atomic, so the callback keeps its place in the FIFO order
         relative to ``call_soon`` calls made after this one returns.
         """
-        if self._closed:
+        if self._closing:
             raise RuntimeError("the kernel is closed")
         self._ready.append(callback)
         self._wake_up()

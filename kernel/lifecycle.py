@@ -74,8 +74,14 @@ def running_task() -> Task:
     step) and primitives read it here.
     """
     kernel = _current.kernel
-    if kernel is None or kernel._running is None:
-        raise RuntimeError("this needs to run inside a kernel task")
+    if kernel is None:
+        raise RuntimeError("this needs to run inside a kernel task: no kernel is running here")
+    if kernel._running is None:
+        raise RuntimeError(
+            "this needs to run inside a kernel task, not in a callback or in asyncio code on "
+            "the kernel's loop (asyncio code can hand it to a kernel task with "
+            "kernel.aio.run_kernel(...))"
+        )
     return kernel._running
 
 
@@ -92,6 +98,7 @@ class KernelLifecycle:
     _fatal: BaseException | None
     _crashed: weakref.WeakSet[Task]
     _closed: bool
+    _closing: bool
     _at_close: list[Callable[[], object]]
     _run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]]
     _run_stack: contextlib.ExitStack | None
@@ -278,6 +285,11 @@ class KernelLifecycle:
         self._release()
 
     def _release(self) -> None:
+        # Discussion: from here on no task is left to run a callback another thread hands in,
+        # yet releasing can take a while (the thread pool joins its busy workers). Such a
+        # call is refused from now on, as after close(), so its caller learns it will not
+        # run; one that slipped in just before is reported below, not dropped in silence.
+        self._closing = True
         try:
             for task in list(self._crashed):
                 task._report_if_unobserved()
@@ -286,6 +298,10 @@ class KernelLifecycle:
         finally:  # even if Ctrl-C interrupts a slow resource: never leak the kernel's own fds
             self._closed = True
             self._ready.clear()
+            for callback, _args in self._threadsafe:
+                log.warning(
+                    "%r, called through call_threadsafe as the kernel closed, never ran", callback
+                )
             self._threadsafe.clear()
             self._io.close()
             self._wake_recv.close()

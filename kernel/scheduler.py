@@ -126,6 +126,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         self._fatal: BaseException | None = None  # Ctrl-C / SystemExit to raise after cleanup
         self._crashed: weakref.WeakSet[Task] = weakref.WeakSet()  # failed; maybe nobody looked
         self._closed = False
+        self._closing = False  # close() is releasing the kernel: cross-thread calls refused
         self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
         # Entered around every run (the asyncio adapter makes its loop the running one)
         self._run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]] = []
@@ -222,9 +223,15 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         except Deadlock:
             raise  # the program's bug, found with no main task to raise it in (_break_deadlock)
         except Exception as bug:
+            # (A callback runs with _running set to None: see phase 3.)
+            doing = (
+                f"handling {trap!r} from {task!r}"
+                if task is not None and self._running is task
+                else "running a callback (call_soon) or between task steps"
+            )
             raise KernelError(
-                f"internal error in the kernel while handling {trap!r} from {task!r}; the "
-                f"kernel has shut down. This is a bug in the kernel, not in your code: the "
+                f"internal error in the kernel while {doing}; the kernel has shut down. This "
+                f"is a bug in the kernel (or in that callback), not in your tasks' code: the "
                 f"original error is chained below"
             ) from bug
 
@@ -327,6 +334,8 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
                 callback(*args)
             except Exception as error:
                 log.error("%r, called through call_threadsafe, raised", callback, exc_info=error)
+            except BaseException as error:  # KeyboardInterrupt, SystemExit: as from a task,
+                self._stop_program(error)  # the program stops, after its tasks' cleanup
 
     # ------------------------------------------------------------------------------------
     # Moving tasks between the structures

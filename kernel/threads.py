@@ -106,14 +106,18 @@ class ThreadPool:
                 start = False
             else:
                 start = len(self._threads) < self.max_threads
-        self._pending.add(job)
-        self._jobs.put(job)
         if start:
+            # Started before the job is queued: if the system has no thread to give ("can't
+            # start new thread"), the error reaches the caller and nothing is left behind -- no
+            # job that some later worker would run behind the caller's back, no dead thread
+            # counted against max_threads.
             thread = threading.Thread(
                 target=self._work, name=f"kernel-worker-{len(self._threads) + 1}", daemon=True
             )
-            self._threads.append(thread)
             thread.start()
+            self._threads.append(thread)
+        self._pending.add(job)
+        self._jobs.put(job)
 
     def abandon(self, job: _Job) -> None:
         """The job's task stopped waiting. A job not started yet will now never run."""
@@ -221,9 +225,10 @@ async def run_in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs)
 
     For blocking calls that have no async version (file systems, C libraries, DNS, ...). The
     calling task waits without blocking the kernel. An exception raised by ``func`` is raised
-    here, the same object. If the task is cancelled or times out while it waits, it gets the
-    ``TaskCancelled`` / ``TaskTimeout`` at once; the thread cannot be stopped and runs on, its
-    result is dropped and its exception, if any, logged.
+    here, the same object (except ``StopIteration``, which Python turns into a
+    ``RuntimeError`` as it leaves a coroutine). If the task is cancelled or times out while
+    it waits, it gets the ``TaskCancelled`` / ``TaskTimeout`` at once; the thread cannot be
+    stopped and runs on, its result is dropped and its exception, if any, logged.
     """
     kernel = await _get_kernel()
     pool = _pool_of(kernel)

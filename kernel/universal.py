@@ -159,8 +159,8 @@ class UniversalQueue(_Universal, Generic[T]):
                 self._items.append(item)
                 self._item_added(kernel)
                 return
+            task = running_task()  # (which raises outside a kernel task: before it is counted)
             self._task_putters += 1
-        task = running_task()
         self._waiting_items[task] = item
         try:
             await _wait_on(self._putters, "UNIVERSAL_PUT")  # _serve moves the item in

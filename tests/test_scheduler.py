@@ -223,6 +223,29 @@ def test_an_exception_inside_a_trap_handler_is_a_kernel_error() -> None:
     assert open_fds() == before
 
 
+def test_a_kernel_error_from_a_callback_does_not_blame_the_last_task() -> None:
+    class Breaks:
+        """A callback (the kernel calls its ``_run``) that fails: not a task's doing."""
+
+        def _run(self) -> None:
+            raise ValueError("the callback failed")
+
+    async def innocent() -> None:
+        await kernel.sleep(0)
+
+    async def main() -> None:
+        await kernel.spawn(innocent, name="innocent")
+        k = kernel.current_kernel()
+        assert k is not None
+        k.call_soon(Breaks())
+        await kernel.sleep(1)
+
+    with pytest.raises(KernelError, match="while running a callback") as info:
+        kernel.run(main, clock=VirtualClock())
+    assert "innocent" not in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)
+
+
 def test_an_unjoined_crash_is_reported_with_its_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -236,3 +236,88 @@ def test_an_outcome_for_a_closed_kernel_is_reported_by_the_worker(
         ThreadPool(k)._send_home(job)
     assert "raised after its task had stopped waiting" in caplog.text
     assert "nobody home" in caplog.text
+
+
+def test_a_worker_that_cannot_start_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of threads, run_in_thread raises; the call never runs later behind its caller's
+    back, and the pool works again once threads can be started."""
+    ran: list[str] = []
+    start = threading.Thread.start
+
+    def cannot_start(thread: threading.Thread) -> None:
+        if thread.name.startswith("kernel-worker-"):
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    async def main() -> int:
+        monkeypatch.setattr(threading.Thread, "start", cannot_start)
+        for _ in range(2):  # as many as max_threads: no dead thread may count against it
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                await run_in_thread(ran.append, "a call that raised")
+        monkeypatch.setattr(threading.Thread, "start", start)
+        result: int = await kernel.timeout_after(WAIT, run_in_thread, int, "2")
+        return result
+
+    assert kernel.run(main, max_threads=2) == 2  # and close() joined the one worker
+    assert ran == []
+    assert workers() == []
+
+
+def test_call_threadsafe_while_the_kernel_closes_is_refused() -> None:
+    """Once close() is past its tasks, nothing could run a callback another thread hands in:
+    it is refused, as after close(), rather than accepted and dropped."""
+    started, closing = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    def worker() -> None:
+        started.set()
+        closing.wait(WAIT)
+        try:
+            k.call_threadsafe(outcome.append, "ran")
+            outcome.append("accepted")
+        except RuntimeError as error:
+            outcome.append(str(error))
+
+    async def main() -> None:
+        await kernel.spawn(run_in_thread, worker, daemon=True)
+        await kernel.sleep(0)
+        arrived(started)  # the worker runs it: the pool's shutdown will wait for it
+        k.add_close_callback(closing.set)  # runs before the pool's shutdown (last in, first out)
+
+    with Kernel() as k:
+        k.run(main)
+    assert outcome == ["the kernel is closed"]
+
+
+def test_systemexit_from_a_threadsafe_callback_stops_the_program_cleanly() -> None:
+    """As from a task: the main task is cancelled, every cleanup runs, then run() raises."""
+    cleaned: list[str] = []
+
+    def stop() -> None:
+        raise SystemExit("stop from a callback")
+
+    async def worker() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:
+            await kernel.sleep(0)  # a cleanup that itself awaits
+            cleaned.append("worker")
+
+    async def main() -> None:
+        await kernel.spawn(worker)
+        k = kernel.current_kernel()
+        assert k is not None
+        k.call_threadsafe(stop)
+        k.call_threadsafe(cleaned.append, "the next callback")
+        await kernel.sleep(100)
+
+    with pytest.raises(SystemExit, match="stop from a callback"):
+        kernel.run(main, clock=VirtualClock())
+    assert cleaned == ["the next callback", "worker"]
+
+
+async def test_stopiteration_from_the_function_arrives_as_python_makes_it() -> None:
+    """No coroutine may raise StopIteration (PEP 479): the RuntimeError, caused by it."""
+    with pytest.raises(RuntimeError) as info:
+        await run_in_thread(next, iter([]))
+    assert isinstance(info.value.__cause__, StopIteration)

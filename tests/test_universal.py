@@ -369,3 +369,19 @@ def test_event_belongs_to_one_kernel_at_a_time() -> None:
         first.run(park_a_waiter)
         with pytest.raises(RuntimeError, match="belongs to another kernel"):
             second.run(event.wait)
+
+
+def test_put_from_asyncio_code_on_the_kernels_loop_says_what_to_do() -> None:
+    """Not a kernel task: a clear error, and nothing counted that would stay counted."""
+    import kernel.aio
+
+    full = UniversalQueue[int](maxsize=1)
+    full.put_sync(0)
+
+    async def asyncio_code() -> None:
+        await full.put(1)
+
+    with pytest.raises(RuntimeError, match=r"kernel\.aio\.run_kernel"):
+        kernel.aio.run(asyncio_code())
+    assert full._task_putters == 0
+    assert full.get_sync() == 0 and full.empty()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ResourceBusy, TaskTimeout
 from .traps import FUTURE_WAIT, TRAPS, Trap
-from .waitqueue import WaitQueue
+from .waitqueue import WaitQueue, in_use_elsewhere
 
 if TYPE_CHECKING:
     from collections import deque
@@ -168,12 +168,9 @@ class TrapHandlers:
             return True
         _, queue, state = trap
         if queue.kernel is not self:
-            if queue.kernel is not None and not queue.kernel._closed:
-                task._next_exc = RuntimeError(
-                    f"{queue.owner or queue!r} is in use by another kernel (another thread?); "
-                    f"a primitive belongs to one kernel -- create one per kernel, or use the "
-                    f"Universal* primitives to talk between threads"
-                )
+            error = in_use_elsewhere(queue, self)
+            if error is not None:
+                task._next_exc = error
                 return True
             queue.kernel = self
         return self._park(task, queue, queue.append(task), state)
@@ -181,6 +178,9 @@ class TrapHandlers:
     def _trap_wake(self, task: Task, trap: Trap) -> bool:
         """WAKE queue n value: move up to n waiters to the ready queue; returns how many."""
         _, queue, n, value = trap
+        if queue.kernel is not self and (error := in_use_elsewhere(queue, self)) is not None:
+            task._next_exc = error  # its waiters are another kernel's tasks
+            return True
         task._next_value = self._wake(queue, n, value)
         return True
 

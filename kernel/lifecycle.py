@@ -277,6 +277,9 @@ class KernelLifecycle:
     def _abandon(self) -> None:
         """After a kernel failure: close every coroutine (running its finally blocks)."""
         for task in list(self._tasks.values()):
+            if task._waiting_on is not None:  # out of its line first: a lock or queue may
+                task._waiting_on.discard(task._wait_entry)  # outlive us, and hand it items
+                task._waiting_on = task._wait_entry = None
             try:
                 task._coro.close()
             except BaseException as error:  # report it, keep closing the rest

@@ -30,9 +30,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import QueueEmpty, QueueFull
-from .scheduler import running_task
+from .scheduler import current_kernel, running_task
 from .traps import _wait_on, _wake
-from .waitqueue import WaitQueue
+from .waitqueue import WaitQueue, in_use_elsewhere
 
 if TYPE_CHECKING:
     from .task import Task
@@ -40,6 +40,14 @@ if TYPE_CHECKING:
 __all__ = ["LifoQueue", "PriorityQueue", "Queue"]
 
 T = TypeVar("T")
+
+
+def _check_here(waiters: WaitQueue) -> None:
+    """Before a queue hands anything to ``waiters``: they must be tasks of the kernel running
+    here. Checked before anything changes, so that the error loses no item."""
+    error = in_use_elsewhere(waiters, current_kernel())
+    if error is not None:
+        raise error
 
 
 class Queue(Generic[T]):
@@ -85,61 +93,81 @@ class Queue(Generic[T]):
     async def put(self, item: T) -> None:
         """Add ``item``, waiting for room if the queue is full."""
         if self._getters:  # the queue is empty and a getter waits: straight to it
+            _check_here(self._getters)
             self._unfinished += 1
             await _wake(self._getters, 1, item)
         elif not self.full():
-            self._unfinished += 1
             self._put_item(item)
+            self._unfinished += 1  # (after: an item the container refused is not counted)
         else:
             task = running_task()
             self._waiting_items[task] = item
             try:
-                await _wait_on(self._putters, "QUEUE_PUT")  # a get moves the item in, then wakes us
+                # A get moves the item in, then wakes us -- or, if the container refuses it
+                # (a PriorityQueue item that cannot be compared), wakes us with the error.
+                refused = await _wait_on(self._putters, "QUEUE_PUT")
             except BaseException:
                 self._waiting_items.pop(task, None)  # cancelled while parked: never went in
                 raise
+            if refused is not None:
+                raise refused
 
     async def get(self) -> T:
         """Remove and return the next item, waiting for one if the queue is empty."""
         if not self._items:
             item: T = await _wait_on(self._getters, "QUEUE_GET")  # resumes with the item
             return item
+        if self._putters:
+            _check_here(self._putters)
         item = self._get_item()
         if self._putters:
-            self._admit_waiting_putter()
-            await _wake(self._putters, 1)
+            await _wake(self._putters, 1, self._admit_waiting_putter())
         return item
 
-    def _admit_waiting_putter(self) -> None:
-        """Room was made: move the first parked putter's item into the queue."""
+    def _admit_waiting_putter(self) -> BaseException | None:
+        """Room was made: move the first parked putter's item into the queue.
+
+        Returns what to wake that putter with: None, or the error that kept its item out
+        (its ``put`` raises it; the item taken by the get that made room is not affected).
+        """
+        item = self._waiting_items.pop(self._putters.peek())
+        try:
+            self._put_item(item)
+        except Exception as error:
+            return error
         self._unfinished += 1
-        self._put_item(self._waiting_items.pop(self._putters.peek()))
+        return None
 
     def put_nowait(self, item: T) -> None:
         """Add ``item`` now, or raise ``QueueFull``."""
         if self._getters:
+            _check_here(self._getters)
             self._unfinished += 1
             self._getters.kernel._wake(self._getters, 1, item)
         elif self.full():
             raise QueueFull(f"{self!r} is full")
         else:
-            self._unfinished += 1
             self._put_item(item)
+            self._unfinished += 1
 
     def get_nowait(self) -> T:
         """Remove and return the next item now, or raise ``QueueEmpty``."""
         if not self._items:
             raise QueueEmpty(f"{self!r} is empty")
+        if self._putters:
+            _check_here(self._putters)
         item = self._get_item()
         if self._putters:
-            self._admit_waiting_putter()
-            self._putters.kernel._wake(self._putters, 1)
+            refused = self._admit_waiting_putter()
+            self._putters.kernel._wake(self._putters, 1, refused)
         return item
 
     def task_done(self) -> None:
         """Mark one item taken from the queue as processed (for ``join``)."""
         if self._unfinished == 0:
             raise ValueError(f"task_done() called more times than items were put in {self!r}")
+        if self._unfinished == 1 and self._joiners:
+            _check_here(self._joiners)
         self._unfinished -= 1
         if self._unfinished == 0 and self._joiners:
             self._joiners.kernel._wake(self._joiners, len(self._joiners))
@@ -157,7 +185,17 @@ class PriorityQueue(Queue[T]):
         self._items = []
 
     def _put_item(self, item: T) -> None:
-        heapq.heappush(self._items, item)
+        try:
+            heapq.heappush(self._items, item)
+        except BaseException:
+            # heappush appends before it compares: an item that cannot be compared (two
+            # equal priorities, then data without an order) must not stay in the list.
+            for index in range(len(self._items) - 1, -1, -1):
+                if self._items[index] is item:
+                    del self._items[index]
+                    break
+            heapq.heapify(self._items)
+            raise
 
     def _get_item(self) -> T:
         item: T = heapq.heappop(self._items)

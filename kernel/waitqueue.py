@@ -11,8 +11,9 @@ it reaches the front. Invariant: ``len(queue)`` counts live waiters only.
 
 A wait queue belongs to the kernel whose tasks park on it (``kernel``, set by the first
 ``WAIT_ON``); parking a task from a second kernel while the first is still open is an error,
-which is how a lock or queue shared between two kernels (two threads) is caught. ``owner``
-is the primitive the line belongs to, for messages and deadlock reports.
+and so is waking its waiters from a second kernel (``in_use_elsewhere``): that is how a lock
+or queue shared between two kernels (two threads) is caught. ``owner`` is the primitive the
+line belongs to, for messages and deadlock reports.
 
 Read next: ``kernel/iotable.py``.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-__all__ = ["WaitQueue"]
+__all__ = ["WaitQueue", "in_use_elsewhere"]
 
 
 class WaitQueue:
@@ -81,3 +82,15 @@ class WaitQueue:
     def tasks(self) -> list[Any]:
         """The live waiters, front first (for tracing, deadlock reports and tests)."""
         return [e[0] for e in self._entries if e[0] is not None]
+
+
+def in_use_elsewhere(queue: WaitQueue, kernel: Any) -> RuntimeError | None:
+    """The error for ``kernel`` parking on or waking ``queue`` if another open kernel's tasks
+    wait there; None if ``kernel`` may (a queue whose kernel has closed is free again)."""
+    if queue.kernel is kernel or queue.kernel is None or queue.kernel._closed:
+        return None
+    return RuntimeError(
+        f"{queue.owner or queue!r} is in use by another kernel (another thread?); a primitive "
+        f"belongs to one kernel -- create one per kernel, or use the Universal* primitives to "
+        f"talk between threads"
+    )

@@ -113,6 +113,87 @@ async def test_nowait_variants() -> None:
     assert queue.empty()
 
 
+async def test_an_item_a_priority_queue_cannot_order_is_refused_whole() -> None:
+    """Equal priorities, then data without an order: the put raises and adds nothing."""
+    queue: PriorityQueue[tuple[int, dict[str, str]]] = PriorityQueue()
+    await queue.put((1, {"id": "a"}))
+    with pytest.raises(TypeError):
+        await queue.put((1, {"id": "b"}))
+    with pytest.raises(TypeError):
+        queue.put_nowait((1, {"id": "c"}))
+    assert queue.qsize() == 1
+    assert await queue.get() == (1, {"id": "a"})
+    queue.task_done()
+    await queue.join()  # nothing refused was counted as unfinished
+
+
+async def test_a_parked_putter_whose_item_is_refused_gets_the_error() -> None:
+    """The get that made room keeps its item; the putter's put raises, and nothing waits."""
+    queue: PriorityQueue[tuple[int, dict[str, str]]] = PriorityQueue(2)
+    await queue.put((1, {"id": "a"}))
+    await queue.put((2, {"id": "b"}))
+
+    async def putter() -> None:
+        await queue.put((2, {"id": "c"}))  # parks: the queue is full
+
+    task = await kernel.spawn(putter)
+    await settle()
+    assert await queue.get() == (1, {"id": "a"})
+    with pytest.raises(kernel.TaskError) as info:
+        await task.join()
+    assert isinstance(info.value.__cause__, TypeError)
+    assert (queue.qsize(), queue.get_nowait()) == (1, (2, {"id": "b"}))
+
+
+def test_another_kernels_waiters_are_refused_before_anything_changes() -> None:
+    """A queue (or event) whose waiters are tasks of another, still open, kernel: handing
+    them an item from here is an error, and the item stays with the caller."""
+    queue: Queue[str] = Queue()
+    event = kernel.Event()
+
+    async def waits() -> None:
+        await kernel.spawn(queue.get, daemon=True)
+        await kernel.spawn(event.wait, daemon=True)
+        await settle()
+
+    async def hands_over() -> None:
+        with pytest.raises(RuntimeError, match="in use by another kernel"):
+            await queue.put("precious")
+        with pytest.raises(RuntimeError, match="in use by another kernel"):
+            queue.put_nowait("precious")
+        with pytest.raises(RuntimeError, match="in use by another kernel"):
+            await event.set()
+
+    with Kernel(clock=VirtualClock()) as first:
+        first.run(waits)  # its two tasks stay parked: the kernel is still open
+        kernel.run(hands_over, clock=VirtualClock())
+        assert queue.qsize() == 0 and queue._unfinished == 0
+
+
+@pytest.mark.usefixtures("no_timeout_signal")  # so that the kernel can see the deadlock
+def test_a_kernel_that_failed_leaves_no_waiter_behind_in_a_queue() -> None:
+    """An abandoned kernel's parked tasks leave the queue's line, so a later kernel's put
+    is not handed to a task that will never run."""
+    queue: Queue[str] = Queue()
+
+    async def shielded_getter() -> None:
+        async with kernel.disable_cancellation():
+            await queue.get()
+
+    async def first() -> None:
+        await kernel.spawn(shielded_getter, daemon=True)
+        await settle()
+
+    with pytest.raises(kernel.Deadlock):  # closing cannot cancel it: the kernel gives up
+        kernel.run(first, clock=VirtualClock())
+
+    async def second() -> str:
+        await queue.put("precious")
+        return queue.get_nowait()
+
+    assert kernel.run(second, clock=VirtualClock()) == "precious"
+
+
 async def test_join_waits_for_task_done(virtual_clock: VirtualClock) -> None:
     queue: Queue[int] = Queue()
     await queue.join()  # nothing unfinished: returns at once

@@ -214,7 +214,8 @@ class Condition(_AsyncContext):
     """A lock plus a line of tasks waiting for something to become true.
 
     ``wait()`` releases the lock, parks until notified, then takes the lock back -- even when
-    it is cancelled, so the lock is held again before the exception leaves ``wait()``.
+    it is cancelled, so the lock is held again before the exception leaves ``wait()``. Only
+    a ``Deadlock`` can stop it taking the lock back; then ``async with`` leaves the lock alone.
     """
 
     def __init__(self, lock: Lock | None = None) -> None:
@@ -237,6 +238,30 @@ class Condition(_AsyncContext):
     async def release(self) -> None:
         await self._lock.release()
 
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Discussion: ``wait()`` takes the lock back with cancellation disabled, but the
+        # deadlock detector still throws a ``Deadlock`` in while it waits for the lock (the
+        # holder can never release it), so ``wait()`` can end without the lock. Releasing
+        # it here anyway would replace the Deadlock with "only the owner can" -- true, but
+        # not the problem. So, while an exception is on its way out and this task does not
+        # hold the lock, the lock is left to its holder and the exception goes on, with a
+        # note saying so (the same note keeps a real misuse -- a manual release() inside the
+        # block -- on record). With no exception a release still checks the owner: that is
+        # a mistake to report. Keying this on the exception, not on a mark set by
+        # ``wait()``, leaves no per-task state to go stale.
+        if exc is not None and self._lock._owner is not running_task():
+            exc.add_note(
+                f"(leaving `async with {self!r}` without releasing the lock: this task "
+                f"does not hold it, e.g. because wait() was stopped before it took it back)"
+            )
+            return
+        await self.release()
+
     async def wait(self) -> None:
         """Release the lock, wait for a ``notify``, then re-acquire the lock."""
         self._lock._check_owner(running_task())
@@ -245,7 +270,8 @@ class Condition(_AsyncContext):
             await _wait_on(self._waiters, "CONDITION")
         finally:
             # Even when cancelled: the caller's `async with` will release the lock, so it
-            # must hold it. A second cancellation must not interrupt this: it waits.
+            # must hold it. A second cancellation must not interrupt this: it waits. (A
+            # Deadlock still can; __aexit__ copes with that.)
             async with disable_cancellation():
                 await self._lock.acquire()
 
@@ -256,7 +282,16 @@ class Condition(_AsyncContext):
         return result
 
     async def notify(self, n: int = 1) -> None:
-        """Wake up to ``n`` waiters (they run once they get the lock back)."""
+        """Wake up to ``n`` waiters (they run once they get the lock back); ``n=0`` wakes none."""
+        # Checked here, in the caller's task: the WAKE handler trusts n, and a bad one
+        # failing there would shut the whole kernel down as a KernelError.
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(
+                f"notify(n) takes an int, how many waiters to wake, got {n!r} "
+                f"(use notify_all() to wake them all)"
+            )
+        if n < 0:
+            raise ValueError(f"notify(n) needs n >= 0 (how many waiters to wake), got {n!r}")
         self._lock._check_owner(running_task())
         if self._waiters:
             await _wake(self._waiters, n)

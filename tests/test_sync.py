@@ -369,6 +369,78 @@ async def test_condition_misuse_is_reported() -> None:
         Condition(RLock())
 
 
+@pytest.mark.usefixtures("no_timeout_signal")  # so the kernel can see the deadlock
+def test_a_deadlock_in_condition_wait_is_not_hidden_by_the_release() -> None:
+    # The notifier keeps the lock forever, so main's wait() can never take it back: the
+    # Deadlock thrown in there must leave run(), not "only the owner can" from `async with`.
+    async def main() -> None:
+        cond = Condition()
+        never = Event()
+
+        async def notifier() -> None:
+            async with cond:
+                await cond.notify()
+                await never.wait()
+
+        async with cond:
+            await kernel.spawn(notifier, daemon=True)
+            await cond.wait()
+
+    with pytest.raises(kernel.Deadlock) as info:
+        kernel.run(main, clock=VirtualClock())
+    assert "waits for Lock #1, held by task 2" in str(info.value)
+    assert info.value.__context__ is None
+    assert any("without releasing the lock" in note for note in info.value.__notes__)
+
+
+async def test_leaving_a_condition_block_without_the_lock_is_still_misuse() -> None:
+    cond = Condition()
+    with pytest.raises(RuntimeError, match="not locked"):  # no exception: reported
+        async with cond:
+            await cond.release()
+    with pytest.raises(KeyError) as info:  # an exception: it wins, and the misuse is noted
+        async with cond:
+            await cond.release()
+            raise KeyError("the real error")
+    assert "without releasing the lock" in info.value.__notes__[0]
+    assert not cond.locked()
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (None, TypeError, r"notify\(n\) takes an int, how many waiters to wake, got None"),
+        ("2", TypeError, "takes an int"),
+        (1.5, TypeError, "takes an int"),
+        (True, TypeError, "takes an int"),
+        (-1, ValueError, r"notify\(n\) needs n >= 0 \(how many waiters to wake\), got -1"),
+    ],
+)
+async def test_a_bad_notify_count_is_an_error_in_the_caller(
+    bad: Any, error: type[Exception], message: str
+) -> None:
+    cond = Condition()
+    woken: list[str] = []
+
+    async def waiter() -> None:
+        async with cond:
+            await cond.wait()
+            woken.append("woken")
+
+    await kernel.spawn(waiter)
+    await settle()
+    async with cond:
+        with pytest.raises(error, match=message):
+            await cond.notify(bad)
+        await cond.notify(0)  # allowed, as in asyncio: wakes nobody
+    await settle()
+    assert woken == []  # the kernel is still running, and nobody was woken
+    async with cond:
+        await cond.notify()
+    await settle()
+    assert woken == ["woken"]
+
+
 # -- one kernel per primitive -----------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from .resource import AsyncResource
-from .threads import run_in_thread
+from .threads import _Job, _run_job, run_in_thread
 
 __all__ = ["AsyncFile", "aopen"]
 
@@ -117,7 +117,10 @@ class _Opening:
         self._file: AsyncFile | None = None
 
     async def _open(self) -> AsyncFile:
-        return AsyncFile(await run_in_thread(self._opener))
+        # A task cancelled while the thread opens the file never gets it: the file is then
+        # closed as soon as it arrives, not left to the garbage collector (a ResourceWarning).
+        file = await _run_job(_Job(self._opener, (), {}, release=_close))
+        return AsyncFile(file)
 
     def __await__(self) -> Generator[Any, None, AsyncFile]:
         return self._open().__await__()
@@ -136,6 +139,10 @@ class _Opening:
     ) -> None:
         assert self._file is not None
         await self._file.close()
+
+
+def _close(file: IO[Any]) -> None:
+    file.close()
 
 
 def aopen(

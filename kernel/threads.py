@@ -57,14 +57,21 @@ class _Job:
     task gave up first); both moves happen under the pool's lock, so exactly one side wins.
     """
 
-    __slots__ = ("args", "exception", "func", "kwargs", "result", "state", "waiter")
+    __slots__ = ("args", "exception", "func", "kwargs", "release", "result", "state", "waiter")
 
     def __init__(
-        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        release: Callable[[Any], object] | None = None,
     ) -> None:
         self.func = func
         self.args = args
         self.kwargs = kwargs
+        # For a result that holds a resource (an open file): what to do with it if nobody
+        # is left to take it (see _report_late).
+        self.release = release
         self.state = "queued"
         self.result: Any = None
         self.exception: BaseException | None = None
@@ -201,7 +208,13 @@ def _name_of(func: Callable[..., Any]) -> str:
 
 
 def _report_late(job: _Job) -> None:
-    """An outcome nobody waits for: a result is dropped, an exception is logged."""
+    """An outcome nobody waits for: a result is released (if its job says how) or dropped,
+    an exception is logged."""
+    if job.exception is None and job.release is not None:
+        try:
+            job.release(job.result)
+        except Exception as error:
+            log.error("releasing the late result of %r failed", job, exc_info=error)
     if job.exception is not None:
         log.error(
             "run_in_thread(%s) raised after its task had stopped waiting for it",
@@ -230,9 +243,15 @@ async def run_in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs)
     it waits, it gets the ``TaskCancelled`` / ``TaskTimeout`` at once; the thread cannot be
     stopped and runs on, its result is dropped and its exception, if any, logged.
     """
+    result: T = await _run_job(_Job(func, args, kwargs))
+    return result
+
+
+async def _run_job(job: _Job) -> Any:
+    """``run_in_thread``'s work, for a job made by the caller (``aopen`` gives its own a
+    ``release``: a file opened for a task that has left is closed, not left to the GC)."""
     kernel = await _get_kernel()
     pool = _pool_of(kernel)
-    job = _Job(func, args, kwargs)
     pool.submit(job)
     try:
         # Discussion: the worker may finish before the task has even parked. That is fine:
@@ -249,6 +268,6 @@ async def run_in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs)
             raise error
         finally:
             del error
-    result: T = job.result
+    result = job.result
     job.result = None
     return result

@@ -6,8 +6,10 @@ are closed and the threads gone when the kernel is).
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,38 @@ def test_nothing_left_open(tmp_path: Path) -> None:
 
     assert kernel.run(main) == "hello\n"
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_file_opened_for_a_task_that_left_is_closed_at_once(tmp_path: Path) -> None:
+    """The task is cancelled while a worker opens its file: the file arrives with nobody to
+    take it, and is closed then -- not dropped for the garbage collector to close, with a
+    ResourceWarning."""
+    path = tmp_path / "late.txt"
+    path.write_text("late")
+    opening, go_on = threading.Event(), threading.Event()
+    descriptors: list[int] = []
+
+    def slow_opener(name: str, flags: int) -> int:
+        opening.set()
+        go_on.wait(5)
+        descriptors.append(os.open(name, flags))
+        return descriptors[-1]
+
+    async def opens() -> None:
+        await aopen(path, opener=slow_opener)
+
+    async def main() -> None:
+        task = await kernel.spawn(opens)
+        await kernel.sleep(0)  # its job is in the (one) worker's hands...
+        assert opening.wait(5)  # ... which is inside the opener (it needs nothing from us)
+        await task.cancel()
+        go_on.set()
+        await kernel.run_in_thread(int, "0")  # the same worker: delivered after the file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kernel.run(main, max_threads=1)
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    with pytest.raises(OSError):  # closed
+        os.fstat(descriptors[0])

@@ -54,15 +54,29 @@ class _Watcher:
 class _Registration:
     """One descriptor known to the poller: the object, its number, the events, who waits."""
 
-    __slots__ = ("events", "fd", "fileobj", "kept", "waiters")
+    __slots__ = ("events", "fd", "fileobj", "kept", "names", "waiters")
 
     def __init__(self, fileobj: Any, fd: int, events: int) -> None:
         self.fileobj = fileobj
+        # Every object it is registered under: ``fileobj``, and any other name for the same
+        # open descriptor (its number, for the asyncio adapter; see IOWaitTable._add).
+        self.names = [fileobj]
         self.fd = fd
         self.events = events  # EVENT_READ | EVENT_WRITE: what the poller watches
         self.waiters: list[Any] = [None, None]  # [reader, writer]: a task, a _Watcher or None
         # Kept registered after a wait ends? Not for a bare int: see IOWaitTable.select.
         self.kept = type(fileobj) is not int
+
+
+def _still_names(fileobj: Any, fd: int) -> bool:
+    """Whether ``fileobj`` still stands for descriptor ``fd`` -- False once it was closed or
+    detached. A bare int cannot tell, and is believed: its registrations end with its waits."""
+    if type(fileobj) is int:
+        return True
+    try:
+        return bool(fileobj.fileno() == fd)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _descriptor(fileobj: Any) -> int:
@@ -100,9 +114,10 @@ class IOWaitTable:
         # and by descriptor number (what the poller reports).
         self._by_object: dict[Any, _Registration] = {}
         self._by_fd: dict[int, _Registration] = {}
-        # Tasks whose registration went stale (see _evict), by their discard handle; the
-        # next select() wakes them, to find their descriptor closed.
-        self._orphans: dict[tuple[Any, int], Any] = {}
+        # Tasks whose registration went stale (see _evict): the task -> the names it was
+        # registered under and the event it waited for. The next select() wakes them, to
+        # find their descriptor closed.
+        self._orphans: dict[Any, tuple[list[Any], int]] = {}
 
     def __len__(self) -> int:
         """How many tasks and watchers wait (the wake-up socket does not count)."""
@@ -117,32 +132,46 @@ class IOWaitTable:
         slot = _SLOT[event]
         entry = self._by_object.get(fileobj)
         if entry is None:
-            entry = self._add(fileobj, event)
-        elif entry.waiters[slot] is not None:
+            entry = self._add(fileobj, event)  # (or the registration of another name for it)
+        if entry.waiters[slot] is not None:
             verb = "read from" if event == EVENT_READ else "write to"
             raise ResourceBusy(
                 f"{entry.waiters[slot]!r} is already waiting to {verb} {fileobj!r}; only one "
                 f"task may wait per descriptor and direction (give each task its own socket, "
                 f"or funnel the I/O through one task)"
             )
-        elif not entry.events & event:
+        if not entry.events & event:
             self._poller.modify(entry.fd, entry.events | event)
             entry.events |= event
-        # (The common case, a socket still registered from its last wait, falls through
-        # the three tests to here: no system call.)
+        # (The common case, a socket still registered from its last wait, passes both
+        # tests to here: no system call.)
         entry.waiters[slot] = task
         self._occupied += 1
 
     def _add(self, fileobj: Any, event: int) -> _Registration:
-        """Register a descriptor the table does not know yet with the poller."""
+        """Register a name the table does not know yet: a new descriptor for the poller, or
+        one more name for a descriptor already registered under another.
+
+        Discussion: the asyncio adapter names a socket by its number (asyncio's readers and
+        writers are keyed so), a kernel task by the socket object; a program running both
+        on one socket has two names for one descriptor. They share its registration, so
+        one reader and one writer between them, and ``ResourceBusy`` for a second. Only a
+        registration whose object no longer stands for the number -- it was closed behind
+        the table's back, and the number is a new file now -- is stale, and evicted.
+        """
         fd = _descriptor(fileobj)
         if fd == self._wakeup_fd:
             raise ValueError(
                 f"descriptor {fd} is the kernel's own wake-up socket; do not wait on it"
             )
-        stale = self._by_fd.get(fd)
-        if stale is not None:
-            self._evict(stale)
+        known = self._by_fd.get(fd)
+        if known is not None:
+            if _still_names(known.fileobj, fd):
+                known.names.append(fileobj)
+                known.kept = known.kept and type(fileobj) is not int
+                self._by_object[fileobj] = known
+                return known
+            self._evict(known)
         self._poller.register(fd, event)
         entry = self._by_object[fileobj] = self._by_fd[fd] = _Registration(fileobj, fd, event)
         return entry
@@ -157,7 +186,7 @@ class IOWaitTable:
             if occupant.__class__ is _Watcher:
                 self._occupied -= 1
             elif occupant is not None:
-                self._orphans[(stale.fileobj, event)] = occupant
+                self._orphans[occupant] = (stale.names, event)
         self._forget(stale)
 
     def watch(self, fileobj: Any, event: int, callback: Any) -> Any:
@@ -207,8 +236,11 @@ class IOWaitTable:
         fileobj, event = handle[-2], handle[-1]
         entry = self._by_object.get(fileobj)
         if entry is None:
-            if self._orphans.pop((fileobj, event), None) is not None:
-                self._occupied -= 1
+            for orphan, (names, waited) in self._orphans.items():  # (rare, and few)
+                if waited == event and fileobj in names:
+                    del self._orphans[orphan]
+                    self._occupied -= 1
+                    break
             return
         waiters = entry.waiters
         slot = _SLOT[event]
@@ -236,7 +268,8 @@ class IOWaitTable:
         # the descriptor by itself, and only our own index needs cleaning).
         with contextlib.suppress(KeyError, ValueError, OSError):
             self._poller.unregister(entry.fd)
-        del self._by_object[entry.fileobj]
+        for name in entry.names:
+            del self._by_object[name]
         if self._by_fd.get(entry.fd) is entry:
             del self._by_fd[entry.fd]
 
@@ -273,7 +306,7 @@ class IOWaitTable:
         ready: list[Any] = []
         woken_tasks = 0
         if self._orphans:  # (rare) they are ready now: look, but do not block
-            ready.extend(self._orphans.values())
+            ready.extend(self._orphans)
             woken_tasks = len(self._orphans)
             self._orphans.clear()
             timeout = 0.0

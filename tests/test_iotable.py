@@ -193,6 +193,46 @@ def test_a_cancelled_orphan_is_not_woken(table: IOWaitTable) -> None:
         assert len(table) == 0
 
 
+def test_two_names_for_one_descriptor_share_its_registration(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """A kernel task names a socket by object, asyncio code (the adapter) by number: one
+    descriptor, one registration -- neither name evicts the other as if it were stale."""
+    a, b = pair
+    table.register(a, EVENT_READ, "task reading the socket")
+    table.watch(a.fileno(), EVENT_WRITE, "asyncio writer's callback")
+    assert watched(table) == {a.fileno(): EVENT_READ | EVENT_WRITE}
+    assert table.select(1.0) == ["asyncio writer's callback"]  # writable, and still watched
+    b.send(b"x")
+    assert sorted(table.select(1.0)) == ["asyncio writer's callback", "task reading the socket"]
+    with pytest.raises(ResourceBusy, match="already waiting to write"):
+        table.register(a, EVENT_WRITE, "a task writing under the other name")
+
+
+def test_a_second_reader_under_another_name_is_busy(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, _ = pair
+    table.register(a.fileno(), EVENT_READ, "reader by number")
+    with pytest.raises(ResourceBusy, match="already waiting to read"):
+        table.register(a, EVENT_READ, "reader by object")
+    table.discard((a.fileno(), EVENT_READ))
+    table.register(a, EVENT_READ, "reader by object")  # free again
+    assert table.waiters() == [(a.fileno(), "read", "reader by object")]
+
+
+def test_releasing_a_descriptor_forgets_all_its_names(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, _ = pair
+    table.register(a, EVENT_READ, "task")
+    table.watch(a.fileno(), EVENT_WRITE, "callback")
+    assert table.release(a) == ["task"]
+    assert (len(table), table.waiters(), watched(table)) == (0, [], {})
+    table.register(a.fileno(), EVENT_WRITE, "after")  # a fresh registration, no leftover
+    assert table.select(1.0) == ["after"]
+
+
 def test_bad_descriptors_are_refused_with_a_reason(
     table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
 ) -> None:

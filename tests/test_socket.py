@@ -626,3 +626,39 @@ async def test_wrap_ssl_that_fails_closes_the_descriptor() -> None:
         del info
         await a.close()  # nothing left to close
     assert open_fds() == before
+
+
+def test_a_kernel_task_and_asyncio_code_share_a_socket() -> None:
+    """A kernel task reads a socket (naming it by object) while asyncio code writes to it
+    through the adapter (naming it by number): one descriptor, and both directions work."""
+    import asyncio
+
+    import kernel.aio
+
+    async def main() -> tuple[int, bytes]:
+        loop = asyncio.get_running_loop()
+        a, b = stdlib_socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        payload = b"x" * (4 * 1024 * 1024)  # more than the buffers hold: sendall must wait
+
+        async def kernel_reader() -> bytes:
+            data: bytes = await socket.Socket(a).recv(10)
+            return data
+
+        async def drain_then_answer() -> int:
+            got = 0
+            while got < len(payload):
+                got += len(await loop.sock_recv(b, 65536))
+            await loop.sock_sendall(b, b"done")
+            return got
+
+        with a, b:
+            reader = asyncio.ensure_future(kernel.aio.run_kernel(kernel_reader))
+            for _ in range(3):
+                await asyncio.sleep(0)  # the kernel task parks, reading
+            peer = asyncio.ensure_future(drain_then_answer())
+            await asyncio.wait_for(loop.sock_sendall(a, payload), LIMIT)
+            return await asyncio.wait_for(peer, LIMIT), await asyncio.wait_for(reader, LIMIT)
+
+    assert kernel.aio.run(main()) == (4 * 1024 * 1024, b"done")

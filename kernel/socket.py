@@ -148,7 +148,7 @@ class Socket(AsyncResource):
         forever. They just try, and leave ``_drained`` as it was.
         """
         if flags or maxsize <= 0:
-            return await self._retry(lambda: self._recv(maxsize, flags), EVENT_READ)
+            return await self._recv_at_once(maxsize, flags)
         if self._drained:
             await _io_wait(self._socket, EVENT_READ)
         while True:
@@ -159,6 +159,11 @@ class Socket(AsyncResource):
             else:
                 self._drained = 0 < len(data) < maxsize
                 return data
+
+    async def _recv_at_once(self, maxsize: int, flags: int) -> bytes:
+        """``recv`` without parking first. (A method of its own: a lambda in ``recv`` would
+        turn its arguments into closure cells, on every call, taken or not.)"""
+        return await self._retry(lambda: self._recv(maxsize, flags), EVENT_READ)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         return await self._retry(lambda: self._socket.recv_into(buffer, nbytes, flags), EVENT_READ)

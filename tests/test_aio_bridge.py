@@ -167,6 +167,47 @@ def test_run_asyncio_leaves_no_running_loop_behind() -> None:
         loop.close()
 
 
+def test_run_asyncio_runs_on_the_loop_that_runs_the_kernel(aio_loop: EventLoop) -> None:
+    # kernel.aio.run / new_event_loop: the loop owns the kernel; a kernel task's run_asyncio
+    # must use that loop, not make a second one (whose futures main's tasks cannot await).
+    async def waits_for(future: asyncio.Future[str]) -> str:
+        return await future
+
+    async def kernel_code(future: asyncio.Future[str]) -> tuple[Any, str]:
+        return await adapter_loop(), await kernel.aio.run_asyncio(waits_for(future))
+
+    async def main() -> tuple[bool, bool, str]:
+        future = aio_loop.create_future()
+        aio_loop.call_later(1, future.set_result, "set in main's loop")
+        inner_loop, value = await kernel.aio.run_kernel(kernel_code, future)
+        still_running = asyncio.get_running_loop()
+        await kernel.aio.run_kernel(kernel.sleep, 1)  # and run_kernel still works after it
+        return inner_loop is aio_loop, still_running is aio_loop, value
+
+    assert aio_loop.run_until_complete(main()) == (True, True, "set in main's loop")
+
+
+def test_a_kernel_has_one_event_loop() -> None:
+    with kernel.Kernel(clock=kernel.VirtualClock()) as k:
+        loop = EventLoop(k)
+        with pytest.raises(RuntimeError, match="already has an event loop"):
+            EventLoop(k)
+        assert k.run(adapter_loop) is loop  # kernel.run: run_asyncio uses it, running
+        assert not loop.is_running()
+        loop.close()
+        hosted = k.run(adapter_loop)  # its loop closed: a new one, made on first use
+        assert hosted is not loop
+        with pytest.raises(RuntimeError, match="already has an event loop"):
+            EventLoop(k)
+    assert hosted.is_closed()
+    owner = kernel.aio.new_event_loop(clock=kernel.VirtualClock())
+    try:
+        with pytest.raises(RuntimeError, match="already has an event loop"):
+            EventLoop(owner._kernel)
+    finally:
+        owner.close()
+
+
 def test_run_asyncio_propagates_the_exception() -> None:
     async def asyncio_code() -> None:
         await asyncio.sleep(1)
@@ -291,6 +332,97 @@ def test_a_kernel_task_cancelled_on_its_side_cancels_the_asyncio_future(
         return aio_loop.time()
 
     assert aio_loop.run_until_complete(main()) == 1.0
+
+
+def test_a_kernel_timeout_escaping_run_kernel_is_a_timeout_error(aio_loop: EventLoop) -> None:
+    # Nobody cancelled the asyncio side: the kernel task failed with its own timeout.
+    async def kernel_code() -> None:
+        await kernel.timeout_after(1, kernel.sleep, 10)
+
+    async def main() -> tuple[str, int, float]:
+        with pytest.raises(TimeoutError) as caught:
+            await kernel.aio.run_kernel(kernel_code)
+        task = asyncio.current_task()
+        assert task is not None
+        return type(caught.value.__cause__).__name__, task.cancelling(), aio_loop.time()
+
+    assert aio_loop.run_until_complete(main()) == ("TaskTimeout", 0, 1.0)
+
+
+def test_kernel_tasks_left_running_are_cancelled_before_the_loop_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As asyncio.run cancels the asyncio tasks left over and lets them clean up, kernel.aio.run
+    # (an asyncio.Runner with the adapter's loop) does the same for run_kernel's tasks.
+    cleanup: list[Any] = []
+    tasks: list[kernel.Task] = []
+
+    async def worker() -> None:
+        tasks.append(await kernel.current_task())
+        try:
+            await kernel.sleep(3600)
+        finally:
+            # The loop is still open and running: the cleanup can use asyncio.
+            cleanup.append(await kernel.aio.run_asyncio(running_loop()))
+
+    async def main() -> asyncio.AbstractEventLoop:
+        kernel.aio.run_kernel(worker)  # never awaited, like a forgotten asyncio task
+        await asyncio.sleep(1)
+        return asyncio.get_running_loop()
+
+    def virtual_loop() -> EventLoop:
+        return kernel.aio.new_event_loop(clock=kernel.VirtualClock())
+
+    with asyncio.Runner(loop_factory=virtual_loop) as runner:
+        loop = runner.run(main())
+    assert cleanup == [loop]
+    assert loop.is_closed()
+    assert tasks[0].cancelled
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_closing_a_loop_on_an_existing_kernel_cancels_its_run_kernel_tasks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log: list[str] = []
+
+    async def worker() -> None:
+        try:
+            await kernel.sleep(3600)
+        finally:
+            log.append(f"cleanup at {asyncio.get_running_loop().time()}")
+
+    async def main() -> None:
+        kernel.aio.run_kernel(worker)
+        await asyncio.sleep(1)
+
+    with kernel.Kernel(clock=kernel.VirtualClock()) as k:
+        loop = EventLoop(k)
+        loop.run_until_complete(main())
+        loop.close()
+        assert log == ["cleanup at 1.0"]  # before the loop closed, not when the kernel did
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_kernel_task_may_end_after_the_loop_of_its_wrapper_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def job() -> str:
+        await kernel.sleep(2)
+        return "done"
+
+    async def wrap(task: kernel.Task) -> asyncio.Future[Any]:
+        return kernel.aio.wrap_kernel_task(task)
+
+    with kernel.Kernel(clock=kernel.VirtualClock()) as k:
+        task = k.start_task(job)  # a kernel task, not run_kernel's: closing the loop leaves it
+        loop = EventLoop(k)
+        future = loop.run_until_complete(wrap(task))
+        loop.close()
+        k.run(task.wait)  # it ends: the future of the closed loop is left alone
+        assert task.result == "done"
+    assert not future.done()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_wrap_kernel_task() -> None:

@@ -50,8 +50,14 @@ Deliberate differences from asyncio's own loop:
   keeps the Handle and the ``__wakeup`` call, which the teaching views narrate.)
 * ``call_later`` / ``call_at`` deadlines are compared with the kernel clock as they are
   (asyncio adds its clock resolution); with the real clock this makes no visible difference.
-* A callback still queued when the loop is closed is dropped, as asyncio does; kernel tasks
-  still alive are cancelled and their cleanup runs, as ``Kernel.close()`` does.
+* A kernel has one loop at a time: ``EventLoop(kernel)`` refuses a kernel whose loop is
+  still open, and ``run_asyncio`` runs on that loop. While its kernel runs, a loop on an
+  existing kernel is asyncio's running loop, whoever runs the kernel.
+* ``close()`` first cancels the kernel tasks that asyncio code started with ``run_kernel``
+  and are still running, and turns the kernel until their cleanup is done, with the loop
+  still open -- as ``asyncio.run`` does for the asyncio tasks left over. Then a callback
+  still queued is dropped, as asyncio does; the other kernel tasks of a kernel the loop
+  made are cancelled and their cleanup runs, as ``Kernel.close()`` does.
 * Subprocesses are watched with a pidfd in the I/O wait table (no child watcher, no SIGCHLD
   handler); see ``kernel/aio/subprocess.py`` for the details that follow from that.
 
@@ -62,6 +68,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import sys
@@ -69,12 +76,15 @@ import threading
 import warnings
 import weakref
 from asyncio import events as _asyncio_events
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any, TypeVar, TypeVarTuple, Unpack, cast
 
 from ..clock import Clock
+from ..errors import TaskCancelled
 from ..iotable import EVENT_READ, EVENT_WRITE
+from ..lifecycle import current_kernel
 from ..scheduler import Kernel
+from ..task import Task as KernelTask
 from .futures import Future
 from .handles import Handle, Nothing, TimerHandle
 from .network import NetworkMixin
@@ -114,6 +124,20 @@ def _get_loop_for_future() -> asyncio.AbstractEventLoop:
     return loop
 
 
+# Discussion: the loop of each kernel, so that ``run_asyncio`` in a kernel task finds the
+# loop already living on its kernel instead of making a second one (whose futures the
+# first loop's tasks could not await). Weak on both sides: the entry keeps neither the
+# kernel nor the loop alive, so an unclosed loop is still collected (and warns).
+_loops: weakref.WeakKeyDictionary[Kernel, weakref.ref[EventLoop]] = weakref.WeakKeyDictionary()
+
+
+def _open_loop_of(kernel: Kernel) -> EventLoop | None:
+    """The open adapter loop living on ``kernel``, or None."""
+    ref = _loops.get(kernel)
+    loop = ref() if ref is not None else None
+    return None if loop is None or loop.is_closed() else loop
+
+
 def _run_until_complete_cb(future: Any) -> None:
     """Done callback that ``run_until_complete`` puts on its future: stop the loop."""
     if not future.cancelled():
@@ -126,11 +150,20 @@ def _run_until_complete_cb(future: Any) -> None:
 class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose queues are a kernel's. ``EventLoop()`` makes its own
     kernel (``clock=VirtualClock()`` makes its time virtual, for tests); ``EventLoop(kernel)``
-    runs on an existing one, which it does not close."""
+    runs on an existing one, which it does not close, and is asyncio's running loop whenever
+    that kernel runs. A kernel has one open loop at a time."""
+
+    _closed = True  # until __init__ has finished: a loop it refused has nothing to close
 
     def __init__(self, kernel: Kernel | None = None, *, clock: Clock | None = None) -> None:
         if kernel is not None and clock is not None:
             raise TypeError("pass a kernel or a clock, not both: the kernel has its own clock")
+        if kernel is not None and (existing := _open_loop_of(kernel)) is not None:
+            raise RuntimeError(
+                f"{kernel!r} already has an event loop, {existing!r}: a kernel has one "
+                f"asyncio loop at a time (kernel.aio.run_asyncio runs on it); use that one, "
+                f"or close it first"
+            )
         self._owns_kernel = kernel is None
         self._kernel = Kernel(clock=clock) if kernel is None else kernel
         # Untraced, a task waiting on a future is woken without a Handle (Task._wake_from).
@@ -150,6 +183,14 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         self._asyncgens_shutdown_called = False
         self._signal_handlers: dict[int, Handle] = {}
         self.slow_callback_duration = 0.1
+        # Kernel tasks started by asyncio code (run_kernel) that have not ended: close()
+        # cancels them, as asyncio.run cancels the asyncio tasks left over.
+        self._kernel_tasks: set[KernelTask] = set()
+        _loops[self._kernel] = weakref.ref(self)
+        if not self._owns_kernel:
+            # Someone else runs this kernel too (kernel.run): asyncio code in it must find
+            # this loop running. A kernel the loop made runs only through run_forever.
+            self._kernel.add_run_context(self._running_with_kernel)
 
     def __repr__(self) -> str:
         return (
@@ -161,7 +202,7 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         if not self.is_closed():
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
-                self.close()
+                self._shut_down()  # no kernel turns inside a finalizer
 
     # -- running and stopping ------------------------------------------------------------------
 
@@ -170,13 +211,6 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         then this returns."""
         self._check_closed()
         self._check_running()
-        old_agen_hooks = sys.get_asyncgen_hooks()
-        self._thread_id = threading.get_ident()
-        self._running = True
-        _asyncio_events._set_running_loop(self)
-        sys.set_asyncgen_hooks(
-            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
-        )
         if self._stopping:
             # stop() before run_forever(): asyncio still runs one turn, without blocking.
             self._kernel.call_soon(Nothing())
@@ -195,15 +229,46 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         if tracer is not None:
             tracer("run_forever", None)
         try:
-            self._kernel.run_until(finished)
+            self._run(finished)
         finally:
             self._stopping = False
+            if tracer is not None:
+                tracer("run_forever_return", None)
+
+    def _run(self, finished: Callable[[], bool]) -> None:
+        """Turn the kernel's loop until ``finished()``, as asyncio's running loop (for
+        ``run_forever``, and for ``close()`` to let kernel tasks clean up). The caller has
+        checked that the loop may run."""
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        self._running = True
+        _asyncio_events._set_running_loop(self)
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+        )
+        try:
+            self._kernel.run_until(finished)
+        finally:
             self._running = False
             self._thread_id = None
             _asyncio_events._set_running_loop(None)
             sys.set_asyncgen_hooks(*old_agen_hooks)
-            if tracer is not None:
-                tracer("run_forever_return", None)
+
+    @contextlib.contextmanager
+    def _running_with_kernel(self) -> Iterator[None]:
+        """A run context of a kernel this loop did not make: asyncio's running loop for the
+        duration of one run of the kernel (unless closed, or already running it)."""
+        if self._closed or self._running:
+            yield
+            return
+        previous = _asyncio_events._get_running_loop()
+        _asyncio_events._set_running_loop(self)
+        self._running = True
+        try:
+            yield
+        finally:
+            self._running = False
+            _asyncio_events._set_running_loop(previous)
 
     def run_until_complete(self, future: Awaitable[T] | Generator[Any, Any, T]) -> T:
         """Run until ``future`` (a coroutine is wrapped in a Task) is done; return its result."""
@@ -250,10 +315,37 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         return self._closed
 
     def close(self) -> None:
-        """Close the loop: queued callbacks are dropped, the default executor is shut down
-        (without waiting), and the kernel, if this loop made it, is closed."""
+        """Close the loop. Kernel tasks that asyncio code started here (``run_kernel``) and
+        that still run are cancelled first, and their cleanup runs while the loop is still
+        open, as ``asyncio.run`` does for asyncio tasks. Then queued callbacks are dropped,
+        the default executor is shut down (without waiting), and the kernel, if this loop
+        made it, is closed (which cancels its other tasks)."""
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        try:
+            self._cancel_kernel_tasks()
+        finally:
+            self._shut_down()
+
+    def _cancel_kernel_tasks(self) -> None:
+        """Cancel the kernel tasks started by ``run_kernel`` that still run; turn the kernel
+        until they have ended."""
+        tasks = self._kernel_tasks
+        if not tasks or self._kernel.closed:
+            return
+        if _asyncio_events._get_running_loop() is not None or current_kernel() is not None:
+            # Closed from inside another loop or kernel: this kernel cannot turn here. They
+            # are left to Kernel.close() (at once below, for a kernel this loop made).
+            return
+        for task in list(tasks):
+            self._kernel.cancel_task(task, TaskCancelled("the event loop is closing"))
+        self._run(lambda: not tasks)
+
+    def _shut_down(self) -> None:
+        """``close()`` without turning the kernel: for a finalizer, and for a loop closed
+        with its kernel (whose tasks have ended already)."""
         if self._closed:
             return
         self._closed = True
@@ -264,6 +356,16 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
             executor.shutdown(wait=False)
         if self._owns_kernel:
             self._kernel.close()
+
+    def _start_kernel_task(
+        self, corofunc: Any, args: tuple[Any, ...], name: str | None
+    ) -> KernelTask:
+        """A kernel task for ``run_kernel``, on this loop's kernel; cancelled by ``close()``
+        if it still runs then."""
+        task = self._kernel.start_task(corofunc, *args, name=name)
+        self._kernel_tasks.add(task)
+        task.add_exit_callback(self._kernel_tasks.discard)
+        return task
 
     def _check_closed(self) -> None:
         if self._closed:

@@ -24,20 +24,19 @@ Read next: ``docs/aio.md``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import types
 from asyncio import events as _asyncio_events
-from collections.abc import Callable, Coroutine, Generator, Iterator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from ..clock import Clock
-from ..errors import TaskCancelled
+from ..errors import TaskCancelled, TaskTimeout, TimeoutCancellationError
 from ..scheduler import Kernel
 from ..task import Task as KernelTask
 from ..traps import _get_kernel
-from .events import EventLoop
+from .events import EventLoop, _open_loop_of
 
 __all__ = [
     "EventLoopPolicy",
@@ -108,17 +107,28 @@ def _await(awaitable: Any) -> Generator[Any, Any, Any]:
 def wrap_kernel_task(task: KernelTask, loop: EventLoop | None = None) -> asyncio.Future[Any]:
     """An asyncio future of ``loop`` (default: the running one) that ends as ``task`` ends.
 
-    Cancelling the future cancels the kernel task.
+    Cancelling the future cancels the kernel task. The task's outcome becomes the future's,
+    with one difference from a kernel ``join()``: a kernel timeout that escaped the task
+    (``TaskTimeout``, not caught where it was set) is not a cancellation of the future --
+    nobody cancelled the asyncio side -- but its failure, a ``TimeoutError`` whose
+    ``__cause__`` is the ``TaskTimeout``, as asyncio code expects of a timeout. Only a
+    cancellation of the task itself (``TaskCancelled``) cancels the future.
     """
     if loop is None:
         loop = _running_adapter_loop("wrap_kernel_task")
     future = loop.create_future()
 
     def on_exit(task: KernelTask) -> None:
-        if future.done():
+        if future.done() or loop.is_closed():
+            # A closed loop runs no callback: nobody can be waiting. The task's error is
+            # left unlooked-at, so that the kernel reports it.
             return
         error = task.exception  # looked at: its outcome is passed on, nothing to report
-        if task.cancelled:
+        if isinstance(error, TaskTimeout | TimeoutCancellationError):
+            timeout = TimeoutError(f"{task!r} timed out ({type(error).__name__})")
+            timeout.__cause__ = error
+            future.set_exception(timeout)
+        elif task.cancelled:
             future.cancel()
         elif error is not None:
             future.set_exception(error)
@@ -137,16 +147,23 @@ def wrap_kernel_task(task: KernelTask, loop: EventLoop | None = None) -> asyncio
 
 def run_kernel(corofunc: Any, *args: Any, name: str | None = None) -> asyncio.Future[Any]:
     """From asyncio code on the adapter: run ``corofunc(*args)`` as a kernel task on the same
-    kernel; ``await`` the returned future for its result."""
+    kernel; ``await`` the returned future for its result.
+
+    Like an asyncio task, one still running when the loop closes is cancelled quietly and
+    its cleanup runs before the loop closes. A ``TaskTimeout`` escaping it is raised here as
+    ``TimeoutError`` (see ``wrap_kernel_task``).
+    """
     loop = _running_adapter_loop("run_kernel")
-    task = loop._kernel.start_task(corofunc, *args, name=name)
+    task = loop._start_kernel_task(corofunc, args, name)
     return wrap_kernel_task(task, loop)
 
 
 async def run_asyncio(coro: Coroutine[Any, Any, T]) -> T:
     """From a kernel task: run asyncio code as an asyncio Task on this kernel and wait for it.
 
-    The kernel gets an adapter loop on first use (``EventLoop(kernel)``); inside ``coro``,
+    It runs on the kernel's adapter loop: the one that runs the kernel
+    (``kernel.aio.run``, ``new_event_loop``), the one made with ``EventLoop(kernel)``, or
+    else one made on first use and closed with the kernel. Inside ``coro``,
     ``asyncio.get_running_loop()`` is that loop.
     """
     kernel = await _get_kernel()
@@ -155,38 +172,16 @@ async def run_asyncio(coro: Coroutine[Any, Any, T]) -> T:
     return await task  # a kernel task awaiting an asyncio future: the FUTURE_WAIT trap
 
 
-_hosted_loops: dict[Kernel, EventLoop] = {}
-
-
 def _hosted_loop(kernel: Kernel) -> EventLoop:
-    """The adapter loop living on ``kernel`` (made on first use, closed with the kernel).
-
-    While the kernel runs, it is asyncio's running loop, so that asyncio code finds it.
-    """
-    loop = _hosted_loops.get(kernel)
+    """The open adapter loop living on ``kernel``; made if it has none (closed with the
+    kernel). While the kernel runs, it is asyncio's running loop, so that asyncio code
+    finds it (``EventLoop._running_with_kernel``)."""
+    loop = _open_loop_of(kernel)
     if loop is None:
-        loop = _hosted_loops[kernel] = EventLoop(kernel)
-
-        def forget() -> None:
-            del _hosted_loops[kernel]
-            loop.close()
-
-        kernel.add_close_callback(forget)
-        kernel.add_run_context(functools.partial(_running, loop))
+        loop = EventLoop(kernel)
+        # Called once the kernel's tasks have ended (or been abandoned): nothing to cancel.
+        kernel.add_close_callback(loop._shut_down)
     return loop
-
-
-@contextlib.contextmanager
-def _running(loop: EventLoop) -> Iterator[None]:
-    """Make ``loop`` asyncio's running loop for the duration of one kernel run."""
-    previous = _asyncio_events._get_running_loop()
-    _asyncio_events._set_running_loop(loop)
-    loop._running = True
-    try:
-        yield
-    finally:
-        loop._running = False
-        _asyncio_events._set_running_loop(previous)
 
 
 def _running_adapter_loop(caller: str) -> EventLoop:

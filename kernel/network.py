@@ -32,10 +32,8 @@ Read next: ``kernel/streams.py``.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
-import socket as _stdlib
 import ssl as _ssl
 import stat
 from collections.abc import Awaitable, Callable
@@ -127,41 +125,6 @@ async def _start_tls(
     return wrapped
 
 
-def _is_numeric(host: str) -> bool:
-    """Whether ``bind()`` takes ``host`` without a resolver: ``""`` (every interface) or an
-    address in numbers. Parsed in Python: no C resolver call, not even one that would only
-    parse, can stall the kernel's thread."""
-    if not host:
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-async def _bind_host(host: str, family: int) -> str:
-    """``host`` as ``bind()`` can take it without blocking: a name becomes its first address
-    in ``family``, looked up in a worker thread; a numeric one stays, with no thread hop.
-
-    Discussion: ``socket.bind((name, port))`` resolves the name itself, in the C library, on
-    the kernel's thread: every task would stand still for as long as DNS takes.
-    """
-    if _is_numeric(host):
-        return host
-    infos = await ksocket.getaddrinfo(host, None, family, _stdlib.SOCK_STREAM)
-    return str(infos[0][4][0])
-
-
-async def _source_address(source_addr: Any, host: str, port: int) -> Any:
-    """``source_addr`` ready for ``bind()``: a host name in it looked up in a worker thread,
-    in the family of ``host``'s first address (the one connected to first)."""
-    if not source_addr or _is_numeric(source_addr[0]):
-        return source_addr  # bind() takes it as it is
-    family = (await ksocket.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM))[0][0]
-    return (await _bind_host(source_addr[0], family), *source_addr[1:])
-
-
 async def open_connection(
     host: str,
     port: int,
@@ -174,15 +137,14 @@ async def open_connection(
     """Connect to ``host:port`` (trying each address it resolves to); TLS if ``ssl``.
 
     ``server_hostname`` is the name checked against the server's certificate (by default
-    ``host``); given without ``ssl`` it is a ``ValueError``. A host name in ``source_addr``
-    is resolved in the family of ``host``'s first address. ``timeout`` bounds the
-    connection (and handshake) with ``TaskTimeout``.
+    ``host``); given without ``ssl`` it is a ``ValueError``. ``source_addr`` is bound as
+    ``kernel.socket.create_connection`` binds it. ``timeout`` bounds the connection (and
+    handshake) with ``TaskTimeout``.
     """
     context = _client_context(ssl, server_hostname)
 
     async def connect() -> ksocket.Socket:
-        source = await _source_address(source_addr, host, port)
-        sock = await ksocket.create_connection((host, port), source_address=source)
+        sock = await ksocket.create_connection((host, port), source_address=source_addr)
         if context is not None:
             return await _start_tls(sock, context, False, server_hostname or host)
         return sock
@@ -376,7 +338,7 @@ async def tcp_server(
     address, e.g. with port 0); cancel that task to stop the server.
     """
     _check_server_ssl(ssl)  # before a socket exists that would need closing
-    address = await _bind_host(host, family)
+    address = await ksocket._bind_host(host, family)
     sock = tcp_server_socket(address, port, family, backlog, reuse_address, reuse_port)
     await run_server(sock, handler, ssl=ssl, task_status=task_status)
 

@@ -31,6 +31,7 @@ Read next: ``kernel/streams.py``.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket as _stdlib
 import ssl as _ssl
@@ -406,8 +407,9 @@ async def _connect_first(address: tuple[str, int], source_address: Any, all_erro
             # In the try: a family this host cannot make (EAFNOSUPPORT for IPv6 where it
             # is disabled, though the resolver returns ::1) is one more address that failed.
             sock = socket(family, type_, proto)
-            if source_address:
-                sock.bind(source_address)
+            if source_address:  # a name in it resolved for this address's family
+                host_to_bind = await _bind_host(source_address[0], family)
+                sock.bind((host_to_bind, *source_address[1:]))
             await sock.connect(sockaddr)
         except BaseException as error:
             if sock is not None:
@@ -425,6 +427,32 @@ async def _connect_first(address: tuple[str, int], source_address: Any, all_erro
         raise errors[-1]
     finally:
         errors.clear()  # each error's traceback holds this frame: break the cycle
+
+
+def _is_numeric(host: str) -> bool:
+    """Whether ``bind()`` takes ``host`` without a resolver: ``""`` (every interface) or an
+    address in numbers. Parsed in Python: no C resolver call, not even one that would only
+    parse, can stall the kernel's thread."""
+    if not host:
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _bind_host(host: str, family: int) -> str:
+    """``host`` as ``bind()`` can take it without blocking: a name becomes its first address
+    in ``family``, looked up in a worker thread; a numeric one stays, with no thread hop.
+
+    Discussion: ``socket.bind((name, port))`` resolves the name itself, in the C library, on
+    the kernel's thread: every task would stand still for as long as DNS takes.
+    """
+    if _is_numeric(host):
+        return host
+    infos = await getaddrinfo(host, None, family, _stdlib.SOCK_STREAM)
+    return str(infos[0][4][0])
 
 
 # -- the resolver: blocking C calls, run in worker threads ----------------------------------

@@ -662,3 +662,25 @@ def test_a_kernel_task_and_asyncio_code_share_a_socket() -> None:
             return await asyncio.wait_for(peer, LIMIT), await asyncio.wait_for(reader, LIMIT)
 
     assert kernel.aio.run(main()) == (4 * 1024 * 1024, b"done")
+
+
+async def test_create_connection_resolves_a_source_name_off_the_kernel_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bind() would resolve a name in the C library, on the kernel's thread: the name goes
+    through the worker-thread resolver first, in the family of the address tried."""
+    looked_up: list[tuple[Any, int]] = []
+    resolve = socket.getaddrinfo
+
+    async def spy(host: Any, port: Any, family: int = 0, *args: Any) -> list[tuple[Any, ...]]:
+        looked_up.append((host, family))
+        return await resolve(host, port, family, *args)
+
+    async with socket.create_server(("127.0.0.1", 0)) as listener:
+        monkeypatch.setattr(socket, "getaddrinfo", spy)
+        client = await socket.create_connection(
+            listener.getsockname(), source_address=("localhost", 0)
+        )
+        async with client:
+            assert client.getsockname()[0] == "127.0.0.1"
+    assert ("localhost", stdlib_socket.AF_INET) in looked_up

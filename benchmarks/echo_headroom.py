@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from . import lib_bare
-from .profile_run import run_once
+from .profile_run import cpu_per_message, run_once
 from .workloads import FULL, QUICK, Sizes
 
 __all__ = ["Point", "extra_work", "main", "measure"]
@@ -77,13 +77,8 @@ def measure(label: str, library: str, sizes: Sizes) -> Point:
     before = resource.getrusage(resource.RUSAGE_SELF)
     rate = run_once(library, "tcp_echo", sizes)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    messages = rate * (time.perf_counter() - started)
-    return Point(
-        label,
-        rate,
-        user=(after.ru_utime - before.ru_utime) / messages * 1e6,
-        system=(after.ru_stime - before.ru_stime) / messages * 1e6,
-    )
+    user, system = cpu_per_message(before, after, time.perf_counter() - started, rate)
+    return Point(label, rate, user, system)
 
 
 def _turns(text: str) -> list[int]:

@@ -38,7 +38,7 @@ from .gc_profile import CollectionTimer
 from .worker import load_echo_server, load_suite, measure, measure_echo
 from .workloads import ECHO_WORKLOADS, FULL, LIBRARIES, QUICK, WORKLOADS, Sizes
 
-__all__ = ["main", "run_once", "server_cpu"]
+__all__ = ["cpu_per_message", "main", "run_once", "server_cpu"]
 
 
 def run_once(library: str, workload: str, sizes: Sizes, large: bool = False) -> float:
@@ -63,9 +63,22 @@ def server_cpu(
     """
     user = (after.ru_utime - before.ru_utime) / elapsed  # fractions of one core
     system = (after.ru_stime - before.ru_stime) / elapsed
+    user_us, system_us = cpu_per_message(before, after, elapsed, rate)
     return (
         f"  this process: {user:.0%} user and {system:.0%} system time of one core; per "
-        f"message {user / rate * 1e6:.2f} us user + {system / rate * 1e6:.2f} us system"
+        f"message {user_us:.2f} us user + {system_us:.2f} us system"
+    )
+
+
+def cpu_per_message(
+    before: resource.struct_rusage, after: resource.struct_rusage, elapsed: float, rate: float
+) -> tuple[float, float]:
+    """This process's user and system CPU between two ``getrusage`` readings, in
+    microseconds per message at ``rate`` messages per second over ``elapsed`` seconds."""
+    messages = rate * elapsed
+    return (
+        (after.ru_utime - before.ru_utime) / messages * 1e6,
+        (after.ru_stime - before.ru_stime) / messages * 1e6,
     )
 
 

@@ -64,6 +64,7 @@ class KernelCallbacks:
     _closed: bool
     _closing: bool
     _at_close: list[Callable[[], object]]
+    _shutdown_steps: list[Callable[[], object]]
     _threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]]
     _wakeup_pending: bool
     _wake_send: socket.socket
@@ -161,6 +162,20 @@ class KernelCallbacks:
         if self._closed:
             raise RuntimeError("this Kernel is closed; its close callbacks have run already")
         self._at_close.append(callback)
+
+    def add_shutdown_step(self, step: Callable[[], object]) -> None:
+        """Have ``close()`` call ``step()`` once the remaining tasks have ended, while the
+        kernel can still turn: before queued callbacks are dropped and resources released.
+
+        ``step`` may run the loop (``run_until``) to clean up something that lives on the
+        kernel and needs tasks or callbacks to do it. The asyncio adapter's loop made for
+        ``run_asyncio`` uses it to cancel the asyncio tasks left over and let them clean
+        up, as ``asyncio.run`` does at its end. Called last added, first called; tasks a
+        step starts are cancelled like the others.
+        """
+        if self._closed:
+            raise RuntimeError("this Kernel is closed; its shutdown steps have run already")
+        self._shutdown_steps.append(step)
 
     def cancel_call(self, handle: Any) -> None:
         """Take a ``call_at`` callback off the sleeping queue (a no-op once it was due)."""

@@ -100,6 +100,7 @@ class KernelLifecycle:
     _closed: bool
     _closing: bool
     _at_close: list[Callable[[], object]]
+    _shutdown_steps: list[Callable[[], object]]
     _run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]]
     _run_stack: contextlib.ExitStack | None
     _threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]]
@@ -145,23 +146,33 @@ class KernelLifecycle:
         """Cancel every remaining task, let its cleanup run, and release the kernel's fds.
 
         Daemon tasks are cancelled quietly; any other task still running is logged as a
-        warning first, since the program ended without waiting for it.
+        warning first, since the program ended without waiting for it. Queued callbacks are
+        dropped, as asyncio drops them when its loop closes -- after the shutdown steps
+        (``add_shutdown_step``), if there are any: those run once the tasks have ended, with
+        callbacks still running, and the tasks' cleanup may need them too.
         """
         if self._closed:
             return
         try:
+            if self._shutdown_steps:
+                self._cancel_remaining_tasks()
+                while self._shutdown_steps:
+                    self._shutdown_steps.pop()()
             self._drop_callbacks()
-            for task in list(self._tasks.values()):
-                if not task.daemon:
-                    log.warning(
-                        "%s was still running when the kernel closed; cancelling it (spawn "
-                        "it with daemon=True if it is meant to run until the end)",
-                        repr(task),  # now: the log record may be formatted later
-                    )
-                self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
-            self._run_until(lambda: not self._tasks)
+            self._cancel_remaining_tasks()
         finally:
             self._release()
+
+    def _cancel_remaining_tasks(self) -> None:
+        for task in list(self._tasks.values()):
+            if not task.daemon:
+                log.warning(
+                    "%s was still running when the kernel closed; cancelling it (spawn "
+                    "it with daemon=True if it is meant to run until the end)",
+                    repr(task),  # now: the log record may be formatted later
+                )
+            self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
+        self._run_until(lambda: not self._tasks)
 
     def _drop_callbacks(self) -> None:
         """Forget every queued callback, timed callback and watcher (asyncio drops them when

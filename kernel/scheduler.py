@@ -128,6 +128,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         self._closed = False
         self._closing = False  # close() is releasing the kernel: cross-thread calls refused
         self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
+        self._shutdown_steps: list[Callable[[], object]] = []  # by close(), while it can turn
         # Entered around every run (the asyncio adapter makes its loop the running one)
         self._run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]] = []
         self._run_stack: contextlib.ExitStack | None = None  # those of the run in progress

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from asyncio import events as asyncio_events
 from typing import Any
 
@@ -423,6 +425,111 @@ def test_a_kernel_task_may_end_after_the_loop_of_its_wrapper_closed(
         assert task.result == "done"
     assert not future.done()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_asyncio_tasks_left_by_run_asyncio_are_cancelled_when_the_kernel_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # kernel.run is then the asyncio.run of the loop run_asyncio made: what asyncio code left
+    # running is cancelled, and cleans up with the loop still running.
+    cleanup: list[Any] = []
+
+    async def background() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cleanup.append(("cancelled", asyncio.get_running_loop().time()))
+            await asyncio.sleep(1)  # the cleanup may still await
+            cleanup.append(("cleaned up", asyncio.get_running_loop().time()))
+            raise
+
+    async def asyncio_code() -> str:
+        asyncio.get_running_loop().create_task(background())  # never awaited
+        await asyncio.sleep(0)
+        return "returned"
+
+    async def main() -> str:
+        result: str = await kernel.aio.run_asyncio(asyncio_code())
+        await kernel.sleep(2)
+        return result
+
+    assert run_kernel_main(main) == "returned"
+    assert cleanup == [("cancelled", 2.0), ("cleaned up", 3.0)]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_kernel_tasks_left_running_clean_up_before_the_asyncio_side_winds_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Kernel tasks are cancelled first, with asyncio still working: their cleanup can use it.
+    order: list[str] = []
+
+    async def asyncio_cleanup() -> str:
+        await asyncio.sleep(1)
+        return "asyncio code run by a kernel task's cleanup"
+
+    async def background() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            order.append("asyncio task cancelled")
+
+    async def kernel_worker() -> None:
+        try:
+            await kernel.sleep(3600)
+        finally:
+            order.append(await kernel.aio.run_asyncio(asyncio_cleanup()))
+
+    async def start_background() -> None:
+        asyncio.get_running_loop().create_task(background())
+
+    async def main() -> None:
+        await kernel.spawn(kernel_worker, daemon=True)
+        await kernel.aio.run_asyncio(start_background())
+
+    run_kernel_main(main)
+    assert order == ["asyncio code run by a kernel task's cleanup", "asyncio task cancelled"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_asyncio_task_failing_in_its_cleanup_at_kernel_close_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def background() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise ValueError("failed while cancelled")
+
+    async def asyncio_code() -> None:
+        asyncio.get_running_loop().create_task(background())
+
+    async def main() -> None:
+        await kernel.aio.run_asyncio(asyncio_code())
+
+    run_kernel_main(main)
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "left running when its kernel closed" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+
+
+def test_the_default_executor_of_run_asyncio_is_joined_when_the_kernel_closes() -> None:
+    threads_before = set(threading.enumerate())
+    finished: list[str] = []
+
+    def job() -> None:
+        time.sleep(0.2)  # still working when main returns: kernel.run must wait for it
+        finished.append("job")
+
+    async def asyncio_code() -> None:
+        asyncio.get_running_loop().run_in_executor(None, job)  # never awaited
+
+    async def main() -> None:
+        await kernel.aio.run_asyncio(asyncio_code())
+
+    run_kernel_main(main)
+    assert finished == ["job"]
+    assert set(threading.enumerate()) - threads_before == set()  # no thread leaked
 
 
 def test_wrap_kernel_task() -> None:

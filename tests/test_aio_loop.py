@@ -620,6 +620,51 @@ def test_run_in_executor_and_shutdown_default_executor() -> None:
     assert set(threading.enumerate()) - threads_before == set()  # no thread leaked
 
 
+def test_the_executor_join_timeout_is_real_time_even_on_a_virtual_clock(
+    aio_loop: EventLoop,
+) -> None:
+    # The virtual clock jumps whenever only threads are busy: a timeout on it would expire
+    # at once, and the join would be given up while the thread still works.
+    release = threading.Event()
+    finished: list[str] = []
+
+    def job() -> None:
+        release.wait(10)
+        finished.append("job")
+
+    async def main() -> None:
+        aio_loop.run_in_executor(None, job)
+        aio_loop.call_soon_threadsafe(release.set)  # runs after the join has started
+        await aio_loop.shutdown_default_executor(timeout=30)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aio_loop.run_until_complete(main())
+    assert finished == ["job"]
+
+
+def test_the_executor_join_gives_up_after_its_timeout_with_a_warning(aio_loop: EventLoop) -> None:
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def job() -> None:
+        threads.append(threading.current_thread())
+        release.wait(10)
+
+    async def main() -> None:
+        await asyncio.sleep(0)
+        aio_loop.run_in_executor(None, job)
+        await aio_loop.shutdown_default_executor(timeout=0.05)
+
+    try:
+        with pytest.warns(RuntimeWarning, match="within 0.05 seconds"):
+            aio_loop.run_until_complete(main())
+        assert threads[0].is_alive()  # given up on, not joined
+    finally:
+        release.set()
+    threads[0].join(10)
+
+
 def test_run_in_executor_with_a_failing_function(aio_loop: EventLoop) -> None:
     def fail() -> None:
         raise ValueError("in the thread")

@@ -245,6 +245,54 @@ def test_close_callbacks_run_after_the_tasks_last_added_first() -> None:
         k.add_close_callback(lambda: None)
 
 
+def test_shutdown_steps_run_after_the_tasks_while_the_kernel_can_still_turn() -> None:
+    order: list[str] = []
+
+    async def daemon() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:
+            order.append("task cleanup")
+
+    async def started_by_a_step() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:
+            order.append("step's task cleanup")
+
+    def step() -> None:
+        # Callbacks still run here, and so do tasks: a step may turn the kernel.
+        k.call_soon(Note(order, "callback queued by the step"))
+        k.run_until(lambda: "callback queued by the step" in order)
+        k.start_task(started_by_a_step, daemon=True)  # left running: close() cancels it
+
+    k = Kernel(clock=VirtualClock())
+    k.start_task(daemon, daemon=True)
+    k.call_soon(Note(order, "callback queued before close"))
+    k.add_close_callback(lambda: order.append("close callback"))
+    k.add_shutdown_step(lambda: order.append("first step added"))
+    k.add_shutdown_step(step)
+    k.close()
+    assert order == [
+        "task cleanup",  # (ahead of the callback in the ready queue)
+        "callback queued before close",  # not dropped: a step may be waiting on it
+        "callback queued by the step",
+        "first step added",
+        "step's task cleanup",
+        "close callback",
+    ]
+    with pytest.raises(RuntimeError, match="closed"):
+        k.add_shutdown_step(lambda: None)
+
+
+def test_without_shutdown_steps_close_drops_queued_callbacks() -> None:
+    order: list[str] = []
+    k = Kernel()
+    k.call_soon(Note(order, "dropped"))
+    k.close()
+    assert order == []
+
+
 def test_the_tracer_is_public_for_the_layers_above() -> None:
     def tracer(event: str, task: Any, **details: Any) -> None:
         pass

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from ..clock import Clock
 from ..errors import TaskCancelled, TaskTimeout, TimeoutCancellationError
+from ..lifecycle import current_kernel
 from ..scheduler import Kernel
 from ..task import Task as KernelTask
 from ..traps import _get_kernel
@@ -179,9 +180,49 @@ def _hosted_loop(kernel: Kernel) -> EventLoop:
     loop = _open_loop_of(kernel)
     if loop is None:
         loop = EventLoop(kernel)
-        # Called once the kernel's tasks have ended (or been abandoned): nothing to cancel.
+        # The kernel's close() is this loop's asyncio.run ending: once the kernel tasks have
+        # ended, the asyncio side is wound down with the kernel still turning ...
+        kernel.add_shutdown_step(functools.partial(_wind_down, loop))
+        # ... then the loop is closed, with the kernel's resources (or, if the kernel
+        # failed, after its tasks were abandoned: nothing can turn then).
         kernel.add_close_callback(loop._shut_down)
     return loop
+
+
+# asyncio.run (3.12 on) waits this long for the default executor's threads, then warns.
+EXECUTOR_JOIN_TIMEOUT = 300.0
+
+
+def _wind_down(loop: EventLoop) -> None:
+    """What ``asyncio.run`` does before it closes its loop, for a loop made by
+    ``run_asyncio``: cancel the asyncio tasks still pending and let their cleanup run,
+    close the async generators still open, and wait for the default executor's threads.
+
+    A task whose cleanup fails is reported through the loop's exception handler. Skipped if
+    the loop was closed already, or if the kernel cannot turn here (closed from inside
+    another running loop or kernel).
+    """
+    if loop.is_closed() or loop.is_running() or _asyncio_events._get_running_loop() is not None:
+        return
+    if current_kernel() is not None:
+        return
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for task in pending:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "an asyncio task left running when its kernel closed failed "
+                    "while it was being cancelled",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor(EXECUTOR_JOIN_TIMEOUT))
 
 
 def _running_adapter_loop(caller: str) -> EventLoop:

@@ -79,36 +79,48 @@ class ServicesMixin(asyncio.AbstractEventLoop):
         self._default_executor = executor
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Wait (in a helper thread) for the default executor's threads to finish."""
+        """Wait (in a helper thread) for the default executor's threads to finish; after
+        ``timeout`` seconds (None: no limit), warn and stop waiting.
+
+        The timeout is real time, even on a loop with a virtual clock: that clock jumps
+        ahead whenever only threads are busy, so a timeout on it would expire at once.
+        """
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is None:
             return
-        done = self.create_future()
+        joined = self.create_future()  # True: joined; False: the timeout came first
+
+        def answer(outcome: bool) -> None:
+            if not self.is_closed():
+                self.call_soon_threadsafe(_set_result_unless_done, joined, outcome)
 
         def shut_down() -> None:
             try:
                 executor.shutdown(wait=True)
-                if not self.is_closed():
-                    self.call_soon_threadsafe(_set_result_unless_done, done)
-            except Exception as exc:  # pragma: no cover - shutdown itself failing
-                if not self.is_closed():
-                    self.call_soon_threadsafe(done.set_exception, exc)
+            finally:  # (should shutdown itself fail, its thread reports it: do not hang)
+                answer(True)
 
         thread = threading.Thread(target=shut_down, name="asyncio-executor-shutdown")
+        timer = None if timeout is None else threading.Timer(timeout, answer, (False,))
         thread.start()
+        if timer is not None:
+            timer.start()
         try:
-            async with asyncio.timeout(timeout):
-                await done
-        except TimeoutError:
+            finished = await joined
+        finally:
+            if timer is not None:
+                timer.cancel()
+                timer.join()
+        if finished:
+            thread.join()
+        else:
             warnings.warn(
                 f"The executor did not finishing joining its threads within {timeout} seconds.",
                 RuntimeWarning,
                 stacklevel=2,
             )
             executor.shutdown(wait=False)
-        else:
-            thread.join()
 
     # -- asynchronous generators ---------------------------------------------------------------
 
@@ -267,6 +279,6 @@ class ServicesMixin(asyncio.AbstractEventLoop):
         self._debug = enabled
 
 
-def _set_result_unless_done(future: asyncio.Future[Any]) -> None:
+def _set_result_unless_done(future: asyncio.Future[Any], result: Any = None) -> None:
     if not future.done():
-        future.set_result(None)
+        future.set_result(result)

@@ -20,7 +20,8 @@ the server cancels every handler and closes every connection before the cancella
 TLS comes from the stdlib ``ssl`` module: pass an ``ssl.SSLContext`` (or ``ssl=True`` on the
 client side for the default one); the handshake runs through the I/O wait table like any
 other read or write. A context made for the other side is refused before any socket exists,
-and a client that fails the server's handshake is logged as a warning (the handler never ran).
+and a client that fails the server's handshake, or has not finished it within
+``ssl_handshake_timeout`` seconds, is logged as a warning (the handler never ran).
 
 Host names are resolved in a worker thread (``kernel.socket.getaddrinfo``), never by
 ``bind()``, which would resolve them in the C library on the kernel's own thread and stall
@@ -40,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import socket as ksocket
-from .errors import CancelledError, TaskCancelled
+from .errors import CancelledError, TaskCancelled, TaskTimeout
 from .scheduler import running_task
 from .task import Task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED
@@ -70,6 +71,10 @@ Handler = Callable[[ksocket.Socket, Any], Awaitable[Any]]
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_RETRY_SECONDS = 0.1
 
+# How long a server gives a client to finish the TLS handshake (asyncio's default too): a
+# client that connects and then says nothing must not hold a handler task and a descriptor.
+TLS_HANDSHAKE_TIMEOUT = 60.0
+
 
 def _client_context(ssl: Any, server_hostname: str | None) -> _ssl.SSLContext | None:
     """What a client's ``ssl=`` means; checked before any socket exists that would leak."""
@@ -89,8 +94,20 @@ def _client_context(ssl: Any, server_hostname: str | None) -> _ssl.SSLContext | 
     return ssl
 
 
-def _check_server_ssl(ssl: Any) -> None:
-    """A server's ``ssl=``, checked before a socket exists that would need closing."""
+def _check_server_ssl(ssl: Any, handshake_timeout: Any) -> None:
+    """A server's ``ssl=`` and ``ssl_handshake_timeout=``, checked before a socket exists
+    that would need closing."""
+    if handshake_timeout is not None:
+        if isinstance(handshake_timeout, bool) or not isinstance(handshake_timeout, int | float):
+            raise TypeError(
+                f"ssl_handshake_timeout takes a number of seconds (or None for no limit), "
+                f"not {handshake_timeout!r}"
+            )
+        if not handshake_timeout > 0:
+            raise ValueError(
+                f"ssl_handshake_timeout must be a positive number of seconds (or None for no "
+                f"limit), not {handshake_timeout!r}"
+            )
     if ssl is None:
         return
     if not isinstance(ssl, _ssl.SSLContext):
@@ -260,6 +277,7 @@ async def run_server(
     handler: Handler,
     *,
     ssl: Any = None,
+    ssl_handshake_timeout: float | None = TLS_HANDSHAKE_TIMEOUT,
     task_status: TaskStatus[Any] = TASK_STATUS_IGNORED,
 ) -> None:
     """Accept connections on a listening ``sock`` forever, one ``handler`` task each.
@@ -268,9 +286,10 @@ async def run_server(
     them; a second cancellation arriving meanwhile waits until that is done. The handler
     tasks are daemons if the server's task is one (spawned with ``daemon=True``), so the
     kernel ends them quietly at exit, as it does the server.
-    ``task_status.started(address)`` reports the address it listens on.
+    ``task_status.started(address)`` reports the address it listens on. With ``ssl``, a
+    client gets ``ssl_handshake_timeout`` seconds (None: no limit) to finish the handshake.
     """
-    _check_server_ssl(ssl)
+    _check_server_ssl(ssl, ssl_handshake_timeout)
     handlers: set[Task] = set()
     daemon = running_task().daemon  # a daemon server's handlers are daemons too
 
@@ -279,7 +298,15 @@ async def run_server(
         try:
             if ssl is not None:
                 try:
-                    client = await _start_tls(client, ssl, True, None)
+                    async with timeout_after(ssl_handshake_timeout):
+                        client = await _start_tls(client, ssl, True, None)
+                except TaskTimeout:  # _start_tls closed the client
+                    log.warning(
+                        "TLS handshake with %r did not finish within %s s; connection closed",
+                        address,
+                        ssl_handshake_timeout,
+                    )
+                    return
                 except OSError as error:  # ssl.SSLError is one; _start_tls closed the client
                     # A port scanner, a plain-text client, one that does not trust our
                     # certificate: the client's trouble, not a crash (the handler never ran).
@@ -328,6 +355,7 @@ async def tcp_server(
     family: int = ksocket.AF_INET,
     backlog: int = 100,
     ssl: Any = None,
+    ssl_handshake_timeout: float | None = TLS_HANDSHAKE_TIMEOUT,
     reuse_address: bool = True,
     reuse_port: bool = False,
     task_status: TaskStatus[Any] = TASK_STATUS_IGNORED,
@@ -337,10 +365,12 @@ async def tcp_server(
     Run it in a task (or ``await TaskGroup.start(tcp_server, ...)`` to learn the bound
     address, e.g. with port 0); cancel that task to stop the server.
     """
-    _check_server_ssl(ssl)  # before a socket exists that would need closing
+    _check_server_ssl(ssl, ssl_handshake_timeout)  # before a socket exists to close
     address = await ksocket._bind_host(host, family)
     sock = tcp_server_socket(address, port, family, backlog, reuse_address, reuse_port)
-    await run_server(sock, handler, ssl=ssl, task_status=task_status)
+    await run_server(
+        sock, handler, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, task_status=task_status
+    )
 
 
 async def unix_server(
@@ -349,12 +379,15 @@ async def unix_server(
     *,
     backlog: int = 100,
     ssl: Any = None,
+    ssl_handshake_timeout: float | None = TLS_HANDSHAKE_TIMEOUT,
     task_status: TaskStatus[Any] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve connections on the Unix socket at ``path`` with ``handler``, forever.
 
     A ``path`` starting with a NUL byte is a name in Linux's abstract namespace.
     """
-    _check_server_ssl(ssl)
+    _check_server_ssl(ssl, ssl_handshake_timeout)
     sock = unix_server_socket(path, backlog)
-    await run_server(sock, handler, ssl=ssl, task_status=task_status)
+    await run_server(
+        sock, handler, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, task_status=task_status
+    )

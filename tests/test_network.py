@@ -403,6 +403,76 @@ async def test_a_failed_tls_handshake_is_a_warning_not_a_crash(
     assert "TLS handshake" in record.getMessage() and repr(address) in record.getMessage()
 
 
+async def test_a_client_silent_during_the_tls_handshake_is_dropped_after_the_timeout(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client that connects and says nothing would hold a task and a descriptor forever.
+    server_context, _ = certificates
+    with caplog.at_level(logging.INFO, logger="kernel"):
+        async with kernel.TaskGroup(wait=None) as group:
+            serve_tls = partial(kernel.tcp_server, ssl=server_context)
+            _, port = await group.start(serve_tls, "127.0.0.1", 0, echo)
+            before = open_fds()
+            client = await kernel.open_connection("127.0.0.1", port)  # plain: never shakes
+            async with client:
+                started = await kernel.clock()
+                assert await client.recv(100) == b""  # the server hung up ...
+                assert await kernel.clock() - started == kernel.network.TLS_HANDSHAKE_TIMEOUT
+                address = client.getsockname()
+            assert open_fds() == before  # ... and closed its end
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "did not finish within 60.0 s" in record.getMessage()
+    assert repr(address) in record.getMessage()
+
+
+async def test_the_tls_handshake_timeout_can_be_set_or_lifted(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_context, _ = certificates
+    async with kernel.TaskGroup(wait=None) as group:
+        quick = partial(kernel.tcp_server, ssl=server_context, ssl_handshake_timeout=5)
+        unlimited = partial(kernel.tcp_server, ssl=server_context, ssl_handshake_timeout=None)
+        _, quick_port = await group.start(quick, "127.0.0.1", 0, echo)
+        _, unlimited_port = await group.start(unlimited, "127.0.0.1", 0, echo)
+        async with await kernel.open_connection("127.0.0.1", quick_port) as client:
+            started = await kernel.clock()
+            assert await client.recv(100) == b""
+            assert await kernel.clock() - started == 5
+        async with await kernel.open_connection("127.0.0.1", unlimited_port) as client:
+            # No limit: still connected, an hour on.
+            assert await kernel.ignore_after(3600, client.recv, 100, timeout_result="open")
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error", "message"),
+    [
+        (0, ValueError, "positive"),
+        (-1, ValueError, "positive"),
+        (float("nan"), ValueError, "positive"),
+        ("5", TypeError, "number of seconds"),
+        (True, TypeError, "number of seconds"),
+    ],
+)
+async def test_a_bad_tls_handshake_timeout_is_refused_before_any_socket_exists(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext],
+    tmp_path: Path,
+    timeout: Any,
+    error: type[Exception],
+    message: str,
+) -> None:
+    server_context, _ = certificates
+    before = open_fds()
+    for serve, where in (
+        (kernel.tcp_server, ("127.0.0.1", 0)),
+        (kernel.unix_server, (str(tmp_path / "s"),)),
+    ):
+        server = partial(serve, ssl=server_context, ssl_handshake_timeout=timeout)
+        with pytest.raises(error, match=message):
+            await kernel.timeout_after(LIMIT, server, *where, echo)
+    assert open_fds() == before
+
+
 def test_a_daemon_servers_handlers_are_daemons_too(caplog: pytest.LogCaptureFixture) -> None:
     """At exit the kernel ends daemon tasks quietly; a daemon server's handlers are ended
     with it, without a warning for each open connection."""

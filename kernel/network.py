@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket as _stdlib_socket
 import ssl as _ssl
 import stat
 from collections.abc import Awaitable, Callable
@@ -223,14 +224,22 @@ def tcp_server_socket(
 
 
 def unix_server_socket(path: str | bytes, backlog: int = 100) -> ksocket.Socket:
-    """A bound, listening Unix ``Socket`` at ``path`` (a stale socket file is replaced).
+    """A bound, listening Unix ``Socket`` at ``path``.
 
-    A ``path`` that starts with a NUL byte names a socket in Linux's abstract namespace:
-    there is no file, so nothing stale to look for.
+    A socket file left there by a server that is gone is replaced; one that a running
+    server still listens on is not: that is ``OSError(EADDRINUSE)``. A ``path`` that starts
+    with a NUL byte names a socket in Linux's abstract namespace: there is no file, so
+    nothing stale to look for (the kernel refuses a name in use by itself).
     """
     if path[:1] not in ("\0", b"\0"):
         try:
             if stat.S_ISSOCK(os.stat(path).st_mode):
+                if _someone_listens(path):
+                    raise OSError(
+                        errno.EADDRINUSE,
+                        f"a running server listens on {path!r} (it took a test connection); "
+                        f"stop it first, or serve on another path",
+                    )
                 os.unlink(path)
         except FileNotFoundError:
             pass
@@ -242,6 +251,24 @@ def unix_server_socket(path: str | bytes, backlog: int = 100) -> ksocket.Socket:
         sock.stdlib_socket.close()
         raise
     return sock
+
+
+def _someone_listens(path: str | bytes) -> bool:
+    """Whether a server listens on the Unix socket file at ``path``: try to connect.
+
+    A Unix connect does not wait for the other side, so this never blocks: it is accepted
+    into the backlog (or refused with EAGAIN, the backlog full) if a server listens, and
+    refused with ECONNREFUSED if the file is all that is left of one.
+    """
+    with _stdlib_socket.socket(_stdlib_socket.AF_UNIX, _stdlib_socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return True
 
 
 async def _accept(sock: ksocket.Socket) -> tuple[ksocket.Socket, Any]:

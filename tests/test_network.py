@@ -320,6 +320,27 @@ async def test_a_handler_that_times_out_is_reported_like_any_crash(
     assert record.exc_info is not None and record.exc_info[0] is kernel.TaskTimeout
 
 
+async def test_unix_server_replaces_a_stale_socket_file_but_not_a_live_one(tmp_path: Path) -> None:
+    path = str(tmp_path / "server.sock")
+    gone = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    gone.bind(path)
+    await gone.close()  # the file stays when the socket closes: a server that crashed
+    (tmp_path / "notes.txt").write_text("not a socket")
+    async with kernel.TaskGroup(wait=None) as group:
+        await group.start(kernel.unix_server, path, echo)  # the stale file is replaced
+        before = open_fds()
+        with pytest.raises(OSError, match="a running server listens") as refused:
+            await group.start(kernel.unix_server, path, echo)
+        assert refused.value.errno == errno.EADDRINUSE
+        with pytest.raises(OSError) as not_a_socket:  # any other file is left alone
+            await group.start(kernel.unix_server, str(tmp_path / "notes.txt"), echo)
+        assert not_a_socket.value.errno == errno.EADDRINUSE
+        assert (tmp_path / "notes.txt").read_text() == "not a socket"
+        assert open_fds() == before
+        async with await kernel.open_unix_connection(path) as client:  # the first one serves on
+            assert await roundtrip(client, b"still here", limit=None) == b"still here"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the abstract namespace is Linux's")
 @pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "bytes"])
 async def test_unix_server_in_the_abstract_namespace(as_bytes: bool) -> None:

@@ -263,13 +263,28 @@ class IOWaitTable:
         self._forget(entry)
         return [task for task in occupants if task.__class__ is not _Watcher]
 
+    def forget_idle(self, fileobj: Any) -> None:
+        """``fileobj``'s owner is going away without closing it: if nobody waits on it, drop
+        its registration now, so that the table does not keep it alive.
+
+        Discussion: a registration kept between waits holds its object, and is dropped only
+        when the descriptor turns up ready with nobody waiting -- which, for a socket whose
+        peer stays quiet, never happens. A socket dropped without ``close()`` would then
+        keep its descriptor open for as long as the kernel lives; ``kernel.socket.Socket``
+        calls this as it is collected. One still in use elsewhere just registers again at
+        its next wait.
+        """
+        entry = self._by_object.get(fileobj)
+        if entry is not None and entry.waiters == [None, None]:
+            self._forget(entry)
+
     def _forget(self, entry: _Registration) -> None:
         # By number: the object may be closed or detached already (then epoll has dropped
         # the descriptor by itself, and only our own index needs cleaning).
         with contextlib.suppress(KeyError, ValueError, OSError):
             self._poller.unregister(entry.fd)
-        for name in entry.names:
-            del self._by_object[name]
+        for name in entry.names:  # (pop: forget_idle, from a finalizer, may have been first)
+            self._by_object.pop(name, None)
         if self._by_fd.get(entry.fd) is entry:
             del self._by_fd[entry.fd]
 

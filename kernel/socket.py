@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .iotable import EVENT_READ, EVENT_WRITE
+from .lifecycle import current_kernel
 from .resource import AsyncResource
 from .streams import SocketStream
 from .threads import run_in_thread
@@ -97,6 +98,15 @@ class Socket(AsyncResource):
 
     def __repr__(self) -> str:
         return f"<kernel {self._socket!r}>"
+
+    def __del__(self) -> None:
+        # Dropped without close(): the stdlib socket is left to its own fate -- kept by
+        # whoever else holds it, or closed (with its ResourceWarning) -- as it would be
+        # without the kernel, whose I/O table must not keep it open (IOWaitTable.forget_idle).
+        sock = self.__dict__.get("_socket")
+        kernel = current_kernel()
+        if sock is not None and kernel is not None:
+            kernel._io.forget_idle(sock)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._socket, name)

@@ -253,6 +253,46 @@ async def test_a_socket_closed_behind_the_kernels_back_fails_its_reader_once_reu
     assert io_waiters() == []
 
 
+async def test_a_socket_dropped_without_close_is_not_kept_open_by_the_kernel() -> None:
+    # Its registration outlives its waits (to save epoll_ctl calls): the kernel must not be
+    # what keeps it, and its descriptor, alive while the peer stays quiet.
+    before = open_fds()
+    a, b = socket.socketpair()
+    async with b:
+        reader = await kernel.spawn(a.recv, 100)
+        await parked(reader)
+        await b.sendall(b"one message, then silence")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"one message, then silence"
+        k = kernel.current_kernel()
+        assert k is not None and len(k._io._by_object) == 1  # still registered, idle
+        reader = None  # type: ignore[assignment]  # (its frame held a reference too)
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del a  # no close(): the stdlib socket closes itself, as without the kernel
+        assert len(k._io._by_object) == 0
+        assert open_fds() == before | {str(b.fileno())}
+    assert open_fds() == before
+
+
+async def test_a_socket_kept_after_its_wrapper_is_dropped_stays_open_and_usable() -> None:
+    a, b = socket.socketpair()
+    async with b:
+        kept = a.stdlib_socket
+        reader = await kernel.spawn(a.recv, 100)
+        await parked(reader)
+        await b.sendall(b"first")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"first"
+        reader = None  # type: ignore[assignment]
+        del a  # the wrapper goes; its owner keeps the socket
+        assert kept.fileno() >= 0
+        again = socket.Socket(kept)
+        async with again:
+            reader = await kernel.spawn(again.recv, 100)
+            await parked(reader)
+            await b.sendall(b"second")
+            assert await kernel.timeout_after(LIMIT, reader.join) == b"second"
+    assert io_waiters() == []
+
+
 async def test_a_task_woken_by_io_is_ready_and_a_cancel_before_it_runs_loses_nothing() -> None:
     a, b = socket.socketpair()
     async with a, b:

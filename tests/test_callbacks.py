@@ -226,17 +226,18 @@ def test_cancel_task_from_a_callback_does_not_wait() -> None:
                 k.cancel_task(stranger)
 
 
+async def sleep_then_note(order: list[str], note: str) -> None:
+    """A task that sleeps long, and notes when its cleanup runs."""
+    try:
+        await kernel.sleep(100)
+    finally:
+        order.append(note)
+
+
 def test_close_callbacks_run_after_the_tasks_last_added_first() -> None:
     order: list[str] = []
-
-    async def daemon() -> None:
-        try:
-            await kernel.sleep(100)
-        finally:
-            order.append("task cleanup")
-
     k = Kernel()
-    k.start_task(daemon, daemon=True)
+    k.start_task(sleep_then_note, order, "task cleanup", daemon=True)
     k.add_close_callback(lambda: order.append("first added"))
     k.add_close_callback(lambda: order.append("second added"))
     k.close()
@@ -248,26 +249,15 @@ def test_close_callbacks_run_after_the_tasks_last_added_first() -> None:
 def test_shutdown_steps_run_after_the_tasks_while_the_kernel_can_still_turn() -> None:
     order: list[str] = []
 
-    async def daemon() -> None:
-        try:
-            await kernel.sleep(100)
-        finally:
-            order.append("task cleanup")
-
-    async def started_by_a_step() -> None:
-        try:
-            await kernel.sleep(100)
-        finally:
-            order.append("step's task cleanup")
-
     def step() -> None:
         # Callbacks still run here, and so do tasks: a step may turn the kernel.
         k.call_soon(Note(order, "callback queued by the step"))
         k.run_until(lambda: "callback queued by the step" in order)
-        k.start_task(started_by_a_step, daemon=True)  # left running: close() cancels it
+        # Left running: close() cancels it.
+        k.start_task(sleep_then_note, order, "step's task cleanup", daemon=True)
 
     k = Kernel(clock=VirtualClock())
-    k.start_task(daemon, daemon=True)
+    k.start_task(sleep_then_note, order, "task cleanup", daemon=True)
     k.call_soon(Note(order, "callback queued before close"))
     k.add_close_callback(lambda: order.append("close callback"))
     k.add_shutdown_step(lambda: order.append("first step added"))

@@ -7,11 +7,15 @@ read, write, seek, flush, close -- runs the ordinary blocking method of an ordin
 file object in one of the kernel's worker threads (``run_in_thread``), and the task waits
 for it on a wait queue while the others run.
 
-Invariant: the file object is only ever used by one call at a time *per task*; an
-``AsyncFile`` shared by several tasks gets their calls in whatever order the worker threads
-run them (Python's file objects lock themselves, so nothing breaks, but lines may
-interleave). If a task is cancelled during a call, the call still completes in its thread:
-the file's position moves as if it had returned.
+Invariant: the file object is used by one call at a time, and every call that was made
+completes and is returned to its caller. Tasks sharing an ``AsyncFile`` take turns on its
+lock: Python's buffered files are not safe to use from two threads at once (two
+``readline`` calls racing lose and repeat data). And a call is not cancellable: abandoned
+half-way, it would still move the file's position in its thread and its result would be
+dropped -- lines lost. A cancellation that arrives meanwhile is raised at the task's next
+blocking call instead, as with trio's files. (For a pipe or a terminal, which may block
+for as long as the other side likes, use ``FileStream``: its waits are in the I/O table,
+and cancellable.)
 
 Each call costs a round trip to a worker thread (tens of microseconds), so iterating with
 ``async for line in f`` is slow for a large file; ``await f.read()`` then ``splitlines()``
@@ -24,12 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from .resource import AsyncResource
+from .sync import Lock
+from .task import disable_cancellation
 from .threads import _Job, _run_job, run_in_thread
 
 __all__ = ["AsyncFile", "aopen"]
+
+T = TypeVar("T")
 
 
 class AsyncFile(AsyncResource):
@@ -40,6 +48,7 @@ class AsyncFile(AsyncResource):
 
     def __init__(self, file: IO[Any]) -> None:
         self.file = file
+        self._turn = Lock()  # held for each call: one at a time (see the module docstring)
 
     def __repr__(self) -> str:
         return f"<AsyncFile {self.file!r}>"
@@ -61,48 +70,55 @@ class AsyncFile(AsyncResource):
 
     async def read(self, size: int = -1) -> Any:
         """Up to ``size`` characters or bytes; everything to the end by default."""
-        return await run_in_thread(self.file.read, size)
+        return await self._call(self.file.read, size)
 
     async def readline(self, size: int = -1) -> Any:
         """One line, with its line ending; "" / b"" at the end of the file."""
-        return await run_in_thread(self.file.readline, size)
+        return await self._call(self.file.readline, size)
 
     async def readlines(self) -> list[Any]:
         """Every remaining line (in one trip to a worker thread)."""
-        return await run_in_thread(self.file.readlines)
+        return await self._call(self.file.readlines)
 
     async def write(self, data: Any) -> int:
         """Write ``data``; returns how much was written, like the file's own ``write``."""
-        return await run_in_thread(self.file.write, data)
+        return await self._call(self.file.write, data)
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         """Write each of ``lines`` (in one trip to a worker thread)."""
-        await run_in_thread(self.file.writelines, list(lines))
+        await self._call(self.file.writelines, list(lines))
 
     async def seek(self, offset: int, whence: int = 0) -> int:
         """Move to ``offset`` (from the start, the current position or the end: ``whence``)."""
-        return await run_in_thread(self.file.seek, offset, whence)
+        return await self._call(self.file.seek, offset, whence)
 
     async def tell(self) -> int:
-        return await run_in_thread(self.file.tell)
+        return await self._call(self.file.tell)
 
     async def truncate(self, size: int | None = None) -> int:
-        return await run_in_thread(self.file.truncate, size)
+        return await self._call(self.file.truncate, size)
 
     async def flush(self) -> None:
-        await run_in_thread(self.file.flush)
+        await self._call(self.file.flush)
 
     async def close(self) -> None:
-        """Flush and close the file. Closing twice does nothing."""
+        """Flush and close the file, after any call in progress. Closing twice does nothing.
+
+        It is not cancellable either: leaving ``async with`` leaves no file open."""
         if not self.file.closed:
-            await run_in_thread(self.file.close)
+            await self._call(self.file.close)
+
+    async def _call(self, method: Callable[..., T], *args: Any) -> T:
+        """``method(*args)`` in a worker thread, alone and to its end (module docstring)."""
+        async with disable_cancellation(), self._turn:
+            return await run_in_thread(method, *args)
 
     def __aiter__(self) -> AsyncFile:
         return self
 
     async def __anext__(self) -> Any:
         """``async for line in f``: each line (one worker-thread trip per line)."""
-        line = await run_in_thread(self.file.readline)
+        line = await self._call(self.file.readline)
         if not line:
             raise StopAsyncIteration
         return line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -141,3 +142,106 @@ def test_a_file_opened_for_a_task_that_left_is_closed_at_once(tmp_path: Path) ->
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     with pytest.raises(OSError):  # closed
         os.fstat(descriptors[0])
+
+
+# -- calls are seen through, one at a time -------------------------------------------------------
+
+
+class OneWorker:
+    """A kernel with one worker thread, and a way to keep that worker busy until released:
+    a file call made meanwhile waits in the queue, where a cancellation can reach it."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def occupy(self) -> None:
+        self.started.set()
+        self.release.wait(5)
+
+    async def busy(self) -> kernel.Task:
+        task = await kernel.spawn(kernel.run_in_thread, self.occupy)
+        await kernel.sleep(0)  # its job submitted ...
+        assert self.started.wait(5)  # ... and the worker inside it
+        return task
+
+
+def test_a_cancelled_call_still_completes_and_returns_what_it_read(tmp_path: Path) -> None:
+    # Abandoned, the read would move the file's position all the same, and its line be lost.
+    path = tmp_path / "lines.txt"
+    path.write_text("one\ntwo\n")
+    worker = OneWorker()
+    got: list[str] = []
+
+    async def reader(f: AsyncFile) -> None:
+        got.append(await f.readline())  # cancelled while this waits for the worker
+        await kernel.sleep(0)  # the cancellation is raised here, at the next blocking call
+        got.append("not reached")
+
+    async def main() -> str:
+        async with aopen(path) as f:
+            busy = await worker.busy()
+            task = await kernel.spawn(reader, f)
+            await kernel.sleep(0)
+            await task.cancel(blocking=False)
+            worker.release.set()
+            await task.wait()
+            await busy.join()
+            assert task.cancelled
+            return str(await f.readline())
+
+    assert kernel.run(main, max_threads=1) == "two\n"
+    assert got == ["one\n"]
+
+
+def test_leaving_async_with_closes_the_file_even_when_cancelled(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("data")
+    worker = OneWorker()
+    before = set(os.listdir("/proc/self/fd"))
+
+    async def user(f: AsyncFile) -> None:
+        async with f:
+            pass  # close() waits for the worker, and is cancelled meanwhile
+
+    async def main() -> bool:
+        f = await aopen(path)
+        busy = await worker.busy()
+        task = await kernel.spawn(user, f)
+        await kernel.sleep(0)
+        await task.cancel(blocking=False)
+        worker.release.set()
+        await task.wait()
+        await busy.join()
+        return f.closed
+
+    assert kernel.run(main, max_threads=1)
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("mode", ["r", "rb"])
+def test_tasks_sharing_a_file_take_turns(tmp_path: Path, mode: str) -> None:
+    # Python's buffered files are not safe to use from two threads at once: readline calls
+    # racing in the worker threads lost and repeated lines.
+    path = tmp_path / "lines.txt"
+    lines = [f"line {n:05}\n" for n in range(5000)]
+    path.write_text("".join(lines))
+    switch_interval = sys.getswitchinterval()
+
+    async def read_lines(f: AsyncFile, into: list[str]) -> None:
+        while line := await f.readline():
+            into.append(line if mode == "r" else line.decode())
+
+    async def main() -> list[str]:
+        got: list[str] = []
+        async with aopen(path, mode) as f, kernel.TaskGroup() as group:
+            for _ in range(4):
+                await group.spawn(read_lines, f, got)
+        return got
+
+    sys.setswitchinterval(1e-6)  # threads switch often: a race shows at once
+    try:
+        got = kernel.run(main)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert sorted(got) == lines

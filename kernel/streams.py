@@ -81,6 +81,7 @@ class _Stream(AsyncResource):
         self._send_all = send_all  # await send_all(data): all of data, or raise
         self._buffer = bytearray()  # read but not yet given out, oldest first
         self._closed = False
+        self._refusal: str | None = None  # why reads and writes are refused (see _refuse_io)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -95,6 +96,7 @@ class _Stream(AsyncResource):
         if self._buffer:
             return self._take(maxbytes)
         if maxbytes == 0:
+            self._check_usable()
             return b""
         data = await self._receive(CHUNK_SIZE)
         if len(data) > maxbytes:
@@ -107,6 +109,8 @@ class _Stream(AsyncResource):
         first, with the bytes that did arrive as its ``partial``."""
         if n < 0:
             raise ValueError(f"read_exactly(n) needs a byte count n >= 0, not {n}")
+        if n == 0:
+            self._check_usable()
         buffer = self._buffer
         while len(buffer) < n:
             data = await self._receive(max(CHUNK_SIZE, min(n - len(buffer), _MOST_AT_ONCE)))
@@ -174,7 +178,8 @@ class _Stream(AsyncResource):
     async def write(self, data: bytes) -> None:
         """Write all of ``data``, waiting for the OS to take it (not buffered: see ``flush``).
 
-        If the task is cancelled while it waits, part of ``data`` may have been written.
+        If the task is cancelled while it waits, part of ``data`` may have been written:
+        the exception's ``bytes_sent`` says how much.
         """
         await self._send_all(data)
 
@@ -183,7 +188,9 @@ class _Stream(AsyncResource):
         await self._send_all(b"".join(lines))
 
     async def flush(self) -> None:
-        """Nothing to do: ``write()`` hands every byte to the OS before it returns."""
+        """Nothing to do: ``write()`` hands every byte to the OS before it returns. (On a
+        closed stream, ``ValueError``, as for a file.)"""
+        self._check_usable()
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -212,6 +219,13 @@ class _Stream(AsyncResource):
             raise ValueError(message)
 
         self._receive = self._send_all = refuse
+        self._refusal = message
+
+    def _check_usable(self) -> None:
+        """For the calls that need no I/O (``read(0)``, ``flush``): refuse them as the
+        others are refused once the stream is closed."""
+        if self._refusal is not None:
+            raise ValueError(self._refusal)
 
     async def _close_source(self) -> None:
         raise NotImplementedError
@@ -299,13 +313,18 @@ class FileStream(_Stream):
         # A pipe may take only part of a large write. os.write counts what it took in bytes,
         # so the rest is sliced from a view of bytes: a view in the caller's format (the
         # 4-byte items of an array('i')) would skip most of it.
-        with memoryview(data) as view, view.cast("B") as remaining:
-            written, total = 0, len(remaining)
-            while written < total:
-                try:
-                    written += os.write(self._fd, remaining[written:])
-                except BlockingIOError:
-                    await _io_wait(self, EVENT_WRITE)
+        written = 0
+        try:
+            with memoryview(data) as view, view.cast("B") as remaining:
+                total = len(remaining)
+                while written < total:
+                    try:
+                        written += os.write(self._fd, remaining[written:])
+                    except BlockingIOError:
+                        await _io_wait(self, EVENT_WRITE)
+        except BaseException as error:  # cancelled part-way, say: what the reader may have
+            error.bytes_sent = written  # type: ignore[attr-defined]
+            raise
 
     def _hand_to_child(self) -> None:
         """The descriptor becomes a child process's stdin/stdout (``kernel.subprocess``).

@@ -152,7 +152,23 @@ async def test_closed_stream_refuses_io_and_closes_its_descriptor() -> None:
     await writer.close()
     with pytest.raises(ValueError, match="closed"):
         await writer.write(b"more")
+    # Those that need no I/O too, as for a file.
+    for needs_no_io in (reader.read(0), reader.read_exactly(0), writer.flush()):
+        with pytest.raises(ValueError, match="closed"):
+            await needs_no_io
     assert open_fds() == before
+
+
+async def test_a_cancelled_write_says_how_much_was_written() -> None:
+    reader, writer = pipe()
+    data = b"x" * (4 << 20)  # far more than a pipe holds: the write parks part-way
+    with pytest.raises(kernel.TaskTimeout) as timed_out:
+        await kernel.timeout_after(1, writer.write, data)
+    written = timed_out.value.bytes_sent  # type: ignore[attr-defined]
+    assert 0 < written < len(data)
+    await writer.close()
+    assert await reader.readall() == data[:written]
+    await reader.close()
 
 
 async def test_closing_wakes_a_task_parked_on_the_stream() -> None:

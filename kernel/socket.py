@@ -12,9 +12,11 @@ Every name of the stdlib module is here (constants, exceptions, ``inet_aton``...
 in the stdlib on first use. What differs: ``socket()``, ``socketpair()``, ``fromfd()`` and
 ``create_server()`` return a ``Socket``, whose calls that can block are coroutines; and the
 resolver calls (``getaddrinfo`` and friends), which block in the C library, run in the
-kernel's worker threads. A ``Socket`` stays non-blocking: ``settimeout()`` (other than 0)
-and ``setblocking(True)`` raise ``RuntimeError`` (bound a call with ``kernel.timeout_after``
-instead), and ``recv`` returns what has arrived, so ``MSG_WAITALL`` is not honoured.
+kernel's worker threads -- as does the look-up of a host name given to ``connect`` or
+``sendto``. A ``Socket`` stays non-blocking: ``settimeout()`` (other than 0) and
+``setblocking(True)`` raise ``RuntimeError`` (bound a call with ``kernel.timeout_after``
+instead), as does ``makefile()`` (use ``as_stream()``), and ``recv`` returns what has
+arrived, so ``MSG_WAITALL`` is not honoured.
 
 Every blocking call follows one pattern -- *try, park, retry*: the socket is non-blocking,
 so the call either succeeds at once or raises ``BlockingIOError``; then the task parks in the
@@ -30,13 +32,15 @@ Read next: ``kernel/streams.py``.
 
 from __future__ import annotations
 
+import array
 import errno
+import functools
 import ipaddress
 import os
 import socket as _stdlib
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .iotable import EVENT_READ, EVENT_WRITE
 from .lifecycle import current_kernel
@@ -52,13 +56,21 @@ __all__ = [
     "create_server",
     "fromfd",
     "getaddrinfo",
+    "getfqdn",
     "gethostbyaddr",
     "gethostbyname",
+    "gethostbyname_ex",
     "getnameinfo",
+    "recv_fds",
+    "send_fds",
     "socket",
     "socketpair",
     "wrap_ssl",
 ]
+# ``from kernel.socket import *`` stands in for ``from socket import *``, so it gives the
+# stdlib's public names too. A name the kernel defines is a global here, found before the
+# module ``__getattr__`` is asked: the kernel's version wins.
+__all__ += [name for name in _stdlib.__all__ if name not in __all__]
 
 T = TypeVar("T")
 
@@ -97,7 +109,8 @@ class Socket(AsyncResource):
         self._drained = False  # the last recv emptied the receive buffer (see recv)
 
     def __repr__(self) -> str:
-        return f"<kernel {self._socket!r}>"
+        sock = self.__dict__.get("_socket")  # absent in an instance made by __new__ alone
+        return f"<kernel {sock!r}>" if sock is not None else "<kernel Socket, uninitialised>"
 
     def __del__(self) -> None:
         # Dropped without close(): the stdlib socket is left to its own fate -- kept by
@@ -109,7 +122,32 @@ class Socket(AsyncResource):
             kernel._io.forget_idle(sock)
 
     def __getattr__(self, name: str) -> Any:
+        # Asked only for what the instance lacks. An instance made by __new__ alone (as
+        # copy and pickle make them) lacks _socket itself: looking it up here would recurse.
+        if name == "_socket":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute '_socket'")
         return getattr(self._socket, name)
+
+    def __getstate__(self) -> NoReturn:
+        """Refuse, as the stdlib socket does: ``TypeError`` from ``copy``, ``deepcopy`` and
+        ``pickle``. A copy would share the descriptor, and two ``Socket``s closing one
+        descriptor (each releasing it from the I/O table) is what ``dup()`` exists to avoid.
+        """
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    def makefile(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Refuse with ``RuntimeError``: use ``as_stream()`` instead.
+
+        Discussion: the stdlib's ``makefile`` reads and writes with the socket's blocking
+        calls. On the kernel's non-blocking socket a read that finds nothing yet returns
+        ``b""`` or ``None`` -- a false end of file -- and a write can stop part-way. It is
+        found here so that it is not reached through attribute delegation.
+        """
+        raise RuntimeError(
+            "makefile() would give a file over the kernel's non-blocking socket, whose reads "
+            "report end of file whenever no data has arrived yet. Use sock.as_stream() instead: "
+            "a buffered stream whose read, readline and write are coroutines."
+        )
 
     def fileno(self) -> int:
         return self._socket.fileno()
@@ -217,7 +255,7 @@ class Socket(AsyncResource):
                     pass
                 if sent == len(data):
                     return
-            with memoryview(data) as view, view.cast("B") as remaining:
+            with memoryview(data) as view, _flat_bytes(view) as remaining:
                 total = len(remaining)
                 while sent < total:
                     try:
@@ -229,6 +267,11 @@ class Socket(AsyncResource):
             raise
 
     async def sendto(self, data: Any, *flags_and_address: Any) -> int:
+        """Like the stdlib's ``sendto(data[, flags], address)``; a host name in ``address`` is
+        looked up first, in a worker thread (see ``connect_ex``). Numbers go straight on."""
+        if flags_and_address and _names_a_host(flags_and_address[-1]):
+            *flags, address = flags_and_address
+            flags_and_address = (*flags, await self._resolved(address))
         return await self._retry(lambda: self._socket.sendto(data, *flags_and_address), EVENT_WRITE)
 
     async def sendmsg(self, buffers: Any, *rest: Any) -> int:
@@ -248,7 +291,15 @@ class Socket(AsyncResource):
     async def connect_ex(self, address: Any) -> int:
         """Connect; return 0 or the ``errno`` of the failure (like the stdlib's: ``EISCONN``
         for a socket that is already connected, ``EAGAIN`` for a Unix listener whose
-        backlog is full)."""
+        backlog is full).
+
+        Discussion: given a host name, the stdlib's ``connect_ex`` resolves it in the C
+        library, on the kernel's thread: every task would stand still for as long as DNS
+        takes (and this asks the stdlib twice). So a name is looked up first, once, in a
+        worker thread, and the stdlib only ever sees numbers.
+        """
+        if _names_a_host(address):
+            address = await self._resolved(address)
         error = self._socket.connect_ex(address)
         if error not in _IN_PROGRESS:
             return error
@@ -262,6 +313,15 @@ class Socket(AsyncResource):
         # finishes it: 0 here, EISCONN where the system already counts it connected.
         error = self._socket.connect_ex(address)
         return 0 if error == errno.EISCONN else error
+
+    async def _resolved(self, address: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``address`` with its host name replaced by its first address in this socket's
+        family, for ``AF_INET`` and ``AF_INET6``; another family's tuple (an interface name
+        for ``AF_PACKET``, say) names no host, and stays as it is."""
+        family = self._socket.family
+        if family != _stdlib.AF_INET and family != _stdlib.AF_INET6:
+            return address
+        return (await _bind_host(address[0], family), *address[1:])
 
     async def shutdown(self, how: int) -> None:
         self._socket.shutdown(how)
@@ -281,6 +341,28 @@ class Socket(AsyncResource):
 
     def dup(self) -> Socket:
         return type(self)(self._socket.dup())
+
+
+def _names_a_host(address: Any) -> bool:
+    """Whether the stdlib would resolve ``address``'s host: a ``(host, port...)`` tuple whose
+    host is a name, not numbers. Cheap when it is numbers (``_is_numeric`` remembers)."""
+    if type(address) is not tuple or not address:
+        return False  # a Unix path, say; or no address at all, for the stdlib to refuse
+    host = address[0]
+    return type(host) is str and not _is_numeric(host)
+
+
+def _flat_bytes(view: memoryview) -> memoryview:
+    """``view`` as one flat run of bytes, for ``sendall`` to slice by byte count.
+
+    A buffer that is not C-contiguous (a strided slice, say) the stdlib refuses to send with
+    a ``BufferError``; ``cast`` would say ``TypeError``. Say what the stdlib says.
+    """
+    if not view.c_contiguous:
+        raise BufferError(
+            "sendall() needs a C-contiguous buffer; copy this one first (bytes(view))"
+        )
+    return view.cast("B")
 
 
 def _stays_non_blocking(call: str) -> RuntimeError:
@@ -320,7 +402,7 @@ class SSLSocket(Socket):
         return await self._retry(lambda: self._send(data, flags), EVENT_WRITE)
 
     async def sendall(self, data: Any, flags: int = 0) -> None:
-        with memoryview(data) as view, view.cast("B") as remaining:
+        with memoryview(data) as view, _flat_bytes(view) as remaining:
             sent = 0
             try:
                 while sent < len(remaining):
@@ -439,11 +521,15 @@ async def _connect_first(address: tuple[str, int], source_address: Any, all_erro
         errors.clear()  # each error's traceback holds this frame: break the cycle
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_numeric(host: str) -> bool:
-    """Whether ``bind()`` takes ``host`` without a resolver: ``""`` (every interface) or an
-    address in numbers. Parsed in Python: no C resolver call, not even one that would only
-    parse, can stall the kernel's thread."""
-    if not host:
+    """Whether the stdlib takes ``host`` without a resolver: ``""`` (every interface),
+    ``"<broadcast>"``, or an address in numbers. Parsed in Python: no C resolver call, not
+    even one that would only parse, can stall the kernel's thread.
+
+    Remembered: ``sendto`` asks on every datagram, and a parse costs a third of a send.
+    """
+    if not host or host == "<broadcast>":
         return True
     try:
         ipaddress.ip_address(host)
@@ -453,8 +539,9 @@ def _is_numeric(host: str) -> bool:
 
 
 async def _bind_host(host: str, family: int) -> str:
-    """``host`` as ``bind()`` can take it without blocking: a name becomes its first address
-    in ``family``, looked up in a worker thread; a numeric one stays, with no thread hop.
+    """``host`` as ``bind()``, ``connect()`` or ``sendto()`` can take it without blocking: a
+    name becomes its first address in ``family``, looked up in a worker thread; a numeric
+    one stays, with no thread hop.
 
     Discussion: ``socket.bind((name, port))`` resolves the name itself, in the C library, on
     the kernel's thread: every task would stand still for as long as DNS takes.
@@ -490,7 +577,56 @@ async def gethostbyname(hostname: str) -> str:
     return result
 
 
+async def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
+    """``socket.gethostbyname_ex`` in a worker thread."""
+    result: tuple[str, list[str], list[str]] = await run_in_thread(
+        _stdlib.gethostbyname_ex, hostname
+    )
+    return result
+
+
 async def gethostbyaddr(address: str) -> tuple[str, list[str], list[str]]:
     """``socket.gethostbyaddr`` in a worker thread."""
     result: tuple[str, list[str], list[str]] = await run_in_thread(_stdlib.gethostbyaddr, address)
     return result
+
+
+async def getfqdn(name: str = "") -> str:
+    """``socket.getfqdn`` in a worker thread: it asks the resolver twice (a reverse lookup
+    of the name's address)."""
+    result: str = await run_in_thread(_stdlib.getfqdn, name)
+    return result
+
+
+# -- descriptors over AF_UNIX: the stdlib's helpers, on the async sendmsg/recvmsg -----------
+
+
+async def send_fds(
+    sock: Socket, buffers: Any, fds: Any, flags: int = 0, address: Any = None
+) -> int:
+    """Like ``socket.send_fds``: send ``buffers`` with the descriptors ``fds`` attached
+    (``SCM_RIGHTS``); returns the number of bytes sent. The descriptors stay open here.
+
+    Discussion: the stdlib's ``send_fds`` and ``recv_fds`` call ``sock.sendmsg`` and
+    ``sock.recvmsg`` and use the result at once; on a ``Socket`` those are coroutines. (These
+    also pass ``flags`` and ``address`` on, as documented; the stdlib's ignore them.)
+    """
+    rights = [(_stdlib.SOL_SOCKET, _stdlib.SCM_RIGHTS, array.array("i", fds))]
+    return await sock.sendmsg(buffers, rights, flags, address)
+
+
+async def recv_fds(
+    sock: Socket, bufsize: int, maxfds: int, flags: int = 0
+) -> tuple[bytes, list[int], int, Any]:
+    """Like ``socket.recv_fds``: receive up to ``bufsize`` bytes and up to ``maxfds``
+    descriptors; returns ``(data, fds, msg_flags, address)``. The descriptors are new ones,
+    the caller's to close (``MSG_CTRUNC`` in ``msg_flags``: more were sent than fitted).
+    """
+    fds = array.array("i")
+    space = _stdlib.CMSG_LEN(maxfds * fds.itemsize)
+    data, ancillary, msg_flags, address = await sock.recvmsg(bufsize, space, flags)
+    for level, kind, payload in ancillary:
+        if level == _stdlib.SOL_SOCKET and kind == _stdlib.SCM_RIGHTS:
+            whole = len(payload) - len(payload) % fds.itemsize  # a truncated one is dropped
+            fds.frombytes(payload[:whole])
+    return data, list(fds), msg_flags, address

@@ -724,3 +724,186 @@ async def test_create_connection_resolves_a_source_name_off_the_kernel_thread(
         async with client:
             assert client.getsockname()[0] == "127.0.0.1"
     assert ("localhost", stdlib_socket.AF_INET) in looked_up
+
+
+async def test_send_fds_and_recv_fds_are_async_and_pass_descriptors() -> None:
+    """The stdlib's helpers would call the Socket's sendmsg/recvmsg and use a coroutine as
+    their result: the module's own are coroutines, with the stdlib's return values."""
+    import inspect
+
+    assert inspect.iscoroutinefunction(socket.send_fds)
+    assert inspect.iscoroutinefunction(socket.recv_fds)
+    assert {"send_fds", "recv_fds"} <= set(socket.__all__)
+    a, b = socket.socketpair()
+    r, w = os.pipe()
+    received: list[int] = []
+    try:
+        async with a, b:
+            receiver = await kernel.spawn(socket.recv_fds, b, 100, 2)
+            await parked(receiver)  # nothing sent yet: it waits, it does not fail
+            assert await socket.send_fds(a, [b"fd", b"s"], [r, w]) == 3
+            data, received, msg_flags, address = await kernel.timeout_after(LIMIT, receiver.join)
+            assert (data, len(received), msg_flags) == (b"fds", 2, 0)
+            assert address is None
+            assert not {r, w} & set(received)  # new descriptors, for the same pipe
+            os.write(received[1], b"through")
+            assert os.read(r, 100) == b"through"
+            # flags are passed on (the stdlib's send_fds drops them)
+            await socket.send_fds(a, [b"x"], [r], socket.MSG_DONTWAIT)
+            data, more, _, _ = await kernel.timeout_after(LIMIT, socket.recv_fds, b, 100, 1)
+            received += more
+            assert data == b"x" and len(more) == 1
+    finally:
+        for fd in (r, w, *received):
+            os.close(fd)
+
+
+async def test_makefile_is_refused_in_favour_of_as_stream() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        for mode in ("r", "rb", "wb"):
+            with pytest.raises(RuntimeError, match=r"non-blocking.*sock\.as_stream\(\)"):
+                a.makefile(mode)
+
+
+async def test_copy_and_pickle_refuse_like_the_stdlib_and_do_not_recurse() -> None:
+    import copy
+    import pickle
+
+    a, b = socket.socketpair()
+    async with a, b:
+        for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError, match="cannot pickle 'Socket' object"):
+                duplicate(a)
+        assert a.fileno() >= 0 and a.getblocking() is False  # delegation still works
+    blank = socket.Socket.__new__(socket.Socket)  # no __init__: no _socket
+    with pytest.raises(AttributeError, match="_socket"):
+        blank.family  # noqa: B018 -- the lookup is the test
+    assert not hasattr(blank, "getsockname")
+    assert "uninitialised" in repr(blank)
+
+
+async def test_sendall_of_a_non_contiguous_buffer_is_the_stdlibs_buffer_error() -> None:
+    import ssl
+
+    strided = memoryview(bytearray(b"abcdef"))[::2]
+    x, y = stdlib_socket.socketpair()
+    with x, y, pytest.raises(BufferError):
+        x.sendall(strided)  # what the stdlib says
+    a, b = socket.socketpair()
+    async with b:
+        with pytest.raises(BufferError):
+            await a.sendall(strided)
+        # Contiguous, even 2-D, is fine.
+        await a.sendall(memoryview(bytearray(b"abcdef")).cast("B", (2, 3)))
+        assert await kernel.timeout_after(LIMIT, b.recv, 100) == b"abcdef"
+        # The TLS socket slices the same way (refused before any TLS record is made).
+        context = ssl.create_default_context()
+        tls = socket.wrap_ssl(a, context, server_side=False, server_hostname="localhost")
+        async with tls:
+            with pytest.raises(BufferError):
+                await tls.sendall(strided)
+
+
+def test_star_import_gives_the_stdlibs_names_and_the_kernels_versions() -> None:
+    names: dict[str, Any] = {}
+    exec("from kernel.socket import *", names)
+    assert set(stdlib_socket.__all__) <= names.keys()
+    assert names["AF_INET"] == stdlib_socket.AF_INET
+    assert names["timeout"] is stdlib_socket.timeout
+    for own in ("socket", "socketpair", "create_connection", "getaddrinfo", "send_fds"):
+        assert names[own] is getattr(socket, own) is not getattr(stdlib_socket, own)
+    assert names["Socket"] is socket.Socket
+    assert len(socket.__all__) == len(set(socket.__all__))
+
+
+class TestNamesAreResolvedOffTheKernelThread:
+    """``connect``/``connect_ex``/``sendto`` given a host name: the stdlib would resolve it
+    in the C library, on the kernel's thread (``connect_ex`` twice). The name goes through
+    the worker-thread ``getaddrinfo`` once, and the stdlib sees only numbers."""
+
+    @pytest.fixture
+    def looked_up(self, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, int]]:
+        calls: list[tuple[Any, int]] = []
+        resolve = socket.getaddrinfo
+
+        async def spy(host: Any, port: Any, family: int = 0, *args: Any) -> list[tuple[Any, ...]]:
+            calls.append((host, family))
+            return await resolve(host, port, family, *args)
+
+        monkeypatch.setattr(socket, "getaddrinfo", spy)
+        return calls
+
+    class Recording(stdlib_socket.socket):
+        """A stdlib socket that notes the addresses its connect_ex and sendto are given."""
+
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.addresses: list[Any] = []
+
+        def connect_ex(self, address: Any) -> int:
+            self.addresses.append(address)
+            return super().connect_ex(address)
+
+        def sendto(self, data: Any, *flags_and_address: Any) -> int:
+            self.addresses.append(flags_and_address[-1])
+            return super().sendto(data, *flags_and_address)
+
+    @pytest.mark.parametrize("call", ["connect", "connect_ex"])
+    async def test_connect(self, looked_up: list[tuple[Any, int]], call: str) -> None:
+        stdlib_sock = self.Recording(socket.AF_INET, socket.SOCK_STREAM)
+        async with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            async with socket.Socket(stdlib_sock) as client:
+                result = await kernel.timeout_after(
+                    LIMIT, getattr(client, call), ("localhost", port)
+                )
+                assert result in (None, 0)
+                assert client.getpeername() == ("127.0.0.1", port)
+        assert looked_up == [("localhost", socket.AF_INET)]
+        assert stdlib_sock.addresses
+        assert set(stdlib_sock.addresses) == {("127.0.0.1", port)}
+
+    async def test_sendto(self, looked_up: list[tuple[Any, int]]) -> None:
+        stdlib_sock = self.Recording(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.bind(("127.0.0.1", 0))
+        port = receiver.getsockname()[1]
+        async with receiver, socket.Socket(stdlib_sock) as sender:
+            assert await sender.sendto(b"name", ("localhost", port)) == 4
+            assert await sender.sendto(b"flags", 0, ("localhost", port)) == 5
+            assert looked_up == [("localhost", socket.AF_INET)] * 2
+            assert await sender.sendto(b"numbers", ("127.0.0.1", port)) == 7
+            assert len(looked_up) == 2  # numbers need no resolver
+            assert set(stdlib_sock.addresses) == {("127.0.0.1", port)}
+            for expected in (b"name", b"flags", b"numbers"):
+                data, _ = await kernel.timeout_after(LIMIT, receiver.recvfrom, 100)
+                assert data == expected
+
+    async def test_a_name_that_does_not_resolve_is_the_stdlibs_gaierror(
+        self, looked_up: list[tuple[Any, int]]
+    ) -> None:
+        async with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            with pytest.raises(socket.gaierror):
+                await kernel.timeout_after(LIMIT, client.connect, ("no.such.host.invalid", 80))
+        assert looked_up == [("no.such.host.invalid", socket.AF_INET)]
+
+
+@pytest.mark.parametrize(("name", "args"), [("gethostbyname_ex", ("localhost",)), ("getfqdn", ())])
+async def test_resolver_helpers_run_in_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch, name: str, args: tuple[Any, ...]
+) -> None:
+    import threading
+
+    threads: list[int] = []
+    real = getattr(stdlib_socket, name)
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real(*args)
+
+    monkeypatch.setattr(stdlib_socket, name, spy)
+    result = await kernel.timeout_after(LIMIT, getattr(socket, name), *args)
+    assert result == real(*args)
+    assert threads and threads[0] != threading.get_ident()
+    assert name in socket.__all__

@@ -3,11 +3,13 @@
 A signal handler is a strange place to run code: Python calls it in the main thread between
 two bytecodes of whatever was running -- perhaps the kernel in the middle of moving a task
 between its queues. So the handler installed here does the least it can. It appends the
-signal number to the catcher's ``_arrived`` deque (an atomic operation) and asks the kernel,
-through ``Kernel.call_threadsafe`` (another deque append, plus one byte written to the
-kernel's wake-up socket, which makes a blocking ``select()`` return), to run ``_collect``
-soon. ``_collect`` runs in the kernel's loop between two task steps, where it is safe to
-update the event or the queue and wake the tasks parked on it.
+signal number to the catcher's ``_arrived`` deque (an atomic operation) and, if a task is
+waiting for a signal there, asks the kernel, through ``Kernel.call_threadsafe`` (another
+deque append, plus one byte written to the kernel's wake-up socket, which makes a blocking
+``select()`` return), to run ``_collect`` soon. ``_collect`` runs in the kernel's loop
+between two task steps, where it is safe to update the event or the queue and wake the
+tasks parked on it. With no task waiting, the kernel is left alone: the next ``wait()`` or
+``get()`` collects what arrived itself.
 
 Handlers are Python-level and process-wide, so both classes must be created (and closed) in
 the main thread. Several catchers may watch one signal: the handler installed for a signal
@@ -33,7 +35,7 @@ import contextlib
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -101,6 +103,7 @@ class _SignalCatcher:
         self._arrived: deque[int] = deque()  # appended by the handler, drained by the kernel
         self._kernel: Kernel | None = current_kernel()  # whose tasks wait here
         self._waiters = WaitQueue(self)
+        self._takers = 0  # tasks in wait() / get(), parked or on their way (see _arrive)
         self._dispatchers: list[_Dispatcher] = []
         self._closed = False
         try:
@@ -118,9 +121,17 @@ class _SignalCatcher:
     # -- the signal handler's side (main thread, between any two bytecodes) ------------------
 
     def _arrive(self, signo: int) -> None:
+        """Keep the signal; wake the kernel if a task is waiting for one.
+
+        Discussion: a task counts as waiting from the moment it enters ``_taking`` -- before
+        it collects and parks -- so a signal that lands in between still wakes it. With no
+        task there, nothing is asked of the kernel: the next one collects the signal itself,
+        and a ``_collect`` queued for nobody would still be in the kernel's queue, reported
+        as never run, if the kernel closed right after a task took the signal unparked.
+        """
         self._arrived.append(signo)
         kernel = self._kernel
-        if kernel is not None and not kernel._closed:
+        if self._takers and kernel is not None and not kernel._closed:
             # A kernel that closed just now refuses: then the next waiter collects.
             with contextlib.suppress(RuntimeError):
                 kernel.call_threadsafe(self._collect)
@@ -153,6 +164,15 @@ class _SignalCatcher:
             if self._kernel is not None and not self._kernel._closed and self._waiters:
                 raise RuntimeError(f"{self!r} is in use by tasks of another kernel")
             self._kernel = kernel
+
+    @contextlib.contextmanager
+    def _taking(self) -> Iterator[None]:
+        """Around a task's ``wait()`` / ``get()``: arrivals wake the kernel meanwhile."""
+        self._takers += 1
+        try:
+            yield
+        finally:
+            self._takers -= 1
 
     async def _park(self) -> Any:
         """Wait to be woken by ``_serve`` (its value) or by ``close`` (``_CLOSED``)."""
@@ -252,9 +272,10 @@ class SignalEvent(_SignalCatcher):
     async def wait(self) -> None:
         """Wait until one of the signals has arrived (at once if one already has)."""
         self._bind("wait")
-        self._absorb()
-        if not self._set and await self._park() is _CLOSED:
-            raise self._closed_error()
+        with self._taking():
+            self._absorb()
+            if not self._set and await self._park() is _CLOSED:
+                raise self._closed_error()
 
     def _record(self, signo: int) -> None:
         self._set = True
@@ -290,10 +311,11 @@ class SignalQueue(_SignalCatcher):
 
     async def _next(self) -> Any:
         self._bind("get")
-        self._absorb()
-        if self._signals and not self._waiters:  # nobody is ahead in line: take it
-            return self._signals.popleft()
-        return await self._park()  # handed a signal by _serve, or _CLOSED
+        with self._taking():
+            self._absorb()
+            if self._signals and not self._waiters:  # nobody is ahead in line: take it
+                return self._signals.popleft()
+            return await self._park()  # handed a signal by _serve, or _CLOSED
 
     def _record(self, signo: int) -> None:
         self._signals.append(signo)

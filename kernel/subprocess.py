@@ -16,7 +16,9 @@ Invariant: a task that is cancelled (or times out) while it waits for a child --
 ``run``, ``check_output``, ``Popen.wait``, ``Popen.communicate`` or at the end of
 ``async with Popen(...)`` -- does not leave it behind. Before the cancellation goes on, the
 child is sent SIGTERM, then SIGKILL if it is still alive ``TERMINATE_GRACE_SECONDS`` later;
-it is reaped (no zombie) and its pipes and pidfd are closed (no descriptor leaked).
+it is reaped (no zombie) and its pipes and pidfd are closed (no descriptor leaked). If the
+kernel abandons the task instead (a second Ctrl-C closes its coroutine), the child is killed
+and reaped at once, since nothing may be awaited any more.
 
 The errors are the standard library's own: ``subprocess.CalledProcessError`` and
 ``subprocess.TimeoutExpired`` (re-exported here, with ``PIPE``, ``STDOUT``, ``DEVNULL`` and
@@ -46,6 +48,7 @@ from typing import IO, Any, TypeAlias
 from .errors import TaskTimeout
 from .iotable import EVENT_READ
 from .processes import TERMINATE_GRACE_SECONDS, _kill_after
+from .scheduler import running_task
 from .streams import FileStream
 from .sync import Event
 from .task import Task, disable_cancellation, spawn
@@ -72,6 +75,7 @@ Command: TypeAlias = "_Path | Sequence[_Path]"
 Redirect: TypeAlias = "int | IO[Any] | FileStream | None"
 
 _TEXT_OPTIONS = ("text", "universal_newlines", "encoding", "errors")
+_no_timeout = contextlib.nullcontext()
 
 
 class _Pidfd:
@@ -165,9 +169,10 @@ class Popen:
         self._pidfd = _open_pidfd(self.pid)
         self._reaping = False  # a task is parked waiting for the exit (on the pidfd)
         self._exited = Event()  # set once the child is reaped; other waiters park here
-        # What stdout and stderr had delivered when a communicate() was interrupted (run()
-        # hands it to TimeoutExpired, as the standard library does).
-        self._partial_output: tuple[bytes | None, bytes | None] = (None, None)
+        # What communicate() read from stdout and stderr: all of it, or, if it was
+        # interrupted, what had arrived by then (run() hands that to TimeoutExpired, as the
+        # standard library does). A second communicate() returns it again.
+        self._output: tuple[bytes | None, bytes | None] | None = None
 
     def __repr__(self) -> str:
         return f"<kernel.subprocess.Popen pid={self.pid} returncode={self.returncode}>"
@@ -210,35 +215,57 @@ class Popen:
         Returns ``(stdout, stderr)``, None for a stream that is not a pipe. The three pipes
         are served at once, by helper tasks, so a child that fills one pipe while the parent
         waits on another cannot deadlock. Cancelled: the child is stopped.
+
+        Once a call has ended, the pipes are closed; a second call returns the same output
+        again, as the standard library's does -- all of it, or what the first call had read
+        when it was interrupted (the child was stopped then: there will be no more). Input
+        cannot be sent a second time.
         """
+        if self._output is not None:
+            if input:
+                raise ValueError("communicate() has ended: input cannot be sent any more")
+            return self._output
         if input and self.stdin is None:
             raise ValueError("communicate(input=...) needs stdin=PIPE")
+        # Helpers of a daemon task are daemons too: if the kernel shuts down while they
+        # run, they are cancelled with it, quietly, instead of reported as forgotten.
+        daemon = running_task().daemon
         helpers: list[Task] = []
+        readers: list[Task | None] = [None, None]
         try:
             if self.stdin is not None:
-                helpers.append(await spawn(_feed, self.stdin, input, name="communicate:stdin"))
+                helpers.append(
+                    await spawn(_feed, self.stdin, input, daemon=daemon, name="communicate:stdin")
+                )
             readers = [
-                await spawn(stream.readall, name=f"communicate:{name}") if stream else None
+                await spawn(stream.readall, daemon=daemon, name=f"communicate:{name}")
+                if stream
+                else None
                 for name, stream in (("stdout", self.stdout), ("stderr", self.stderr))
             ]
             helpers += [reader for reader in readers if reader is not None]
             for helper in helpers:
                 await helper.wait()
-            for helper in helpers:
-                if helper.exception is not None:
-                    raise helper.exception
+            failures = [helper.exception for helper in helpers]  # (each one is now observed)
+            for failure in failures:
+                if failure is not None:
+                    raise failure
             await self._close_pipes()
             await self._wait_exit()
         except BaseException as error:
-            async with disable_cancellation():
-                for helper in helpers:
-                    await helper.cancel()
-            # A cancelled readall leaves what it read in the stream's buffer; closing the
-            # pipes (in _stop) empties it.
-            self._partial_output = (_buffered(self.stdout), _buffered(self.stderr))
+            if not isinstance(error, GeneratorExit):  # (closing, a coroutine may not await)
+                async with disable_cancellation():
+                    for helper in helpers:
+                        await helper.cancel()
+            # Before _stop closes the pipes, which empties their buffers.
+            self._output = (
+                _read_so_far(readers[0], self.stdout),
+                _read_so_far(readers[1], self.stderr),
+            )
             await self._stop(error)
             raise
         out, err = (reader.result if reader is not None else None for reader in readers)
+        self._output = out, err
         return out, err
 
     async def _wait_exit(self) -> int:
@@ -275,11 +302,16 @@ class Popen:
         ordinary pidfd wait, so the kernel runs other tasks meanwhile. It happens with
         cancellation disabled: a second cancel must not interrupt the cleanup of the first
         (it is delivered afterwards).
+
+        The kernel may abandon the task during that wait (a second Ctrl-C closes every
+        coroutine, throwing GeneratorExit into it). Nothing may be awaited from then on --
+        not even the watchdog's cancel or the end of the no-cancel block -- so the child is
+        killed and reaped at once, by ``_stop_now``, and the awaits on the way out skipped.
         """
         if isinstance(error, GeneratorExit):
             self._stop_now()  # the coroutine is being closed: nothing may be awaited now
             return
-        async with disable_cancellation():
+        async with _CancellationDisabled():
             if self.returncode is None:
                 self.terminate()  # (which reaps a child that has exited already: it polls)
             if self.returncode is None:
@@ -288,8 +320,13 @@ class Popen:
                 )
                 try:
                     await self._wait_exit()
-                finally:
+                except GeneratorExit:
+                    self._stop_now()  # abandoned in the grace period (the watchdog is, too)
+                    raise
+                except BaseException:
                     await watchdog.cancel()
+                    raise
+                await watchdog.cancel()
             else:
                 await self._wait_exit()  # reaped: this only wakes other waiters, closes the pidfd
             await self._close_pipes()
@@ -338,6 +375,19 @@ class Popen:
         await self.wait()
 
 
+class _CancellationDisabled(disable_cancellation):
+    """``disable_cancellation()`` that a coroutine being closed leaves without awaiting.
+
+    Ending the block is a trap, and a coroutine that GeneratorExit goes through (the kernel
+    abandoning its task) may not yield one: Python would report it as ignoring the exit.
+    The task is gone then, and its no-cancel state with it.
+    """
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if exc_info[0] is not GeneratorExit:
+            await super().__aexit__(*exc_info)
+
+
 async def _feed(stdin: FileStream, data: bytes | None) -> None:
     """A ``communicate`` helper: write the input, then close stdin so the child sees EOF."""
     try:
@@ -349,9 +399,16 @@ async def _feed(stdin: FileStream, data: bytes | None) -> None:
         await stdin.close()
 
 
-def _buffered(stream: FileStream | None) -> bytes | None:
-    """What ``stream`` has read and not yet given out (None: not a pipe)."""
-    return None if stream is None else bytes(stream._buffer)
+def _read_so_far(reader: Task | None, stream: FileStream | None) -> bytes | None:
+    """What a ``communicate`` reader of ``stream`` had read when it was stopped (None: not a
+    pipe). A reader that reached the end of the stream holds it all as its result; one
+    cancelled on the way left what it read in the stream's buffer."""
+    if stream is None:
+        return None
+    if reader is not None and reader.done and not reader.cancelled and reader.exception is None:
+        result: bytes = reader.result
+        return result
+    return bytes(stream._buffer)
 
 
 def _redirect(target: Redirect) -> int | IO[Any] | None:
@@ -402,11 +459,14 @@ async def run(
         input = input.encode(encoding or locale.getpreferredencoding(False), errors or "strict")
     async with Popen(args, **options) as process:
         try:
-            async with timeout_after(timeout):
+            # (No timeout block without a timeout: leaving one awaits, which a coroutine the
+            # kernel is closing may not do -- see Popen._stop.)
+            async with timeout_after(timeout) if timeout is not None else _no_timeout:
                 stdout, stderr = await process.communicate(input)
         except TaskTimeout as expired:
-            assert timeout is not None
-            raise TimeoutExpired(args, timeout, *process._partial_output) from expired
+            if timeout is None:
+                raise  # an outer timeout block's (with no block of ours, it is not retyped)
+            raise TimeoutExpired(args, timeout, *(process._output or (None, None))) from expired
     returncode = process.returncode
     assert returncode is not None
     out: Any = stdout
@@ -422,7 +482,12 @@ async def check_output(args: Command, **options: Any) -> Any:
     """Run a command and return its output; a non-zero exit raises ``CalledProcessError``.
 
     The arguments are ``subprocess.check_output``'s (``input``, ``timeout``, ``text``...).
+    ``input=None`` passed explicitly gives the child an empty stdin, as it does there (where
+    it is kept for backwards compatibility), unless ``stdin`` is given; left out, the child
+    inherits ours.
     """
     if "stdout" in options:
         raise ValueError("stdout argument not allowed, it will be overridden")
+    if "input" in options and options["input"] is None and options.get("stdin") is None:
+        options["input"] = b""  # (run() takes bytes in text mode too)
     return (await run(args, stdout=PIPE, check=True, **options)).stdout

@@ -7,6 +7,7 @@ with ``os.kill`` to show that a kernel blocked in ``select()`` wakes up for it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -208,3 +209,36 @@ def test_a_sigint_catcher_that_outlives_the_run_puts_back_the_default_handler() 
     assert signal.getsignal(SIGINT) is signal.default_int_handler
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(SIGINT)
+
+
+def test_a_signal_taken_without_waiting_leaves_nothing_queued_in_the_kernel(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No task waited when the signals came, so the kernel was not asked to collect them: the
+    # tasks took them themselves, and the kernel, closing right after, finds no wake-up
+    # still queued to report as never run.
+    async def main() -> None:
+        with SignalQueue(SIGUSR1) as queue, SignalEvent(SIGUSR2) as event:
+            signal.raise_signal(SIGUSR1)
+            signal.raise_signal(SIGUSR2)
+            assert await queue.get() == SIGUSR1
+            await event.wait()
+
+    kernel.run(main, clock=kernel.VirtualClock())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_signal_that_lands_as_a_task_parks_still_wakes_it() -> None:
+    # The task counts as waiting from before it collects what arrived: a signal sent in the
+    # window between that and its parking must wake it all the same.
+    with SignalQueue(SIGUSR1) as queue:
+        absorb = queue._absorb
+
+        def absorb_then_signal() -> None:
+            absorb()
+            if not queue._signals:  # (the first time only)
+                signal.raise_signal(SIGUSR1)
+
+        queue._absorb = absorb_then_signal  # type: ignore[method-assign]
+        async with kernel.timeout_after(10):  # (virtual time: a lost wake-up fails at once)
+            assert await queue.get() == SIGUSR1

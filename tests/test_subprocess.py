@@ -9,6 +9,7 @@ as every task is blocked, so a child would be killed before it could handle SIGT
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ import pytest
 import kernel
 import kernel.subprocess as ksubprocess
 from kernel.processes import TERMINATE_GRACE_SECONDS
+from kernel.scheduler import current_kernel
 from kernel.streams import FileStream
 from kernel.subprocess import PIPE, CalledProcessError, Popen, TimeoutExpired, check_output, run
 
@@ -287,6 +289,13 @@ async def test_run_timeout_carries_the_output_read_so_far(
 
 
 @pytest.mark.usefixtures("no_fd_leak")
+async def test_an_outer_timeout_around_run_is_the_outer_blocks() -> None:
+    with pytest.raises(kernel.TaskTimeout):  # not TimeoutExpired: run() was given no timeout
+        async with kernel.timeout_after(1):
+            await run(python(SLEEP), capture_output=True)
+
+
+@pytest.mark.usefixtures("no_fd_leak")
 async def test_an_error_in_the_block_stops_the_child() -> None:
     with pytest.raises(ZeroDivisionError):
         async with Popen(python(SLEEP), stdout=PIPE) as child:
@@ -317,3 +326,187 @@ def test_a_closed_coroutine_kills_and_reaps_without_awaiting() -> None:
     assert gone(child.pid)
     assert child.stdout is not None and child.stdout.closed
     assert open_fds() == before
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_run_timeout_keeps_the_output_of_a_stream_that_ended(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    # As above, but the child closes its stdout first: that reader is done, and what it read
+    # is its result, no longer in the stream's buffer.
+    virtual_clock.autojump_threshold = 30.0
+    r, w = os.pipe()
+    code = (
+        "import os, sys; print('progress', flush=True); os.close(1); "
+        f"print('warning', file=sys.stderr, flush=True); os.write({w}, b'!'); {SLEEP}"
+    )
+    async with FileStream(r) as said:
+        task = await kernel.spawn(run(python(code), capture_output=True, timeout=10, pass_fds=(w,)))
+        assert await said.read(1) == b"!"
+        os.close(w)
+        virtual_clock.autojump_threshold = 0.0
+        with pytest.raises(kernel.TaskError) as info:
+            await task.join()
+    expired = info.value.__cause__
+    assert isinstance(expired, TimeoutExpired)
+    assert (expired.stdout, expired.stderr) == (b"progress\n", b"warning\n")
+
+
+async def test_check_output_with_input_none_gives_an_empty_stdin() -> None:
+    # As subprocess.check_output does: input=None passed explicitly is input=b"". The child
+    # says which file its stdin is (without reading it: ours may be a terminal).
+    code = "import os; s = os.fstat(0); print(s.st_dev, s.st_ino)"
+
+    def identity(path_or_fd: str | int) -> bytes:
+        s = os.stat(path_or_fd)
+        return f"{s.st_dev} {s.st_ino}\n".encode()
+
+    ours = identity(0)
+    assert await check_output(python(code)) == ours  # left out: inherited
+    assert await check_output(python(code), input=None) != ours  # a pipe of its own
+    assert await check_output(python(code), input=None, text=True) != ours.decode()
+    assert await check_output(python("import sys; print(repr(sys.stdin.read()))"), input=None) == (
+        b"''\n"
+    )
+    devnull = identity(os.devnull)
+    assert await check_output(python(code), input=None, stdin=ksubprocess.DEVNULL) == devnull
+
+
+def test_a_daemon_task_communicating_is_not_reported_at_shutdown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The daemon's helper tasks, which serve the pipes, are daemons too: cancelled quietly.
+    r, w = os.pipe()
+    children: list[Popen] = []
+
+    async def background() -> None:
+        code = f"import os; os.write({w}, b'!'); {SLEEP}"
+        child = Popen(python(code), stdout=PIPE, stderr=PIPE, pass_fds=(w,))
+        children.append(child)
+        await child.communicate()
+
+    async def main() -> None:
+        await kernel.spawn(background, daemon=True)
+        async with FileStream(r) as said:
+            assert await said.read(1) == b"!"  # the daemon is in communicate() by now
+
+    try:
+        kernel.run(main, clock=kernel.VirtualClock())
+    finally:
+        os.close(w)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert gone(children[0].pid)  # stopped as the daemon was cancelled
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_a_second_communicate_returns_the_same_output(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    code = "import sys; print('out'); print('err', file=sys.stderr)"
+    child = Popen(python(code), stdin=PIPE, stdout=PIPE, stderr=PIPE)
+    assert await child.communicate() == (b"out\n", b"err\n")
+    assert await child.communicate() == (b"out\n", b"err\n")  # as subprocess does
+    with pytest.raises(ValueError, match="input"):
+        await child.communicate(b"more")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # no helper crashed
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_communicate_after_a_cancelled_one_returns_what_was_read() -> None:
+    # The standard library's recipe after a timeout: kill, then communicate() for the rest.
+    # Here the child was stopped already; the second call gives what the first had read.
+    child = Popen(python(f"import os; os.write(1, b'up\\n'); {SLEEP}"), stdout=PIPE)
+    assert child.stdout is not None
+    assert await child.stdout.read(1) == b"u"  # and b"p\n" is kept in the stream's buffer
+    waiter = await kernel.spawn(child.communicate)
+    await kernel.sleep(0)  # its reader waits for more
+    await waiter.cancel()
+    assert await child.communicate() == (b"p\n", None)
+    assert gone(child.pid)
+
+
+class _KernelFailure:
+    """A callback that raises in the kernel's loop, as a second Ctrl-C does: the kernel
+    abandons its tasks (closing their coroutines: GeneratorExit)."""
+
+    def _run(self) -> None:
+        raise KeyboardInterrupt
+
+
+def _kernel_of_this_task() -> kernel.Kernel:
+    running = current_kernel()
+    assert running is not None
+    return running
+
+
+@pytest.mark.parametrize("waiting_in", ["communicate", "run"])
+def test_an_abandoned_communicate_kills_and_reaps_the_child(
+    waiting_in: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = open_fds()
+    r, w = os.pipe()
+    args = python(f"import os; os.write({w}, str(os.getpid()).encode()); {SLEEP}")
+    pids: list[int] = []
+
+    async def main() -> None:
+        if waiting_in == "run":
+            await kernel.spawn(run(args, capture_output=True, pass_fds=(w,)))
+        else:
+            await kernel.spawn(Popen(args, stdout=PIPE, pass_fds=(w,)).communicate)
+        said = FileStream(r)
+        pids.append(await started_child_pid(said))
+        await said.close()
+        _kernel_of_this_task().call_soon(_KernelFailure())
+        await kernel.sleep(1)  # the failure comes first, with the other task in communicate()
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kernel.run(main, clock=kernel.VirtualClock())
+    finally:
+        os.close(w)
+        if pids and not gone(pids[0]):  # (without the fix: not to leave it running)
+            os.kill(pids[0], signal.SIGKILL)
+            os.waitpid(pids[0], 0)
+            pids.clear()
+    assert pids and gone(pids[0])  # killed and reaped
+    assert open_fds() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # none ignored the exit
+
+
+def test_an_abandoned_grace_period_kills_and_reaps_the_child(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A cancelled wait() sent SIGTERM, which the child notes and ignores; the kernel is
+    # abandoned during the grace period. (The virtual clock waits in real time for the
+    # child instead of jumping to the end of the grace period.)
+    before = open_fds()
+    r, w = os.pipe()
+    code = (
+        "import os, signal\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: os.write({w}, b'T'))\n"
+        f"os.write({w}, b'!'); {SLEEP}"
+    )
+    child = Popen(python(code), pass_fds=(w,))
+    os.close(w)
+
+    async def main() -> None:
+        waiter = await kernel.spawn(child.wait)
+        said = FileStream(r)
+        assert await said.read(1) == b"!"  # SIGTERM is ignored from now on
+        await waiter.cancel(blocking=False)
+        assert await said.read(1) == b"T"  # the waiter is in its grace period
+        await said.close()
+        _kernel_of_this_task().call_soon(_KernelFailure())
+        await kernel.sleep(0)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kernel.run(main, clock=kernel.VirtualClock(autojump_threshold=30.0))
+    finally:
+        if child.returncode is None:  # (without the fix: not to leave it running)
+            child._popen.kill()
+            child._popen.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert gone(child.pid)
+    assert open_fds() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # none ignored the exit

@@ -75,7 +75,6 @@ Command: TypeAlias = "_Path | Sequence[_Path]"
 Redirect: TypeAlias = "int | IO[Any] | FileStream | None"
 
 _TEXT_OPTIONS = ("text", "universal_newlines", "encoding", "errors")
-_no_timeout = contextlib.nullcontext()
 
 
 class _Pidfd:
@@ -305,13 +304,13 @@ class Popen:
 
         The kernel may abandon the task during that wait (a second Ctrl-C closes every
         coroutine, throwing GeneratorExit into it). Nothing may be awaited from then on --
-        not even the watchdog's cancel or the end of the no-cancel block -- so the child is
-        killed and reaped at once, by ``_stop_now``, and the awaits on the way out skipped.
+        not even the watchdog's cancel -- so the child is killed and reaped at once, by
+        ``_stop_now``. (The no-cancel block itself ends without a trap then.)
         """
         if isinstance(error, GeneratorExit):
             self._stop_now()  # the coroutine is being closed: nothing may be awaited now
             return
-        async with _CancellationDisabled():
+        async with disable_cancellation():
             if self.returncode is None:
                 self.terminate()  # (which reaps a child that has exited already: it polls)
             if self.returncode is None:
@@ -373,19 +372,6 @@ class Popen:
         # will read gets EPIPE and exits, instead of the wait below hanging on it.
         await self._close_pipes()
         await self.wait()
-
-
-class _CancellationDisabled(disable_cancellation):
-    """``disable_cancellation()`` that a coroutine being closed leaves without awaiting.
-
-    Ending the block is a trap, and a coroutine that GeneratorExit goes through (the kernel
-    abandoning its task) may not yield one: Python would report it as ignoring the exit.
-    The task is gone then, and its no-cancel state with it.
-    """
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if exc_info[0] is not GeneratorExit:
-            await super().__aexit__(*exc_info)
 
 
 async def _feed(stdin: FileStream, data: bytes | None) -> None:
@@ -459,13 +445,10 @@ async def run(
         input = input.encode(encoding or locale.getpreferredencoding(False), errors or "strict")
     async with Popen(args, **options) as process:
         try:
-            # (No timeout block without a timeout: leaving one awaits, which a coroutine the
-            # kernel is closing may not do -- see Popen._stop.)
-            async with timeout_after(timeout) if timeout is not None else _no_timeout:
+            async with timeout_after(timeout):
                 stdout, stderr = await process.communicate(input)
         except TaskTimeout as expired:
-            if timeout is None:
-                raise  # an outer timeout block's (with no block of ours, it is not retyped)
+            assert timeout is not None  # (an enclosing block's comes as TimeoutCancellationError)
             raise TimeoutExpired(args, timeout, *(process._output or (None, None))) from expired
     returncode = process.returncode
     assert returncode is not None

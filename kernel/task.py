@@ -319,6 +319,8 @@ class disable_cancellation:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if exc_info[0] is GeneratorExit:
+            return  # the coroutine is being closed (see TimeoutBlock.__aexit__): no trap now
         await _set_cancellation(True)
 
 

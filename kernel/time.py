@@ -115,6 +115,11 @@ class TimeoutBlock:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
+        if exc_type is GeneratorExit:
+            # The coroutine is being closed -- its kernel abandoned it (a second Ctrl-C, a
+            # kernel failure), or it was never run to the end. It may not yield a trap now
+            # (Python would report it as ignoring the exit); its deadline goes with its task.
+            return False
         now = await _unset_timeout(self._previous)
         assert self._task is not None and self._task._deadlines is not None
         deadlines = self._task._deadlines

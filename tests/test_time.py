@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -285,3 +289,47 @@ async def test_a_cancel_is_not_lost_behind_a_pending_timeout(
     await task.wait()
     assert isinstance(task.exception, TaskCancelled)
     assert virtual_clock.now() == 5.0
+
+
+class _KernelFailure:
+    """A callback that raises in the kernel's loop, as a second Ctrl-C does: the kernel then
+    abandons its tasks, closing their coroutines (GeneratorExit)."""
+
+    def _run(self) -> None:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("block", ["timeout_after", "ignore_after", "disable_cancellation"])
+def test_a_block_left_by_an_abandoned_task_yields_no_trap(
+    block: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A closing coroutine may not await: a block exit that yields a trap then is reported by
+    # Python as "coroutine ignored GeneratorExit", and the cleanup after it never runs.
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    cleanup: list[str] = []
+    blocks: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = {
+        "timeout_after": lambda: kernel.timeout_after(10),
+        "ignore_after": lambda: kernel.ignore_after(10),
+        "disable_cancellation": kernel.disable_cancellation,
+    }
+
+    async def inside_a_block() -> None:
+        try:
+            async with blocks[block]():
+                await kernel.sleep(5)
+        finally:
+            cleanup.append("ran")
+
+    async def main() -> None:
+        await kernel.spawn(inside_a_block)
+        await kernel.sleep(0)  # it parks inside its block
+        running = kernel.current_kernel()
+        assert running is not None
+        running.call_soon(_KernelFailure())
+        await kernel.sleep(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        kernel.run(main, clock=kernel.VirtualClock())
+    assert cleanup == ["ran"]
+    assert unraisable == []

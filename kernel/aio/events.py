@@ -333,15 +333,23 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         """Cancel the kernel tasks started by ``run_kernel`` that still run; turn the kernel
         until they have ended."""
         tasks = self._kernel_tasks
-        if not tasks or self._kernel.closed:
-            return
-        if _asyncio_events._get_running_loop() is not None or current_kernel() is not None:
+        if not tasks or not self._can_turn_here():
             # Closed from inside another loop or kernel: this kernel cannot turn here. They
             # are left to Kernel.close() (at once below, for a kernel this loop made).
             return
         for task in list(tasks):
             self._kernel.cancel_task(task, TaskCancelled("the event loop is closing"))
         self._run(lambda: not tasks)
+
+    def _can_turn_here(self) -> bool:
+        """Whether this loop's kernel can be turned from here, now: it is open and idle, and
+        no other loop or kernel is running in this thread."""
+        return (
+            not self._kernel.closed
+            and not self._running
+            and _asyncio_events._get_running_loop() is None
+            and current_kernel() is None
+        )
 
     def _shut_down(self) -> None:
         """``close()`` without turning the kernel: for a finalizer, and for a loop closed

@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 
 from ..clock import Clock
 from ..errors import TaskCancelled, TaskTimeout, TimeoutCancellationError
-from ..lifecycle import current_kernel
 from ..scheduler import Kernel
 from ..task import Task as KernelTask
 from ..traps import _get_kernel
@@ -195,16 +194,15 @@ EXECUTOR_JOIN_TIMEOUT = 300.0
 
 def _wind_down(loop: EventLoop) -> None:
     """What ``asyncio.run`` does before it closes its loop, for a loop made by
-    ``run_asyncio``: cancel the asyncio tasks still pending and let their cleanup run,
-    close the async generators still open, and wait for the default executor's threads.
+    ``run_asyncio``: cancel the asyncio tasks still pending and let their cleanup run, and
+    wait for the default executor's threads. (Not ``shutdown_asyncgens``: such a loop does
+    not track async generators -- see docs/aio.md.)
 
     A task whose cleanup fails is reported through the loop's exception handler. Skipped if
     the loop was closed already, or if the kernel cannot turn here (closed from inside
     another running loop or kernel).
     """
-    if loop.is_closed() or loop.is_running() or _asyncio_events._get_running_loop() is not None:
-        return
-    if current_kernel() is not None:
+    if loop.is_closed() or not loop._can_turn_here():
         return
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in pending:
@@ -221,7 +219,6 @@ def _wind_down(loop: EventLoop) -> None:
                     "task": task,
                 }
             )
-    loop.run_until_complete(loop.shutdown_asyncgens())
     loop.run_until_complete(loop.shutdown_default_executor(EXECUTOR_JOIN_TIMEOUT))
 
 

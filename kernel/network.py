@@ -46,7 +46,7 @@ from .errors import CancelledError, TaskCancelled, TaskTimeout
 from .scheduler import running_task
 from .task import Task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED
-from .time import sleep, timeout_after
+from .time import _check_seconds, sleep, timeout_after
 from .traps import _cancel, _wait_task
 
 if TYPE_CHECKING:
@@ -98,17 +98,13 @@ def _client_context(ssl: Any, server_hostname: str | None) -> _ssl.SSLContext | 
 def _check_server_ssl(ssl: Any, handshake_timeout: Any) -> None:
     """A server's ``ssl=`` and ``ssl_handshake_timeout=``, checked before a socket exists
     that would need closing."""
-    if handshake_timeout is not None:
-        if isinstance(handshake_timeout, bool) or not isinstance(handshake_timeout, int | float):
-            raise TypeError(
-                f"ssl_handshake_timeout takes a number of seconds (or None for no limit), "
-                f"not {handshake_timeout!r}"
-            )
-        if not handshake_timeout > 0:
-            raise ValueError(
-                f"ssl_handshake_timeout must be a positive number of seconds (or None for no "
-                f"limit), not {handshake_timeout!r}"
-            )
+    if handshake_timeout is not None and not (
+        _check_seconds(handshake_timeout, "ssl_handshake_timeout") > 0
+    ):
+        raise ValueError(
+            f"ssl_handshake_timeout must be a positive number of seconds (or None for no "
+            f"limit), not {handshake_timeout!r}"
+        )
     if ssl is None:
         return
     if not isinstance(ssl, _ssl.SSLContext):

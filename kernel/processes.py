@@ -159,6 +159,11 @@ async def _stop(process: BaseProcess, error: BaseException) -> None:
     all for the grace period. It happens with cancellation disabled: a second cancel must
     not interrupt the cleanup of the first (it is delivered afterwards). This is the same
     sequence as ``Popen._stop`` in ``kernel/subprocess.py``, which waits on a pidfd instead.
+
+    The kernel may abandon the task during that wait (a second Ctrl-C closes every
+    coroutine, throwing GeneratorExit into it). Nothing may be awaited from then on -- not
+    even the watchdog's cancel -- so the child is killed and reaped at once, by
+    ``_stop_now``.
     """
     if process.pid is None:
         return  # start() failed: there is no child
@@ -173,8 +178,13 @@ async def _stop(process: BaseProcess, error: BaseException) -> None:
             )
             try:
                 await _io_wait(process.sentinel, EVENT_READ)
-            finally:
+            except GeneratorExit:
+                _stop_now(process)  # abandoned in the grace period (the watchdog is, too)
+                raise
+            except BaseException:
                 await watchdog.cancel()
+                raise
+            await watchdog.cancel()
         process.join()  # the child has exited: this returns at once
     process.close()
 

@@ -8,6 +8,7 @@ A child is a real process: where a test must know the child got somewhere, it wa
 from __future__ import annotations
 
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -205,3 +206,38 @@ async def test_no_file_descriptor_is_left_behind() -> None:
     await kernel.sleep(0)
     await task.cancel()
     assert open_fds() == before
+
+
+class _KernelFailure:
+    """A callback that raises in the kernel's loop, as a second Ctrl-C does: the kernel
+    abandons its tasks (closing their coroutines: GeneratorExit)."""
+
+    def _run(self) -> None:
+        raise KeyboardInterrupt
+
+
+def test_an_abandoned_grace_period_kills_and_reaps_the_child(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pids: list[int] = []
+
+    async def main() -> None:
+        task, pid = await start_stubborn_child()
+        pids.append(pid)
+        await task.cancel(blocking=False)
+        await kernel.sleep(0)  # the task runs first: SIGTERM, ignored; now the grace period
+        running = kernel.current_kernel()
+        assert running is not None
+        running.call_soon(_KernelFailure())
+        await kernel.sleep(1)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kernel.run(main, clock=kernel.VirtualClock())
+    finally:
+        if pids and not gone(pids[0]):  # (without the fix: not to leave it running)
+            os.kill(pids[0], signal.SIGKILL)  # (the fork server reaps it)
+            pids.clear()
+    assert pids and gone(pids[0])  # killed and reaped
+    assert multiprocessing.active_children() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # none ignored the exit

@@ -321,7 +321,10 @@ class Socket(AsyncResource):
         family = self._socket.family
         if family != _stdlib.AF_INET and family != _stdlib.AF_INET6:
             return address
-        return (await _bind_host(address[0], family), *address[1:])
+        host = address[0]
+        if type(host) is not str:  # bytes (_names_a_host let nothing else through)
+            host = _host_text(host)
+        return (await _bind_host(host, family), *address[1:])
 
     async def shutdown(self, how: int) -> None:
         self._socket.shutdown(how)
@@ -349,7 +352,15 @@ def _names_a_host(address: Any) -> bool:
     if type(address) is not tuple or not address:
         return False  # a Unix path, say; or no address at all, for the stdlib to refuse
     host = address[0]
+    if isinstance(host, bytes | bytearray):  # the stdlib takes these too
+        host = _host_text(host)
     return type(host) is str and not _is_numeric(host)
+
+
+def _host_text(host: bytes | bytearray) -> str:
+    """A host given as bytes, as text. (Latin-1 maps every byte to one character, so
+    nothing fails here; a numeric address is ASCII, and a name is the resolver's to judge.)"""
+    return bytes(host).decode("latin-1")
 
 
 def _flat_bytes(view: memoryview) -> memoryview:

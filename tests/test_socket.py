@@ -864,6 +864,22 @@ class TestNamesAreResolvedOffTheKernelThread:
         assert stdlib_sock.addresses
         assert set(stdlib_sock.addresses) == {("127.0.0.1", port)}
 
+    async def test_a_host_given_as_bytes(self, looked_up: list[tuple[Any, int]]) -> None:
+        """The stdlib takes ``(b"localhost", port)`` too, and would resolve it the same way."""
+        stdlib_sock = self.Recording(socket.AF_INET, socket.SOCK_STREAM)
+        async with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            async with socket.Socket(stdlib_sock) as client:
+                await kernel.timeout_after(LIMIT, client.connect, (bytearray(b"localhost"), port))
+                assert client.getpeername() == ("127.0.0.1", port)
+        assert looked_up == [("localhost", socket.AF_INET)]
+        assert set(stdlib_sock.addresses) == {("127.0.0.1", port)}
+        sender = self.Recording(socket.AF_INET, socket.SOCK_DGRAM)
+        async with socket.Socket(sender) as kernel_sender:
+            assert await kernel_sender.sendto(b"numbers", (b"127.0.0.1", port)) == 7
+        assert len(looked_up) == 1  # numbers need no resolver, in bytes either
+        assert sender.addresses == [(b"127.0.0.1", port)]
+
     async def test_sendto(self, looked_up: list[tuple[Any, int]]) -> None:
         stdlib_sock = self.Recording(socket.AF_INET, socket.SOCK_DGRAM)
         receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -41,6 +41,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from . import resolver
 from . import socket as ksocket
 from .errors import CancelledError, TaskCancelled, TaskTimeout
 from .scheduler import running_task
@@ -389,7 +390,7 @@ async def tcp_server(
     address, e.g. with port 0); cancel that task to stop the server.
     """
     _check_server_ssl(ssl, ssl_handshake_timeout)  # before a socket exists to close
-    address = await ksocket._bind_host(host, family)
+    address = await resolver.numeric_host(host, family)
     sock = tcp_server_socket(address, port, family, backlog, reuse_address, reuse_port)
     await run_server(
         sock, handler, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, task_status=task_status

@@ -2,7 +2,7 @@
 
 Sockets, streams and async files share this one shape, so it lives here once.
 
-Read next: ``kernel/socket.py``.
+Read next: ``kernel/asyncsocket.py``.
 """
 
 from __future__ import annotations

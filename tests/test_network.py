@@ -23,7 +23,7 @@ import pytest
 import trustme
 
 import kernel
-from kernel import socket
+from kernel import resolver, socket
 from kernel.network import run_server
 
 LIMIT = 10.0
@@ -289,7 +289,7 @@ async def test_host_names_are_resolved_in_a_worker_thread_not_by_bind(
         looked_up.append(host)
         return await resolve(host, *args)
 
-    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    monkeypatch.setattr(resolver, "getaddrinfo", spy)
     async with kernel.TaskGroup(wait=None) as group:
         await group.start(kernel.tcp_server, "127.0.0.1", 0, echo)
         assert looked_up == []  # a numeric address needs no resolver, nor a thread

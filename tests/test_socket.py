@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import kernel
-from kernel import ResourceBusy, TaskCancelled, socket
+from kernel import ResourceBusy, TaskCancelled, resolver, socket
 
 pytestmark = pytest.mark.realtime
 LIMIT = 10.0  # seconds: no test waits longer than this for the network
@@ -610,7 +610,7 @@ class TestCreateConnection:
             async def getaddrinfo(*_: Any) -> list[tuple[Any, ...]]:
                 return [(f, socket.SOCK_STREAM, 0, "", address) for f, address in answers]
 
-            monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+            monkeypatch.setattr(resolver, "getaddrinfo", getaddrinfo)
 
         return resolve
 
@@ -717,7 +717,7 @@ async def test_create_connection_resolves_a_source_name_off_the_kernel_thread(
         return await resolve(host, port, family, *args)
 
     async with socket.create_server(("127.0.0.1", 0)) as listener:
-        monkeypatch.setattr(socket, "getaddrinfo", spy)
+        monkeypatch.setattr(resolver, "getaddrinfo", spy)
         client = await socket.create_connection(
             listener.getsockname(), source_address=("localhost", 0)
         )
@@ -831,7 +831,7 @@ class TestNamesAreResolvedOffTheKernelThread:
             calls.append((host, family))
             return await resolve(host, port, family, *args)
 
-        monkeypatch.setattr(socket, "getaddrinfo", spy)
+        monkeypatch.setattr(resolver, "getaddrinfo", spy)
         return calls
 
     class Recording(stdlib_socket.socket):

@@ -1,0 +1,93 @@
+"""TLS over a kernel ``Socket``: ``SSLSocket``, made by ``wrap_ssl``.
+
+The stdlib's ``ssl`` module does the cryptography; this module only parks where a call
+would block -- in either direction, as ``SSLSocket`` explains.
+
+Read next: ``kernel/resolver.py``, how names become addresses off the kernel's thread.
+"""
+
+from __future__ import annotations
+
+import socket as _stdlib
+import ssl as _ssl
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .asyncsocket import Socket, flat_bytes
+from .iotable import EVENT_READ, EVENT_WRITE
+from .traps import _io_wait
+
+__all__ = ["SSLSocket", "wrap_ssl"]
+
+T = TypeVar("T")
+
+
+class SSLSocket(Socket):
+    """A ``Socket`` over an ``ssl.SSLSocket``.
+
+    TLS can need the *other* direction to make progress (a read may have to send, a write
+    may have to receive), so it reports ``SSLWantReadError`` / ``SSLWantWriteError`` rather
+    than ``BlockingIOError``; every call here parks for whichever the TLS layer asks for.
+    """
+
+    _socket: _ssl.SSLSocket
+
+    async def _retry(self, call: Callable[[], T], event: int) -> T:
+        while True:
+            try:
+                return call()
+            except BlockingIOError:
+                await _io_wait(self._socket, event)
+            except _ssl.SSLWantReadError:
+                await _io_wait(self._socket, EVENT_READ)
+            except _ssl.SSLWantWriteError:
+                await _io_wait(self._socket, EVENT_WRITE)
+
+    async def recv(self, maxsize: int, flags: int = 0) -> bytes:
+        return await self._retry(lambda: self._recv(maxsize, flags), EVENT_READ)
+
+    async def send(self, data: Any, flags: int = 0) -> int:
+        return await self._retry(lambda: self._send(data, flags), EVENT_WRITE)
+
+    async def sendall(self, data: Any, flags: int = 0) -> None:
+        with memoryview(data) as view, flat_bytes(view) as remaining:
+            sent = 0
+            try:
+                while sent < len(remaining):
+                    sent += await self.send(remaining[sent:], flags)
+            except BaseException as error:
+                error.bytes_sent = sent  # type: ignore[attr-defined]
+                raise
+
+    async def do_handshake(self) -> None:
+        """Run the TLS handshake (sockets are wrapped with do_handshake_on_connect=False)."""
+        await self._retry(self._socket.do_handshake, EVENT_READ)
+
+    async def unwrap(self) -> Socket:
+        """End TLS and return the plain socket underneath."""
+        plain = await self._retry(self._socket.unwrap, EVENT_READ)
+        return Socket(plain)
+
+
+def wrap_ssl(
+    sock: Socket, context: _ssl.SSLContext, *, server_side: bool, server_hostname: str | None
+) -> SSLSocket:
+    """Wrap a connected ``Socket`` in TLS (the handshake is ``await ssock.do_handshake()``).
+
+    ``sock`` is used up either way: its descriptor moves to the ``SSLSocket``, or, if
+    wrapping fails (a bad ``server_hostname``, say), it is closed.
+    """
+    raw = _stdlib.socket(fileno=sock.stdlib_socket.detach())
+    try:
+        wrapped = context.wrap_socket(
+            raw,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            do_handshake_on_connect=False,
+        )
+    except BaseException:
+        # ``sock`` no longer holds the descriptor, so closing ``sock`` would not close it:
+        # only ``raw`` can (a no-op if wrap_socket had already taken and closed it).
+        raw.close()
+        raise
+    return SSLSocket(wrapped)

@@ -150,6 +150,9 @@ class KernelLifecycle:
         dropped, as asyncio drops them when its loop closes -- after the shutdown steps
         (``add_shutdown_step``), if there are any: those run once the tasks have ended, with
         callbacks still running, and the tasks' cleanup may need them too.
+
+        A Ctrl-C during that cleanup (or a task raising ``SystemExit`` in it) is raised
+        from here once the cleanup is over: the program still stops.
         """
         if self._closed:
             return
@@ -162,6 +165,11 @@ class KernelLifecycle:
             self._cancel_remaining_tasks()
         finally:
             self._release()
+        if self._fatal is not None:
+            # Ctrl-C (or a task's SystemExit) came while the cleanup ran, with no main task
+            # left to cancel: the cleanup has finished, and the program stops with it.
+            fatal, self._fatal = self._fatal, None
+            raise fatal
 
     def _cancel_remaining_tasks(self) -> None:
         for task in list(self._tasks.values()):

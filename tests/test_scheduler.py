@@ -624,3 +624,29 @@ print(os.waitstatus_to_exitcode(kernel.run(main)))
         check=True,
     )
     assert (result.stdout, result.stderr) == ("0\n", "")
+
+
+def test_ctrl_c_during_the_shutdown_cleanup_still_raises_keyboard_interrupt() -> None:
+    # main() has returned; a task left running is being cancelled by close(), and Ctrl-C
+    # comes during its cleanup. There is no main task left to cancel: the cleanup finishes,
+    # then run() raises KeyboardInterrupt (asyncio.run does the same), not main's result.
+    log: list[Any] = []
+
+    async def left_running() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:
+            async with kernel.disable_cancellation():
+                signal.raise_signal(signal.SIGINT)
+                await kernel.sleep(1)
+                log.append(("cleanup done", await kernel.clock()))
+
+    async def main() -> str:
+        await kernel.spawn(left_running, daemon=True)
+        await kernel.sleep(0)
+        return "main's result"
+
+    with pytest.raises(KeyboardInterrupt):
+        kernel.run(main, clock=VirtualClock())
+    assert log == [("cleanup done", 1.0)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

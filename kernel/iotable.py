@@ -131,14 +131,19 @@ class IOWaitTable:
         """
         slot = _SLOT[event]
         entry = self._by_object.get(fileobj)
+        if entry is not None and entry.kept and not _still_names(fileobj, entry.fd):
+            # Kept from an earlier wait, and closed (or detached) since, behind the table's
+            # back: epoll has dropped the descriptor, so a wait on it would never end.
+            self._evict(entry)
+            entry = None
         if entry is None:
             entry = self._add(fileobj, event)  # (or the registration of another name for it)
         if entry.waiters[slot] is not None:
             verb = "read from" if event == EVENT_READ else "write to"
             raise ResourceBusy(
-                f"{entry.waiters[slot]!r} is already waiting to {verb} {fileobj!r}; only one "
-                f"task may wait per descriptor and direction (give each task its own socket, "
-                f"or funnel the I/O through one task)"
+                f"{entry.waiters[slot]!r} is already waiting to {verb} descriptor {entry.fd} "
+                f"({entry.fileobj!r}); only one task may wait per descriptor and direction "
+                f"(give each task its own socket, or funnel the I/O through one task)"
             )
         if not entry.events & event:
             self._poller.modify(entry.fd, entry.events | event)

@@ -184,6 +184,29 @@ def test_a_task_parked_on_a_stale_registration_is_woken_not_lost(table: IOWaitTa
         assert len(table) == 0
 
 
+@pytest.mark.parametrize("how", ["close", "detach"])
+def test_a_kept_registration_of_an_object_closed_since_is_refused_not_waited_on(
+    table: IOWaitTable, how: str
+) -> None:
+    # The socket parked once (its registration is kept), then was closed or detached through
+    # the stdlib object. epoll has dropped the descriptor: a wait would never end. The
+    # table refuses it as it refuses any closed object, and forgets the stale entry.
+    a, b = socket.socketpair()
+    with b:
+        table.register(a, EVENT_READ, "reader")
+        b.send(b"x")
+        assert table.select(1.0) == ["reader"]
+        assert watched(table).get(a.fileno()) == EVENT_READ  # kept between waits
+        if how == "close":
+            a.close()
+        else:
+            socket.socket(fileno=a.detach()).close()
+        with pytest.raises(ValueError, match="closed"):
+            table.register(a, EVENT_READ, "reader again")
+        assert table.waiters() == [] and len(table) == 0
+        assert a not in table._by_object
+
+
 def test_a_cancelled_orphan_is_not_woken(table: IOWaitTable) -> None:
     with reused_number(table, "old reader") as (first, second, _):
         table.register(second, EVENT_WRITE, "writer")
@@ -214,7 +237,10 @@ def test_a_second_reader_under_another_name_is_busy(
 ) -> None:
     a, _ = pair
     table.register(a.fileno(), EVENT_READ, "reader by number")
-    with pytest.raises(ResourceBusy, match="already waiting to read"):
+    # (The message names the descriptor: the two names share it.)
+    with pytest.raises(
+        ResourceBusy, match=f"already waiting to read from descriptor {a.fileno()} "
+    ):
         table.register(a, EVENT_READ, "reader by object")
     table.discard((a.fileno(), EVENT_READ))
     table.register(a, EVENT_READ, "reader by object")  # free again

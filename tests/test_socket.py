@@ -253,6 +253,26 @@ async def test_a_socket_closed_behind_the_kernels_back_fails_its_reader_once_reu
     assert io_waiters() == []
 
 
+@pytest.mark.parametrize("how", ["close", "detach"])
+async def test_a_recv_after_the_stdlib_socket_was_closed_fails_rather_than_hangs(how: str) -> None:
+    # A short read makes the next recv park first, on a registration kept from the last
+    # wait; closed (or detached) behind the kernel's back since, epoll no longer watches
+    # the descriptor, and that park would never end.
+    a, b = socket.socketpair()
+    async with b:
+        reader = await kernel.spawn(a.recv, 100)
+        await parked(reader)
+        await b.sendall(b"hi")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"hi"
+        if how == "close":
+            a.stdlib_socket.close()
+        else:
+            os.close(a.detach())
+        with pytest.raises(ValueError, match="so it is closed"):
+            await kernel.timeout_after(LIMIT, a.recv, 100)
+    assert io_waiters() == []
+
+
 async def test_a_socket_dropped_without_close_is_not_kept_open_by_the_kernel() -> None:
     # Its registration outlives its waits (to save epoll_ctl calls): the kernel must not be
     # what keeps it, and its descriptor, alive while the peer stays quiet.

@@ -22,6 +22,7 @@ from .errors import (
     UncaughtTimeoutError,
 )
 from .files import aopen
+from .filestream import FileStream
 from .generators import coroutine
 from .network import (
     open_connection,
@@ -35,7 +36,7 @@ from .processes import run_in_process
 from .queues import LifoQueue, PriorityQueue, Queue
 from .scheduler import Kernel, current_kernel, run
 from .signals import SignalEvent, SignalQueue
-from .streams import FileStream, IncompleteReadError, SocketStream
+from .streams import IncompleteReadError, SocketStream
 from .sync import BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 from .task import Task, check_cancellation, current_task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED, TaskGroup

@@ -11,8 +11,7 @@ sources exist, and they share every line of the buffering (``_Stream``):
 * ``FileStream(fileobj)`` -- a pipe, a tty or any file descriptor, put into non-blocking
   mode; it calls ``os.read`` / ``os.write`` and, when they raise ``BlockingIOError``, parks
   the task with the ``IO_WAIT`` trap until the selector reports the descriptor ready. No
-  thread is involved. (A regular file is always "ready", so it works but never waits; for
-  files use ``kernel.files.aopen``, which is honest about blocking.)
+  thread is involved. It has a module of its own, ``kernel/filestream.py``.
 
 Invariant: bytes leave the read buffer in the order they arrived, each exactly once. A read
 that is cancelled while it waits takes nothing out of the buffer (what it had gathered stays
@@ -27,21 +26,18 @@ The hot path is ``readline`` + ``write`` in an echo loop: when the buffer is emp
 chunk from the source is exactly one line -- the usual case for request/response traffic --
 ``readline`` returns that chunk as it came, without copying it through the buffer.
 
-Read next: ``kernel/files.py``, async files on worker threads.
+Read next: ``kernel/filestream.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, Self
 
-from .iotable import EVENT_READ, EVENT_WRITE
+from .errors import ResourceBusy
 from .resource import AsyncResource
-from .traps import _io_release, _io_wait
 
-__all__ = ["CHUNK_SIZE", "FileStream", "IncompleteReadError", "SocketStream"]
+__all__ = ["CHUNK_SIZE", "IncompleteReadError", "SocketStream"]
 
 # How much a stream asks its source for at a time. Bigger reads fewer times; 64 KiB is the
 # size of a Linux pipe buffer and far above what one TCP segment carries.
@@ -82,6 +78,7 @@ class _Stream(AsyncResource):
         self._buffer = bytearray()  # read but not yet given out, oldest first
         self._closed = False
         self._refusal: str | None = None  # why reads and writes are refused (see _refuse_io)
+        self._writing = False  # a write() is under way (see write)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -179,13 +176,31 @@ class _Stream(AsyncResource):
         """Write all of ``data``, waiting for the OS to take it (not buffered: see ``flush``).
 
         If the task is cancelled while it waits, part of ``data`` may have been written:
-        the exception's ``bytes_sent`` says how much.
+        the exception's ``bytes_sent`` says how much. A second task that writes while this
+        write waits gets ``ResourceBusy`` at once.
+
+        Discussion: a write that had to wait has handed the OS only part of ``data``. A
+        second writer's bytes, taken at once, would land in the middle of the first's --
+        two messages spliced, with no error anywhere. (The I/O wait table refuses only a
+        second writer that has to *wait*.) trio refuses the second writer too; asyncio
+        never splits a write, because its writes go into a buffer.
         """
-        await self._send_all(data)
+        if self._writing:
+            raise ResourceBusy(
+                f"another task is writing to {self!r}, and has not finished: a second write "
+                f"now would splice its bytes into the middle of the first's. Write from one "
+                f"task (a queue in front of a writer task, say), or take turns with a "
+                f"kernel.Lock"
+            )
+        self._writing = True
+        try:
+            await self._send_all(data)
+        finally:
+            self._writing = False
 
     async def writelines(self, lines: Iterable[bytes]) -> None:
         """Write each of ``lines`` (they are joined, then written in one go)."""
-        await self._send_all(b"".join(lines))
+        await self.write(b"".join(lines))
 
     async def flush(self) -> None:
         """Nothing to do: ``write()`` hands every byte to the OS before it returns. (On a
@@ -257,106 +272,3 @@ class SocketStream(_Stream):
 
     async def _close_source(self) -> None:
         await self.socket.close()
-
-
-class FileLike(Protocol):
-    """What a ``FileStream`` uses of a file object: its descriptor, and a way to close it."""
-
-    def fileno(self) -> int: ...
-    def close(self) -> None: ...
-
-
-class FileStream(_Stream):
-    """A stream over a file descriptor -- a pipe, a tty, a socket's fd -- or a file object.
-
-    The descriptor is put into non-blocking mode; closing the stream puts back the mode it
-    had and closes the file object (or the descriptor, if a bare int was given). Pass an
-    *unbuffered* file object (``open(..., buffering=0)``, ``Popen(..., bufsize=0)``): the
-    stream reads the descriptor directly, so bytes sitting in a buffered object's own buffer
-    would be skipped.
-
-    Discussion: non-blocking mode is a property of the *open file description*, which a
-    descriptor shares with its duplicates -- in other processes too. Wrapping a terminal
-    that the shell also uses switches the shell's copy as well, which is why ``close()``
-    switches it back.
-    """
-
-    def __init__(self, fileobj: int | FileLike) -> None:
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        self._fileobj = fileobj
-        self._fd = fd
-        self._was_blocking = os.get_blocking(fd)
-        os.set_blocking(fd, False)
-        super().__init__(self._read_fd, self._write_fd)
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"fd={self._fd} buffered={len(self._buffer)}"
-        return f"<FileStream {state}>"
-
-    def fileno(self) -> int:
-        """The descriptor (so that the stream can be passed where a file is expected)."""
-        return self._fd
-
-    # Discussion: the stream parks in the I/O wait table as *itself*, not as the bare
-    # descriptor number. The table keeps a descriptor registered between waits and tells a
-    # stale registration (the number closed and reused) by the object it was made for; the
-    # int 7 of a closed pipe and the int 7 of a new one would be the very same object.
-
-    async def _read_fd(self, maxbytes: int) -> bytes:
-        while True:
-            try:
-                return os.read(self._fd, maxbytes)
-            except BlockingIOError:
-                await _io_wait(self, EVENT_READ)
-
-    async def _write_fd(self, data: bytes) -> None:
-        # A pipe may take only part of a large write. os.write counts what it took in bytes,
-        # so the rest is sliced from a view of bytes: a view in the caller's format (the
-        # 4-byte items of an array('i')) would skip most of it.
-        written = 0
-        try:
-            with memoryview(data) as view, view.cast("B") as remaining:
-                total = len(remaining)
-                while written < total:
-                    try:
-                        written += os.write(self._fd, remaining[written:])
-                    except BlockingIOError:
-                        await _io_wait(self, EVENT_WRITE)
-        except BaseException as error:  # cancelled part-way, say: what the reader may have
-            error.bytes_sent = written  # type: ignore[attr-defined]
-            raise
-
-    def _hand_to_child(self) -> None:
-        """The descriptor becomes a child process's stdin/stdout (``kernel.subprocess``).
-
-        The child expects a blocking descriptor, and the mode is shared with it, so it goes
-        back to blocking -- and this stream must no longer read or write it (a blocking read
-        would freeze every task). It only remains to close it.
-        """
-        os.set_blocking(self._fd, True)
-        self._was_blocking = True
-        self._buffer.clear()
-        self._refuse_io(f"{self!r} was handed to a child process; close it, do not use it")
-
-    def _close_now(self) -> None:
-        """``close()`` for code that cannot await (``kernel.subprocess``, when its coroutine
-        is being closed)."""
-        if not self._closed:
-            self._mark_closed()
-            self._close_fd()
-
-    async def _close_source(self) -> None:
-        # Out of the I/O wait table first: a task parked on the descriptor wakes with
-        # OSError(EBADF), and the selector never keeps watching a closed number.
-        await _io_release(self)
-        self._close_fd()
-
-    def _close_fd(self) -> None:
-        fd, self._fd = self._fd, -1
-        if self._was_blocking:
-            with contextlib.suppress(OSError):  # closed underneath us: nothing to put back
-                os.set_blocking(fd, True)
-        if isinstance(self._fileobj, int):
-            os.close(fd)
-        else:
-            self._fileobj.close()

@@ -46,10 +46,10 @@ from types import TracebackType
 from typing import IO, Any, TypeAlias
 
 from .errors import TaskTimeout
+from .filestream import FileStream
 from .iotable import EVENT_READ
 from .processes import TERMINATE_GRACE_SECONDS, _kill_after
 from .scheduler import running_task
-from .streams import FileStream
 from .sync import Event
 from .task import Task, disable_cancellation, spawn
 from .threads import run_in_thread

@@ -19,9 +19,9 @@ import pytest
 
 import kernel
 import kernel.subprocess as ksubprocess
+from kernel.filestream import FileStream
 from kernel.processes import TERMINATE_GRACE_SECONDS
 from kernel.scheduler import current_kernel
-from kernel.streams import FileStream
 from kernel.subprocess import PIPE, CalledProcessError, Popen, TimeoutExpired, check_output, run
 
 

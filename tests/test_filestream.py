@@ -1,0 +1,140 @@
+"""FileStream's own cases: what it parks as, and whose blocking mode it puts back.
+
+The buffering every stream shares is tested in ``test_streams.py`` (over pipes, as
+FileStreams); these are the things only a stream over a bare descriptor has to get right.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import kernel
+from kernel.filestream import FileStream
+from kernel.lifecycle import current_kernel
+
+LIMIT = 10.0  # seconds: no test waits longer than this
+
+
+def table_size() -> int:
+    """How many objects the running kernel's I/O wait table is registered under."""
+    running = current_kernel()
+    assert running is not None
+    return len(running._io._by_object)
+
+
+async def parked(task: kernel.Task) -> None:
+    """Let ``task`` run until it parks in the I/O wait table."""
+    for _ in range(10):
+        if task.state == "IO_WAIT":
+            return
+        await kernel.sleep(0)
+    raise AssertionError(f"{task!r} did not park")
+
+
+async def test_fileno_is_minus_one_once_its_file_object_is_closed_behind_its_back() -> None:
+    r, w = os.pipe()
+    os.close(w)
+    raw = open(r, "rb", buffering=0)  # noqa: SIM115 -- closed behind the stream's back
+    stream = FileStream(raw)
+    assert stream.fileno() == r
+    raw.close()
+    assert stream.fileno() == -1
+    with pytest.raises(OSError):  # not a read of whatever file gets the number next
+        await stream.read(1)
+    await stream.close()
+
+
+async def test_a_number_freed_behind_a_streams_back_serves_a_new_stream() -> None:
+    # The old stream parked once (its registration is kept), then its file object was
+    # closed directly: epoll dropped the descriptor. A new pipe gets the number; the old
+    # registration must not be taken for the new stream's, whose waits would never end.
+    r1, w1 = os.pipe()
+    old = FileStream(open(r1, "rb", buffering=0))  # noqa: SIM115 -- the stream closes it
+    reader = await kernel.spawn(old.read, 10)
+    await parked(reader)
+    os.write(w1, b"x")
+    assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
+    old._fileobj.close()  # type: ignore[union-attr]  # behind the stream's back
+    os.close(w1)
+    r2, w2 = os.pipe()
+    try:
+        if r2 != r1:
+            pytest.skip("the OS did not reuse the descriptor number")
+        new = FileStream(r2)
+        reader = await kernel.spawn(new.read, 100)
+        await parked(reader)  # it must wait: nothing was written yet
+        os.write(w2, b"for the new stream")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"for the new stream"
+        await new.close()
+    finally:
+        os.close(w2)
+    await old.close()
+    assert table_size() == 0
+
+
+async def test_a_task_parked_on_a_file_closed_behind_its_back_wakes_when_the_number_returns() -> (
+    None
+):
+    r1, w1 = os.pipe()
+    old = FileStream(open(r1, "rb", buffering=0))  # noqa: SIM115 -- the stream closes it
+    stuck = await kernel.spawn(old.read, 10)
+    await parked(stuck)
+    old._fileobj.close()  # type: ignore[union-attr]  # behind the stream's back
+    os.close(w1)
+    r2, w2 = os.pipe()
+    try:
+        if r2 != r1:
+            pytest.skip("the OS did not reuse the descriptor number")
+        new = FileStream(r2)
+        reader = await kernel.spawn(new.read, 10)  # no ResourceBusy: a new file, not the old
+        await parked(reader)
+        await kernel.timeout_after(LIMIT, stuck.wait)
+        assert isinstance(stuck.exception, OSError)  # its retried read found the file closed
+        os.write(w2, b"new")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"new"
+        await new.close()
+    finally:
+        os.close(w2)
+    await old.close()
+
+
+async def test_streams_over_one_file_put_its_blocking_mode_back_when_the_last_closes() -> None:
+    # A terminal's stdin and stdout are often one open file description: closing the
+    # output stream must not make the input stream's descriptor blocking under a reader.
+    r, w = os.pipe()
+    try:
+        first, second = FileStream(os.dup(r)), FileStream(os.dup(r))
+        await first.close()
+        assert not os.get_blocking(r)  # second still reads it: a blocking read would freeze all
+        reader = await kernel.spawn(second.read, 10)
+        await parked(reader)
+        os.write(w, b"still fine")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"still fine"
+        await second.close()
+        assert os.get_blocking(r)  # the last one out puts it back
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_a_dropped_stream_is_not_kept_open_by_the_kernel() -> None:
+    # Its registration outlives its waits: the table must not be what keeps the stream,
+    # and its descriptor, alive while the writer stays quiet.
+    r, w = os.pipe()
+    try:
+        stream = FileStream(open(r, "rb", buffering=0))  # noqa: SIM115 -- dropped unclosed
+        reader = await kernel.spawn(stream.read, 1)
+        await parked(reader)
+        os.write(w, b"x")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
+        assert table_size() == 1  # still registered, idle
+        reader = None  # type: ignore[assignment]  # (its frame held a reference too)
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del stream  # no close(): the file object closes itself, as without the kernel
+        assert table_size() == 0
+        with pytest.raises(OSError):
+            os.fstat(r)  # closed
+    finally:
+        os.close(w)

@@ -16,7 +16,8 @@ import pytest
 
 import kernel
 from kernel import socket
-from kernel.streams import FileStream, IncompleteReadError, SocketStream
+from kernel.filestream import FileStream
+from kernel.streams import IncompleteReadError, SocketStream
 from kernel.traps import _get_kernel
 
 
@@ -232,6 +233,32 @@ async def test_socket_stream_echo_over_a_socket_pair() -> None:
         await client.socket.shutdown(socket.SHUT_WR)  # the server's iteration ends
         await server.join()
         assert await client.read() == b""
+
+
+@pytest.mark.parametrize("kind", ["socket", "pipe"])
+async def test_a_second_writer_during_an_unfinished_write_is_busy_not_spliced_in(
+    kind: str,
+) -> None:
+    # The first write is larger than the OS takes at once, so it waits with part of it
+    # sent; a second write taken then would land in the middle of the first's bytes.
+    if kind == "socket":
+        left, right = socket.socketpair()
+        reader, writer = SocketStream(left), SocketStream(right)
+    else:
+        reader, writer = pipe()
+    message = bytes(range(256)) * 16384  # 4 MiB
+    async with reader, writer:
+        first = await kernel.spawn(writer.write, message)
+        while first.state != "IO_WAIT":
+            await kernel.sleep(0)
+        with pytest.raises(kernel.ResourceBusy, match="another task is writing"):
+            await writer.writelines([b"<second>"])
+        with pytest.raises(kernel.ResourceBusy, match="another task is writing"):
+            await writer.write(b"<second>")
+        assert await kernel.timeout_after(10, reader.read_exactly, len(message)) == message
+        await first.join()
+        await writer.write(b"<now its turn>")  # the first write is over: free again
+        assert await reader.read_exactly(14) == b"<now its turn>"
 
 
 async def test_socket_stream_closes_its_socket() -> None:

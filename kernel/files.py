@@ -28,22 +28,55 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
 from .resource import AsyncResource
 from .sync import Lock
 from .task import disable_cancellation
 from .threads import _Job, _run_job, run_in_thread
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 __all__ = ["AsyncFile", "aopen"]
 
 T = TypeVar("T")
+
+
+class _FromFile(Generic[T]):
+    """An attribute of ``AsyncFile`` that is the file's own, read synchronously.
+
+    Only for what the file answers without waiting for data (see ``AsyncFile``). One the file
+    lacks raises the file's own ``AttributeError`` (``'_io.BufferedReader' object has no
+    attribute 'encoding'``), so ``hasattr()`` tells a text file from a binary one. ``T`` is
+    the attribute's type, for mypy.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, instance: AsyncFile, owner: type | None = None) -> T: ...
+    def __get__(self, instance: AsyncFile | None, owner: type | None = None) -> Self | T:
+        return self if instance is None else getattr(instance.file, self.name)
 
 
 class AsyncFile(AsyncResource):
     """A file object whose blocking methods are awaited; made by ``aopen()``.
 
     ``file`` is the underlying ordinary file object, for what is not wrapped here.
+
+    Discussion: the class lists, one by one, what it takes from ``file``. Plain attributes
+    and queries that do not wait for data (``encoding``, ``readable()``, ``isatty()``, ...)
+    are the file's own, used synchronously. Everything that reads, writes, seeks or flushes
+    is a coroutine going through ``_call``. There is no ``__getattr__`` forwarding the rest:
+    a blocking method not wrapped here (``detach()``, ``reconfigure()``) is missing rather
+    than silently run in the kernel's thread, and must be reached on purpose, via ``file``
+    (or ``buffer`` / ``raw``, which are ordinary blocking file objects too). The binary-only
+    coroutines (``read1``, ``readinto``, ``peek``, ...) exist on every ``AsyncFile``; on a
+    file without the method, awaiting one raises the file's ``AttributeError``.
     """
 
     def __init__(self, file: IO[Any]) -> None:
@@ -53,32 +86,58 @@ class AsyncFile(AsyncResource):
     def __repr__(self) -> str:
         return f"<AsyncFile {self.file!r}>"
 
-    @property
-    def name(self) -> Any:
-        return self.file.name
+    # Synchronous, straight from the file (those it lacks raise its AttributeError).
+    name = _FromFile[Any]()
+    mode = _FromFile[str]()
+    closed = _FromFile[bool]()
+    encoding = _FromFile[str]()  # text files
+    errors = _FromFile[str | None]()
+    newlines = _FromFile[str | tuple[str, ...] | None]()
+    line_buffering = _FromFile[bool]()
+    buffer = _FromFile[IO[bytes]]()  # the binary file under a text file
+    raw = _FromFile[IO[bytes]]()  # the unbuffered file under a buffered one
+    fileno = _FromFile[Callable[[], int]]()
+    isatty = _FromFile[Callable[[], bool]]()  # an ioctl, not a wait for data
+    readable = _FromFile[Callable[[], bool]]()
+    writable = _FromFile[Callable[[], bool]]()
+    seekable = _FromFile[Callable[[], bool]]()
 
-    @property
-    def mode(self) -> str:
-        return self.file.mode
-
-    @property
-    def closed(self) -> bool:
-        return self.file.closed
-
-    def fileno(self) -> int:
-        return self.file.fileno()
-
-    async def read(self, size: int = -1) -> Any:
-        """Up to ``size`` characters or bytes; everything to the end by default."""
+    async def read(self, size: int | None = -1) -> Any:
+        """Up to ``size`` characters or bytes; everything to the end by default (or None)."""
         return await self._call(self.file.read, size)
 
-    async def readline(self, size: int = -1) -> Any:
-        """One line, with its line ending; "" / b"" at the end of the file."""
+    async def readline(self, size: int | None = -1) -> Any:
+        """One line (of at most ``size``), with its line ending; "" / b"" at the end."""
         return await self._call(self.file.readline, size)
 
-    async def readlines(self) -> list[Any]:
-        """Every remaining line (in one trip to a worker thread)."""
-        return await self._call(self.file.readlines)
+    async def readlines(self, hint: int = -1) -> list[Any]:
+        """The remaining lines, or the first ones up to ``hint`` characters or bytes (one trip
+        to a worker thread)."""
+        return await self._call(self.file.readlines, hint)
+
+    async def read1(self, size: int = -1) -> bytes:
+        """Binary, buffered: up to ``size`` bytes, with at most one read of the raw file."""
+        return await self._call(self.file.read1, size)  # type: ignore[attr-defined]
+
+    async def readall(self) -> bytes:
+        """Binary, unbuffered (``buffering=0``): every remaining byte."""
+        return await self._call(self.file.readall)  # type: ignore[attr-defined]
+
+    async def readinto(self, b: WriteableBuffer) -> int:
+        """Binary: read into the writable buffer ``b``; returns how many bytes were read.
+
+        ``b`` is filled in a worker thread: leave it alone until the call returns (which it
+        always does, even for a cancelled task -- the module docstring)."""
+        return await self._call(self.file.readinto, b)  # type: ignore[attr-defined]
+
+    async def readinto1(self, b: WriteableBuffer) -> int:
+        """``readinto`` with at most one read of the raw file (binary, buffered)."""
+        return await self._call(self.file.readinto1, b)  # type: ignore[attr-defined]
+
+    async def peek(self, size: int = 0) -> bytes:
+        """Binary, buffered for reading: the buffered bytes from the current position (read
+        from the file if there are none), without moving the position."""
+        return await self._call(self.file.peek, size)  # type: ignore[attr-defined]
 
     async def write(self, data: Any) -> int:
         """Write ``data``; returns how much was written, like the file's own ``write``."""

@@ -245,3 +245,122 @@ def test_tasks_sharing_a_file_take_turns(tmp_path: Path, mode: str) -> None:
     finally:
         sys.setswitchinterval(switch_interval)
     assert sorted(got) == lines
+
+
+# -- what else the file offers: its attributes and queries, and the binary reads ----------------
+
+
+async def test_a_text_file_s_attributes_and_queries_are_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"one\r\ntwo\r\n")
+    async with aopen(path, encoding="latin-1", errors="replace") as f:
+        assert (f.encoding, f.errors, f.line_buffering) == ("latin-1", "replace", False)
+        assert f.buffer is f.file.buffer  # type: ignore[attr-defined]
+        assert f.newlines is None
+        await f.readline()
+        assert f.newlines == "\r\n"  # seen by now
+        assert (f.readable(), f.writable(), f.seekable(), f.isatty()) == (True, False, True, False)
+        with pytest.raises(AttributeError, match=r"'_io\.TextIOWrapper' .* attribute 'raw'"):
+            f.raw  # noqa: B018
+        assert not hasattr(f, "raw")
+        # A blocking method not wrapped is not reachable by accident (only through f.file).
+        assert not hasattr(f, "detach") and not hasattr(f, "reconfigure")
+    with pytest.raises(ValueError, match="closed file"):
+        f.readable()  # as the file's own
+
+
+async def test_a_binary_file_s_attributes_and_queries_are_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "b.bin"
+    async with aopen(path, "wb") as f:
+        assert f.raw is f.file.raw  # type: ignore[attr-defined]
+        assert (f.readable(), f.writable(), f.seekable()) == (False, True, True)
+        for name in ("encoding", "errors", "newlines", "line_buffering", "buffer"):
+            message = rf"'_io\.BufferedWriter' object has no attribute '{name}'"
+            with pytest.raises(AttributeError, match=message):
+                getattr(f, name)
+
+
+def test_isatty_asks_the_file() -> None:
+    leader, follower = os.openpty()
+
+    async def main() -> bool:
+        async with aopen(follower, "wb", buffering=0) as f:
+            return f.isatty()
+
+    try:
+        assert kernel.run(main)
+    finally:
+        os.close(leader)
+
+
+async def test_the_size_and_hint_arguments_are_the_builtin_ones(tmp_path: Path) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_text("a\nbb\nccc\ndddd\n")
+    with open(path) as plain:
+        expected = [plain.readline(1), plain.readlines(3), plain.read(None)]
+    async with aopen(path) as f:
+        assert [await f.readline(1), await f.readlines(3), await f.read(None)] == expected
+    assert expected == ["a", ["\n", "bb\n"], "ccc\ndddd\n"]
+    async with aopen(path, "rb") as f:
+        assert await f.readlines(hint=4) == [b"a\n", b"bb\n"]
+        assert await f.readline(None) == b"ccc\n"
+
+
+async def test_binary_reads(tmp_path: Path) -> None:
+    path = tmp_path / "digits.bin"
+    path.write_bytes(b"0123456789")
+    async with aopen(path, "rb") as f:
+        assert (await f.peek()).startswith(b"0")
+        assert await f.tell() == 0  # peek does not move
+        assert await f.read1(3) == b"012"
+        buf = bytearray(3)
+        assert await f.readinto(buf) == 3
+        assert buf == b"345"
+        rest = bytearray(10)
+        assert await f.readinto1(memoryview(rest)) == 4
+        assert rest[:4] == b"6789"
+        assert await f.read1() == b""
+    async with aopen(path, "rb", buffering=0) as f:  # unbuffered: a raw FileIO
+        await f.seek(8)
+        assert await f.readall() == b"89"
+
+
+async def test_a_read_the_file_lacks_raises_its_attribute_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("text")
+    async with aopen(path) as f:
+        for name in ("read1", "readinto", "readinto1", "peek", "readall"):
+            args = (bytearray(1),) if "into" in name else ()
+            with pytest.raises(AttributeError, match=rf"'_io\.TextIOWrapper' .* '{name}'"):
+                await getattr(f, name)(*args)
+        assert await f.read() == "text"  # nothing was read meanwhile
+    async with aopen(path, "ab") as g:
+        with pytest.raises(AttributeError, match=r"'_io\.BufferedWriter' .* 'peek'"):
+            await g.peek()
+
+
+def test_a_cancelled_readinto_still_fills_the_buffer(tmp_path: Path) -> None:
+    # The new reads go the same way as the others: one at a time, in a worker, to their end.
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"abcdef")
+    worker = OneWorker()
+    buf = bytearray(3)
+
+    async def reader(f: AsyncFile) -> None:
+        await f.readinto(buf)  # cancelled while this waits for the worker
+        await kernel.sleep(0)  # pragma: no cover (the cancellation is raised here)
+
+    async def main() -> bytes:
+        async with aopen(path, "rb") as f:
+            busy = await worker.busy()
+            task = await kernel.spawn(reader, f)
+            await kernel.sleep(0)
+            await task.cancel(blocking=False)
+            worker.release.set()
+            await task.wait()
+            await busy.join()
+            assert task.cancelled
+            return bytes(await f.read1())
+
+    assert kernel.run(main, max_threads=1) == b"def"
+    assert buf == b"abc"

@@ -241,6 +241,8 @@ async def test_a_second_writer_during_an_unfinished_write_is_busy_not_spliced_in
 ) -> None:
     # The first write is larger than the OS takes at once, so it waits with part of it
     # sent; a second write taken then would land in the middle of the first's bytes.
+    reader: SocketStream | FileStream
+    writer: SocketStream | FileStream
     if kind == "socket":
         left, right = socket.socketpair()
         reader, writer = SocketStream(left), SocketStream(right)

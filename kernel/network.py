@@ -19,8 +19,9 @@ the server cancels every handler and closes every connection before the cancella
 
 TLS comes from the stdlib ``ssl`` module: pass an ``ssl.SSLContext`` (or ``ssl=True`` on the
 client side for the default one); the handshake runs through the I/O wait table like any
-other read or write. A context made for the other side is refused before any socket exists,
-and a client that fails the server's handshake, or has not finished it within
+other read or write, and closing sends TLS's close_notify if it can go at once (never
+waiting for the peer's). A context made for the other side is refused before any socket
+exists, and a client that fails the server's handshake, or has not finished it within
 ``ssl_handshake_timeout`` seconds, is logged as a warning (the handler never ran).
 
 Host names are resolved in a worker thread (``kernel.socket.getaddrinfo``), never by
@@ -93,6 +94,16 @@ def _client_context(ssl: Any, server_hostname: str | None) -> _ssl.SSLContext | 
         return _ssl.create_default_context()
     if not isinstance(ssl, _ssl.SSLContext):
         raise TypeError(f"ssl= takes an ssl.SSLContext (or True for a client), not {ssl!r}")
+    # The stdlib refuses a PROTOCOL_TLS_SERVER context on a client socket -- but only once
+    # the connection exists, and the server has seen a client that hung up mid-handshake.
+    if ssl.protocol == _ssl.PROTOCOL_TLS_SERVER:
+        raise ValueError(
+            "a client's ssl= got a server-side context (protocol PROTOCOL_TLS_SERVER), such "
+            "as ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) makes; make the "
+            "client's with ssl.create_default_context() (or pass ssl=True), trust a "
+            "private CA with load_verify_locations(), and load a client certificate, if "
+            "the server asks for one, with load_cert_chain()"
+        )
     return ssl
 
 
@@ -110,15 +121,16 @@ def _check_server_ssl(ssl: Any, handshake_timeout: Any) -> None:
         return
     if not isinstance(ssl, _ssl.SSLContext):
         raise TypeError(f"a server's ssl= takes an ssl.SSLContext, not {ssl!r}")
-    # Either makes every server-side wrap fail, one connection at a time: the stdlib refuses
-    # a PROTOCOL_TLS_CLIENT context on a server socket, and a context that checks host names
-    # needs a server_hostname, which a server never has.
-    if ssl.protocol == _ssl.PROTOCOL_TLS_CLIENT or ssl.check_hostname:
+    # The stdlib refuses a PROTOCOL_TLS_CLIENT context on a server socket: every connection
+    # would fail, one at a time. (check_hostname is no sign of a client's context: a server
+    # context may set it, one for mutual TLS say, and it checks nothing on that side; see
+    # kernel/tls.py's _wrap_socket.)
+    if ssl.protocol == _ssl.PROTOCOL_TLS_CLIENT:
         raise ValueError(
-            f"a server's ssl= got a client-side context (protocol {ssl.protocol.name}, "
-            f"check_hostname={ssl.check_hostname}), such as ssl.create_default_context() "
-            f"makes; make the server's with ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) "
-            f"and load its certificate with load_cert_chain()"
+            "a server's ssl= got a client-side context (protocol PROTOCOL_TLS_CLIENT), such "
+            "as ssl.create_default_context() makes; make the server's with "
+            "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) and load its certificate "
+            "with load_cert_chain()"
         )
 
 
@@ -152,7 +164,8 @@ async def open_connection(
     """Connect to ``host:port`` (trying each address it resolves to); TLS if ``ssl``.
 
     ``server_hostname`` is the name checked against the server's certificate (by default
-    ``host``); given without ``ssl`` it is a ``ValueError``. ``source_addr`` is bound as
+    ``host``); given without ``ssl`` it is a ``ValueError``, as is a server's context
+    (``PROTOCOL_TLS_SERVER``), both before connecting. ``source_addr`` is bound as
     ``kernel.socket.create_connection`` binds it. ``timeout`` bounds the connection (and
     handshake) with ``TaskTimeout``.
     """
@@ -224,19 +237,18 @@ def unix_server_socket(path: str | bytes, backlog: int = 100) -> ksocket.Socket:
     """A bound, listening Unix ``Socket`` at ``path``.
 
     A socket file left there by a server that is gone is replaced; one that a running
-    server still listens on is not: that is ``OSError(EADDRINUSE)``. A ``path`` that starts
-    with a NUL byte names a socket in Linux's abstract namespace: there is no file, so
-    nothing stale to look for (the kernel refuses a name in use by itself).
+    server still listens on is not: that is ``OSError(EADDRINUSE)``, and so is one that a
+    test connection cannot show to be stale (a datagram server's, another user's). A
+    ``path`` that starts with a NUL byte names a socket in Linux's abstract namespace:
+    there is no file, so nothing stale to look for (the kernel refuses a name in use by
+    itself).
     """
     if path[:1] not in ("\0", b"\0"):
         try:
             if stat.S_ISSOCK(os.stat(path).st_mode):
-                if _someone_listens(path):
-                    raise OSError(
-                        errno.EADDRINUSE,
-                        f"a running server listens on {path!r} (it took a test connection); "
-                        f"stop it first, or serve on another path",
-                    )
+                in_use = _in_use_error(path, _probe(path))
+                if in_use is not None:
+                    raise in_use
                 os.unlink(path)
         except FileNotFoundError:
             pass
@@ -250,22 +262,54 @@ def unix_server_socket(path: str | bytes, backlog: int = 100) -> ksocket.Socket:
     return sock
 
 
-def _someone_listens(path: str | bytes) -> bool:
-    """Whether a server listens on the Unix socket file at ``path``: try to connect.
+# What a test connection to a Unix socket file answers when no socket is behind it:
+# ECONNREFUSED, the file is all that is left of a server that is gone; ENOENT, the file
+# itself went meanwhile. Whatever else it answers, some socket may be there.
+_NOBODY_THERE = frozenset({errno.ECONNREFUSED, errno.ENOENT})
+
+
+def _probe(path: str | bytes) -> int:
+    """Try a stream connection to the Unix socket file at ``path``: 0 if it was accepted,
+    else the ``errno`` of the refusal.
 
     A Unix connect does not wait for the other side, so this never blocks: it is accepted
-    into the backlog (or refused with EAGAIN, the backlog full) if a server listens, and
-    refused with ECONNREFUSED if the file is all that is left of one.
+    into the backlog (or refused with EAGAIN, the backlog full) if a server listens.
     """
     with _stdlib_socket.socket(_stdlib_socket.AF_UNIX, _stdlib_socket.SOCK_STREAM) as probe:
         probe.setblocking(False)
-        try:
-            probe.connect(path)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        return True
+        return probe.connect_ex(path)
+
+
+def _in_use_error(path: str | bytes, probe_errno: int) -> OSError | None:
+    """The ``OSError(EADDRINUSE)`` to refuse ``path`` with, given what ``_probe`` answered;
+    None if the socket file there is stale, and may be replaced.
+
+    Discussion: only a refusal that says no socket is behind the file makes it stale. Any
+    other refusal may come from a running server: EPROTOTYPE from a datagram or seqpacket
+    one (the probe is a stream socket), EACCES from one whose file we may not write to
+    (another user's). Replacing its file would take its address from it, unseen, while
+    it goes on running; so when in doubt, the file stays and the caller is told why.
+    """
+    if probe_errno == 0 or probe_errno == errno.EAGAIN:
+        return OSError(
+            errno.EADDRINUSE,
+            f"a running server listens on {path!r} (it took a test connection); stop it "
+            f"first, or serve on another path",
+        )
+    if probe_errno in _NOBODY_THERE:
+        return None
+    if probe_errno == errno.EPROTOTYPE:
+        found = "a running server of another socket type (datagram or seqpacket) is bound there"
+    else:
+        found = "a running server may be bound there"
+    name = errno.errorcode.get(probe_errno, str(probe_errno))
+    return OSError(
+        errno.EADDRINUSE,
+        f"{path!r} is in use: a test connection to it failed with {name} "
+        f"({os.strerror(probe_errno)}), not ECONNREFUSED as from a file left by a server "
+        f"that is gone, so {found}; stop that server (or, if you know the file is stale, "
+        f"remove it yourself), or serve on another path",
+    )
 
 
 async def _accept(sock: ksocket.Socket) -> tuple[ksocket.Socket, Any]:
@@ -311,9 +355,14 @@ async def run_server(
     tasks are daemons if the server's task is one (spawned with ``daemon=True``), so the
     kernel ends them quietly at exit, as it does the server.
     ``task_status.started(address)`` reports the address it listens on. With ``ssl``, a
-    client gets ``ssl_handshake_timeout`` seconds (None: no limit) to finish the handshake.
+    client gets ``ssl_handshake_timeout`` seconds (None: no limit) to finish the handshake;
+    an ``ssl`` or ``ssl_handshake_timeout`` that cannot work is refused, ``sock`` closed.
     """
-    _check_server_ssl(ssl, ssl_handshake_timeout)
+    try:
+        _check_server_ssl(ssl, ssl_handshake_timeout)
+    except BaseException:
+        await sock.close()  # it would go on queueing clients that nobody accepts
+        raise
     handlers: set[Task] = set()
     daemon = running_task().daemon  # a daemon server's handlers are daemons too
 

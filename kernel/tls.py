@@ -8,6 +8,7 @@ Read next: ``kernel/resolver.py``, how names become addresses off the kernel's t
 
 from __future__ import annotations
 
+import contextlib
 import socket as _stdlib
 import ssl as _ssl
 from collections.abc import Callable
@@ -68,6 +69,26 @@ class SSLSocket(Socket):
         plain = await self._retry(self._socket.unwrap, EVENT_READ)
         return Socket(plain)
 
+    async def close(self) -> None:
+        """Send TLS's close_notify if it can go at once, then close the socket.
+
+        Discussion: close_notify tells the peer that the data ends here, rather than that
+        the connection was cut short; without it, a strict peer (an ``ssl.SSLObject``, a
+        socket wrapped with ``suppress_ragged_eofs=False``, trio) reports the end as an
+        error -- from outside, a truncation attack looks the same. One non-blocking TLS
+        shutdown sends it, and the peer's close_notify in reply is not waited for: a peer
+        that never answers would hold ``close()``, which must not block. When it cannot go
+        at once -- the send buffer is full, the handshake never finished, the peer is
+        gone, TLS was already unwrapped -- the socket closes without it, as before.
+        """
+        if self._socket.fileno() >= 0:
+            # SSLWantReadError: ours went, the peer's has not come (and is not awaited);
+            # SSLWantWriteError or another SSLError / OSError: it could not go; ValueError:
+            # no TLS left on the socket.
+            with contextlib.suppress(_ssl.SSLError, OSError, ValueError):
+                self._socket.unwrap()
+        await super().close()
+
 
 def wrap_ssl(
     sock: Socket, context: _ssl.SSLContext, *, server_side: bool, server_hostname: str | None
@@ -79,15 +100,38 @@ def wrap_ssl(
     """
     raw = _stdlib.socket(fileno=sock.stdlib_socket.detach())
     try:
-        wrapped = context.wrap_socket(
-            raw,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            do_handshake_on_connect=False,
-        )
+        wrapped = _wrap_socket(context, raw, server_side, server_hostname)
     except BaseException:
         # ``sock`` no longer holds the descriptor, so closing ``sock`` would not close it:
         # only ``raw`` can (a no-op if wrap_socket had already taken and closed it).
         raw.close()
         raise
     return SSLSocket(wrapped)
+
+
+def _wrap_socket(
+    context: _ssl.SSLContext, raw: _stdlib.socket, server_side: bool, server_hostname: str | None
+) -> _ssl.SSLSocket:
+    """``context.wrap_socket(raw)`` for either side, the handshake left for later.
+
+    Discussion: the stdlib refuses to wrap a server's socket with a context whose
+    ``check_hostname`` is set ("check_hostname requires server_hostname"), although a
+    server has no host name to check and its TLS layer checks none on that side, whatever
+    the flag says; ``asyncio`` serves with such a context (a server's for mutual TLS, say).
+    So does this: the flag is lowered for the call and raised again. No task runs in
+    between, and the connection made does not depend on it. Only another thread wrapping
+    with the same context at that very moment could see it down.
+    """
+    lowered = server_side and context.check_hostname
+    if lowered:
+        context.check_hostname = False
+    try:
+        return context.wrap_socket(
+            raw,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            do_handshake_on_connect=False,
+        )
+    finally:
+        if lowered:
+            context.check_hostname = True

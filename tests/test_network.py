@@ -512,3 +512,277 @@ def test_a_daemon_servers_handlers_are_daemons_too(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING, logger="kernel"):
         kernel.run(main, clock=kernel.VirtualClock())
     assert "still running when the kernel closed" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "kind", [socket.SOCK_DGRAM, socket.SOCK_SEQPACKET], ids=["dgram", "seqpacket"]
+)
+async def test_unix_server_leaves_a_live_server_of_another_socket_type_alone(
+    tmp_path: Path, kind: int
+) -> None:
+    # The test connection, a stream one, is refused by such a server (EPROTOTYPE), not
+    # taken: that refusal must not pass for the ECONNREFUSED of a file nobody is behind.
+    path = str(tmp_path / "live.sock")
+    async with socket.socket(socket.AF_UNIX, kind) as live:
+        live.bind(path)
+        if kind == socket.SOCK_SEQPACKET:
+            live.listen()
+        inode = os.stat(path).st_ino
+        before = open_fds()
+        with pytest.raises(OSError, match="another socket type") as refused:
+            kernel.unix_server_socket(path)
+        assert refused.value.errno == errno.EADDRINUSE
+        with pytest.raises(OSError, match="another socket type") as refused:
+            # (bounded: had it taken the path over, it would serve forever)
+            await kernel.timeout_after(LIMIT, kernel.unix_server, path, echo)
+        assert refused.value.errno == errno.EADDRINUSE
+        assert open_fds() == before
+        assert os.stat(path).st_ino == inode  # the live server's file, still in place ...
+        async with socket.socket(socket.AF_UNIX, kind) as peer:  # ... and its address
+            if kind == socket.SOCK_DGRAM:
+                await peer.sendto(b"still mine", path)
+                assert await live.recv(100) == b"still mine"
+            else:
+                await peer.connect(path)
+                accepted, _ = await live.accept()
+                async with accepted:
+                    await peer.sendall(b"still mine")
+                    assert await accepted.recv(100) == b"still mine"
+
+
+@pytest.mark.parametrize(
+    ("probe_errno", "stale"),
+    [
+        pytest.param(errno.ECONNREFUSED, True, id="ECONNREFUSED"),  # a file outliving its server
+        pytest.param(errno.ENOENT, True, id="ENOENT"),  # the file went meanwhile
+        pytest.param(0, False, id="connected"),  # a stream server took the test connection
+        pytest.param(errno.EAGAIN, False, id="EAGAIN"),  # ... or would have: backlog full
+        pytest.param(errno.EPROTOTYPE, False, id="EPROTOTYPE"),  # a datagram/seqpacket server
+        pytest.param(errno.EACCES, False, id="EACCES"),  # one whose file we may not write to
+        pytest.param(errno.EPERM, False, id="EPERM"),  # anything else: in doubt, it stays
+    ],
+)
+def test_only_a_refusal_that_finds_no_socket_makes_a_socket_file_stale(
+    probe_errno: int, stale: bool
+) -> None:
+    error = kernel.network._in_use_error("/run/app.sock", probe_errno)
+    if stale:
+        assert error is None
+    else:
+        assert error is not None and error.errno == errno.EADDRINUSE
+        assert "'/run/app.sock'" in str(error) and "serve on another path" in str(error)
+
+
+async def test_unix_server_leaves_a_socket_file_it_may_not_connect_to_alone(
+    tmp_path: Path,
+) -> None:
+    # Another user's server, as it looks from here: the test connection is refused with
+    # EACCES. (Root may connect anyway: then there is nothing to test.)
+    path = str(tmp_path / "theirs.sock")
+    async with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as theirs:
+        theirs.bind(path)
+        theirs.listen()
+        os.chmod(path, 0)
+        async with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if await probe.connect_ex(path) != errno.EACCES:
+                pytest.skip("this user may connect to any socket file (root, say)")
+        inode = os.stat(path).st_ino
+        before = open_fds()
+        with pytest.raises(OSError, match="EACCES") as refused:
+            kernel.unix_server_socket(path)
+        assert refused.value.errno == errno.EADDRINUSE
+        assert os.stat(path).st_ino == inode
+        assert open_fds() == before
+
+
+async def strict_tls(
+    sock: socket.Socket,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool,
+    server_hostname: str | None = None,
+    send: bytes = b"",
+) -> tuple[bytes, str]:
+    """TLS by hand over the plain ``sock``: handshake, send ``send``, then read to the end.
+
+    Returns what was read and how the TLS stream ended: "close_notify", or "cut" when the
+    connection closed without it. An ``ssl.SSLObject`` tells the two apart, where a socket
+    wrapped with the default ``suppress_ragged_eofs=True`` reports both as ``b""``. Every
+    wait for the peer is bounded by ``LIMIT``.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(
+        incoming, outgoing, server_side=server_side, server_hostname=server_hostname
+    )
+
+    async def step(call: Any) -> Any:
+        while True:
+            try:
+                result = call()
+            except ssl.SSLWantReadError:
+                result = None
+            if pending := outgoing.read():  # (the peer may be waiting for it)
+                await sock.sendall(pending)
+            if result is not None:
+                return result
+            if data := await kernel.timeout_after(LIMIT, sock.recv, 65536):
+                incoming.write(data)
+            else:
+                incoming.write_eof()
+
+    def handshake() -> str:
+        tls.do_handshake()
+        return "done"
+
+    await step(handshake)
+    if send:
+        await step(lambda: tls.write(send))
+    received = b""
+    try:
+        while chunk := await step(partial(tls.read, 65536)):
+            received += chunk
+    except ssl.SSLEOFError:  # the connection closed, with no close_notify before
+        return received, "cut"
+    return received, "close_notify"  # read() says b"" only once the peer has sent one
+
+
+@pytest.mark.realtime
+async def test_a_tls_server_ends_its_connections_with_close_notify(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_context, client_context = certificates
+
+    async def reply(client: socket.Socket, address: Any) -> None:
+        await client.sendall(b"the whole reply")  # and return: the server closes it
+
+    before = open_fds()
+    async with kernel.TaskGroup(wait=None) as group:
+        serve_tls = partial(kernel.tcp_server, ssl=server_context)
+        _, port = await group.start(serve_tls, "127.0.0.1", 0, reply)
+        async with await kernel.open_connection("127.0.0.1", port, timeout=LIMIT) as plain:
+            # This client never sends its own close_notify: the server did not wait for it.
+            ending = await strict_tls(
+                plain, client_context, server_side=False, server_hostname="localhost"
+            )
+    assert ending == (b"the whole reply", "close_notify")  # not a truncated reply
+    assert open_fds() == before
+
+
+@pytest.mark.realtime
+async def test_a_tls_client_ends_its_connection_with_close_notify(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_context, client_context = certificates
+    endings: list[tuple[bytes, str]] = []
+    served = kernel.Event()
+
+    async def strict_server(client: socket.Socket, address: Any) -> None:
+        endings.append(await strict_tls(client, server_context, server_side=True, send=b"hi"))
+        await served.set()
+
+    before = open_fds()
+    async with kernel.TaskGroup(wait=None) as group:
+        _, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, strict_server)
+        client = await kernel.open_connection(
+            "127.0.0.1", port, ssl=client_context, server_hostname="localhost", timeout=LIMIT
+        )
+        async with client:
+            # (read first: closing with the server's session tickets unread would reset)
+            assert await kernel.timeout_after(LIMIT, client.recv, 100) == b"hi"
+            await client.sendall(b"goodbye")
+        await kernel.timeout_after(LIMIT, served.wait)
+    assert endings == [(b"goodbye", "close_notify")]
+    assert open_fds() == before
+
+
+@pytest.mark.realtime
+async def test_a_server_context_that_checks_host_names_serves(tmp_path: Path) -> None:
+    # Mutual TLS: the server asks for the client's certificate. check_hostname=True on the
+    # server's context checks nothing there, but does not make it a client's context.
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    authority.configure_trust(server_context)
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    server_context.check_hostname = True
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    authority.issue_cert("client.example").configure_cert(client_context)
+
+    async def greet(client: socket.Socket, address: Any) -> None:
+        [(_, name)] = client.getpeercert()["subjectAltName"]  # the certificate it showed
+        await client.sendall(b"hello " + name.encode())
+
+    before = open_fds()
+    path = str(tmp_path / "server.sock")
+    async with kernel.TaskGroup(wait=None) as group:
+        _, port = await group.start(
+            partial(kernel.tcp_server, ssl=server_context), "127.0.0.1", 0, greet
+        )
+        await group.start(partial(kernel.unix_server, ssl=server_context), path, greet)
+        for connect in (
+            partial(kernel.open_connection, "127.0.0.1", port, timeout=LIMIT),
+            partial(kernel.open_unix_connection, path),
+        ):
+            client = await kernel.timeout_after(
+                LIMIT, partial(connect, ssl=client_context, server_hostname="localhost")
+            )
+            async with client:
+                reply = await kernel.timeout_after(LIMIT, client.recv, 100)
+            assert reply == b"hello client.example"
+    assert server_context.check_hostname  # as it was given
+    assert open_fds() == before
+
+
+async def test_a_client_refuses_a_server_side_tls_context_up_front(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext], tmp_path: Path
+) -> None:
+    server_context, _ = certificates
+    path = str(tmp_path / "server.sock")
+    connections: list[Any] = []
+
+    async def counted_echo(client: socket.Socket, address: Any) -> None:
+        connections.append(address)
+        await echo(client, address)
+
+    async with kernel.TaskGroup(wait=None) as group:
+        host, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, counted_echo)
+        await group.start(kernel.unix_server, path, counted_echo)
+        before = open_fds()
+        with pytest.raises(ValueError, match=r"server-side context.*create_default_context\(\)"):
+            await kernel.open_connection(host, port, ssl=server_context)
+        with pytest.raises(ValueError, match=r"server-side context.*create_default_context\(\)"):
+            await kernel.open_unix_connection(path, ssl=server_context)
+        assert open_fds() == before
+        # Neither server saw a connection: the next one each accepts (they accept in turn)
+        # is its first.
+        for client in (
+            await kernel.open_connection(host, port),
+            await kernel.open_unix_connection(path),
+        ):
+            async with client:
+                assert await roundtrip(client, b"first", limit=None) == b"first"
+        assert len(connections) == 2
+
+
+@pytest.mark.parametrize(
+    ("tls", "error"),
+    [
+        ({"ssl": "yes"}, TypeError),
+        ({"ssl": ssl.create_default_context()}, ValueError),
+        ({"ssl_handshake_timeout": 0}, ValueError),
+    ],
+    ids=["not-a-context", "client-context", "bad-timeout"],
+)
+async def test_run_server_closes_the_socket_when_its_tls_arguments_are_refused(
+    tls: dict[str, Any], error: type[Exception]
+) -> None:
+    before = open_fds()
+    listener = kernel.tcp_server_socket("127.0.0.1", 0)
+    try:
+        with pytest.raises(error):
+            await kernel.timeout_after(LIMIT, partial(run_server, listener, echo, **tls))
+        assert listener.fileno() == -1  # closed: not queueing clients nobody accepts
+    finally:
+        await listener.close()
+    assert open_fds() == before

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from .iotable import EVENT_READ, EVENT_WRITE
-from .lifecycle import current_kernel
+from .lifecycle import let_go_of
 from .resolver import names_a_host, numeric_address
 from .resource import AsyncResource
 from .streams import SocketStream
@@ -70,9 +70,8 @@ class Socket(AsyncResource):
         # whoever else holds it, or closed (with its ResourceWarning) -- as it would be
         # without the kernel, whose I/O table must not keep it open (IOWaitTable.forget_idle).
         sock = self.__dict__.get("_socket")
-        kernel = current_kernel()
-        if sock is not None and kernel is not None:
-            kernel._io.forget_idle(sock)
+        if sock is not None:
+            let_go_of(sock)
 
     def __getattr__(self, name: str) -> Any:
         # Asked only for what the instance lacks. An instance made by __new__ alone (as

@@ -31,7 +31,7 @@ import os
 from typing import Protocol
 
 from .iotable import EVENT_READ, EVENT_WRITE
-from .lifecycle import current_kernel
+from .lifecycle import let_go_of
 from .streams import _Stream
 from .traps import _io_release, _io_wait
 
@@ -199,9 +199,7 @@ class FileStream(_Stream):
         # the mode put back only where the descriptor is known to be still this stream's.
         if self.__dict__.get("_share") is None:  # closed (or __init__ failed early)
             return
-        kernel = current_kernel()
-        if kernel is not None:
-            kernel._io.forget_idle(self._descriptor)
+        let_go_of(self._descriptor)
         fd = self._descriptor.fileno()
         if fd < 0 or isinstance(self._fileobj, int):
             fd = -1  # (a bare int may be closed and its number reused: leave its mode alone)

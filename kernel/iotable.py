@@ -268,6 +268,10 @@ class IOWaitTable:
         self._forget(entry)
         return [task for task in occupants if task.__class__ is not _Watcher]
 
+    def holds(self, fileobj: Any) -> bool:
+        """Whether ``fileobj`` is registered here (waited on now, or kept from a wait)."""
+        return fileobj in self._by_object
+
     def forget_idle(self, fileobj: Any) -> None:
         """``fileobj``'s owner is going away without closing it: if nobody waits on it, drop
         its registration now, so that the table does not keep it alive.
@@ -276,8 +280,8 @@ class IOWaitTable:
         when the descriptor turns up ready with nobody waiting -- which, for a socket whose
         peer stays quiet, never happens. A socket dropped without ``close()`` would then
         keep its descriptor open for as long as the kernel lives; ``kernel.socket.Socket``
-        calls this as it is collected. One still in use elsewhere just registers again at
-        its next wait.
+        (through ``kernel.lifecycle.let_go_of``) calls this as it is collected. One still in
+        use elsewhere just registers again at its next wait.
         """
         entry = self._by_object.get(fileobj)
         if entry is not None and entry.waiters == [None, None]:
@@ -392,5 +396,9 @@ class IOWaitTable:
         return rows
 
     def close(self) -> None:
-        """Close the poller. Tasks still parked are the kernel's to cancel first."""
+        """Close the poller, and forget every registration (a closed kernel kept alive must
+        not keep their objects open). Tasks still parked are the kernel's to cancel first."""
         self._poller.close()
+        self._by_object.clear()
+        self._by_fd.clear()
+        self._orphans.clear()

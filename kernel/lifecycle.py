@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -29,7 +30,6 @@ from .task import CoroutineLike, Task, as_coroutine
 
 if TYPE_CHECKING:
     import socket
-    import weakref
     from collections import deque
 
     from .callbacks import Callback
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .scheduler import Kernel
     from .timequeue import SleepingQueue
 
-__all__ = ["KernelLifecycle", "current_kernel", "running_task"]
+__all__ = ["KernelLifecycle", "current_kernel", "let_go_of", "running_task"]
 
 log = logging.getLogger("kernel")
 
@@ -62,6 +62,35 @@ os.register_at_fork(after_in_child=_forget_kernel_after_fork)
 def current_kernel() -> Kernel | None:
     """The kernel running in this thread, or None."""
     return _current.kernel
+
+
+# Every kernel not yet closed. A socket or stream collected without close() asks each of
+# them to let go of it (see let_go_of): it may have registered in any, from any thread.
+_kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
+
+
+def let_go_of(fileobj: Any) -> None:
+    """``fileobj``'s owner is being collected without closing it: no kernel's I/O wait table
+    may keep it -- and its descriptor -- alive (``IOWaitTable.forget_idle``).
+
+    Discussion: a finalizer runs wherever the last reference goes: in a task, between two
+    runs of a kernel, in a worker thread, or in the middle of the table's own code (the
+    garbage collector can run at any allocation). So the table is changed here only when
+    its kernel is not running; a running kernel is handed the change through its thread-safe
+    path, and makes it at its next turn, between task steps.
+    """
+    try:
+        kernels = list(_kernels)
+    except RuntimeError:  # another thread made a kernel during the copy: rare; skip this one
+        return
+    for kernel in kernels:
+        if not kernel._io.holds(fileobj):
+            continue
+        if not kernel._active:
+            kernel._io.forget_idle(fileobj)
+        else:
+            with contextlib.suppress(RuntimeError):  # closing: its table goes with it
+                kernel.call_threadsafe(kernel._io.forget_idle, fileobj)
 
 
 def running_task() -> Task:
@@ -99,6 +128,7 @@ class KernelLifecycle:
     _crashed: weakref.WeakSet[Task]
     _closed: bool
     _closing: bool
+    _active: bool  # a thread is in this kernel's loop
     _at_close: list[Callable[[], object]]
     _shutdown_steps: list[Callable[[], object]]
     _run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]]
@@ -257,6 +287,7 @@ class KernelLifecycle:
             else None
         )
         _current.kernel = cast("Kernel", self)  # the mixin is only ever part of a Kernel
+        self._active = True
         try:
             with contextlib.ExitStack() as stack:
                 self._run_stack = stack
@@ -269,6 +300,7 @@ class KernelLifecycle:
             self._run_stack = None
             if own_sigint:
                 self._give_back_sigint()
+            self._active = False
             _current.kernel = None
 
     def _give_back_sigint(self) -> None:
@@ -312,6 +344,7 @@ class KernelLifecycle:
         # call is refused from now on, as after close(), so its caller learns it will not
         # run; one that slipped in just before is reported below, not dropped in silence.
         self._closing = True
+        _kernels.discard(cast("Kernel", self))
         try:
             for task in list(self._crashed):
                 task._report_if_unobserved()

@@ -61,7 +61,7 @@ from .diagnostics import install_slow_task_watch
 from .errors import CancelledError, Deadlock, KernelError, TaskCancelled, TaskTimeout
 from .handlers import TrapHandlers
 from .iotable import IOWaitTable
-from .lifecycle import KernelLifecycle, current_kernel, running_task
+from .lifecycle import KernelLifecycle, _kernels, current_kernel, running_task
 from .task import CoroutineLike, Task, run_exit_callback
 from .timequeue import SleepingQueue
 from .tracing import TracedCoroutine, Tracer, install_tracer
@@ -127,6 +127,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         self._crashed: weakref.WeakSet[Task] = weakref.WeakSet()  # failed; maybe nobody looked
         self._closed = False
         self._closing = False  # close() is releasing the kernel: cross-thread calls refused
+        self._active = False  # a thread is in this kernel's loop (see lifecycle.let_go_of)
         self._at_close: list[Callable[[], object]] = []  # run by close(), after the tasks end
         self._shutdown_steps: list[Callable[[], object]] = []  # by close(), while it can turn
         # Entered around every run (the asyncio adapter makes its loop the running one)
@@ -161,6 +162,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         if slow_task_threshold is not None:
             install_slow_task_watch(self, slow_task_threshold)
         self._detect_deadlocks = detect_deadlocks
+        _kernels.add(self)
 
     # ------------------------------------------------------------------------------------
     # The run loop

@@ -288,9 +288,49 @@ async def test_a_socket_dropped_without_close_is_not_kept_open_by_the_kernel() -
         reader = None  # type: ignore[assignment]  # (its frame held a reference too)
         with pytest.warns(ResourceWarning, match="unclosed"):
             del a  # no close(): the stdlib socket closes itself, as without the kernel
+            await kernel.sleep(0)  # (the table lets go of it between task steps)
         assert len(k._io._by_object) == 0
         assert open_fds() == before | {str(b.fileno())}
     assert open_fds() == before
+
+
+def test_a_socket_dropped_between_two_runs_is_not_kept_open_by_the_kernel() -> None:
+    a, b = socket.socketpair()
+    fd = a.fileno()
+
+    async def park_once(sock: socket.Socket) -> None:
+        reader = await kernel.spawn(sock.recv, 100)
+        await parked(reader)
+        await b.sendall(b"x")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
+
+    with kernel.Kernel() as k:
+        k.run(park_once, a)
+        assert k._io.holds(a.stdlib_socket)  # kept from its wait; the kernel is not running
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del a
+        assert len(k._io._by_object) == 0
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed
+        k.run(b.close)
+
+
+async def test_a_socket_dropped_in_a_worker_thread_is_let_go_of_by_the_kernel() -> None:
+    a, b = socket.socketpair()
+    async with b:
+        reader = await kernel.spawn(a.recv, 100)
+        await parked(reader)
+        await b.sendall(b"x")
+        assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
+        fd = a.fileno()
+        held = [a]
+        del a, reader
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            await kernel.run_in_thread(held.clear)  # the last reference goes in that thread
+            await kernel.sleep(0)
+        assert io_waiters() == []
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed
 
 
 async def test_a_socket_kept_after_its_wrapper_is_dropped_stays_open_and_usable() -> None:

@@ -103,6 +103,7 @@ took about the timeout, not the 3.3s of all the waits: True
 echo: first line
 echo: second line
 """,
+    # Its server under stress, a test for each bug its first version had: test_chat_example.py
     "13_chat_server.py": """\
 ann heard ['bo: hello', 'cy: hey']
 bo heard ['ann: hi all', 'cy: hey']

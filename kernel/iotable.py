@@ -131,12 +131,13 @@ class IOWaitTable:
         """
         slot = _SLOT[event]
         entry = self._by_object.get(fileobj)
-        if entry is not None and entry.kept and not _still_names(fileobj, entry.fd):
-            # Kept from an earlier wait, and closed (or detached) since, behind the table's
-            # back: epoll has dropped the descriptor, so a wait on it would never end.
-            self._evict(entry)
-            entry = None
-        if entry is None:
+        # A registration kept from an earlier wait may have been closed (or detached) since,
+        # behind the table's back: epoll has dropped the descriptor then, and a wait on it
+        # would never end. (Written out, not _still_names: this runs on every wait, and a
+        # kept registration is never a bare int's.)
+        if entry is None or (entry.kept and fileobj.fileno() != entry.fd):
+            if entry is not None:
+                self._evict(entry)
             entry = self._add(fileobj, event)  # (or the registration of another name for it)
         if entry.waiters[slot] is not None:
             verb = "read from" if event == EVENT_READ else "write to"

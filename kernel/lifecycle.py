@@ -354,6 +354,8 @@ class KernelLifecycle:
             self._closed = True
             self._ready.clear()
             for callback, _args in self._threadsafe:
+                if callback == self._io.forget_idle:  # (let_go_of's: the table is dropped now)
+                    continue
                 log.warning(
                     "%r, called through call_threadsafe as the kernel closed, never ran", callback
                 )

@@ -315,6 +315,39 @@ def test_a_socket_dropped_between_two_runs_is_not_kept_open_by_the_kernel() -> N
         k.run(b.close)
 
 
+def test_a_socket_dropped_as_the_kernel_closes_is_closed_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The last reference goes in a task's cleanup as close() cancels it: the kernel is
+    # running, so the table is to let go at its next turn -- which never comes. Closing
+    # drops the table (and the socket with it), and that is no callback "never ran".
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    kept = [a]
+    del a
+
+    async def holder() -> None:
+        try:
+            reader = await kernel.spawn(kept[0].recv, 100)
+            await parked(reader)
+            await b.sendall(b"x")
+            assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
+            await kernel.sleep(100)
+        finally:
+            kept.clear()
+
+    async def main() -> None:
+        await kernel.spawn(holder, daemon=True)
+        await kernel.sleep(1)
+
+    with pytest.warns(ResourceWarning, match="unclosed"):
+        kernel.run(main, clock=kernel.VirtualClock())
+    assert "never ran" not in caplog.text
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
+    kernel.run(b.close)
+
+
 async def test_a_socket_dropped_in_a_worker_thread_is_let_go_of_by_the_kernel() -> None:
     a, b = socket.socketpair()
     async with b:

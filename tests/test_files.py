@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,21 @@ class OneWorker:
         return task
 
 
+async def cancel_while_it_waits_for_the_worker(
+    worker: OneWorker, call: Callable[[], Awaitable[object]]
+) -> None:
+    """Run ``call`` in a task while ``worker`` (the only one) is busy, cancel the task while
+    its file call waits for the worker, then free the worker: the task ends cancelled."""
+    busy = await worker.busy()
+    task = await kernel.spawn(call)
+    await kernel.sleep(0)
+    await task.cancel(blocking=False)
+    worker.release.set()
+    await task.wait()
+    await busy.join()
+    assert task.cancelled
+
+
 def test_a_cancelled_call_still_completes_and_returns_what_it_read(tmp_path: Path) -> None:
     # Abandoned, the read would move the file's position all the same, and its line be lost.
     path = tmp_path / "lines.txt"
@@ -180,14 +196,7 @@ def test_a_cancelled_call_still_completes_and_returns_what_it_read(tmp_path: Pat
 
     async def main() -> str:
         async with aopen(path) as f:
-            busy = await worker.busy()
-            task = await kernel.spawn(reader, f)
-            await kernel.sleep(0)
-            await task.cancel(blocking=False)
-            worker.release.set()
-            await task.wait()
-            await busy.join()
-            assert task.cancelled
+            await cancel_while_it_waits_for_the_worker(worker, lambda: reader(f))
             return str(await f.readline())
 
     assert kernel.run(main, max_threads=1) == "two\n"
@@ -352,14 +361,7 @@ def test_a_cancelled_readinto_still_fills_the_buffer(tmp_path: Path) -> None:
 
     async def main() -> bytes:
         async with aopen(path, "rb") as f:
-            busy = await worker.busy()
-            task = await kernel.spawn(reader, f)
-            await kernel.sleep(0)
-            await task.cancel(blocking=False)
-            worker.release.set()
-            await task.wait()
-            await busy.join()
-            assert task.cancelled
+            await cancel_while_it_waits_for_the_worker(worker, lambda: reader(f))
             return bytes(await f.read1())
 
     assert kernel.run(main, max_threads=1) == b"def"

@@ -6,7 +6,9 @@ FileStreams); these are the things only a stream over a bare descriptor has to g
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -46,58 +48,59 @@ async def test_fileno_is_minus_one_once_its_file_object_is_closed_behind_its_bac
     await stream.close()
 
 
+@contextlib.asynccontextmanager
+async def number_freed_behind_its_back(
+    old: FileStream, old_writer: int
+) -> AsyncIterator[tuple[FileStream, int]]:
+    """Close ``old``'s file object directly (and its pipe's writer), then open a new pipe
+    that gets the same number: yield a stream over its read end, and its write end."""
+    number = old.fileno()
+    old._fileobj.close()  # type: ignore[union-attr]  # behind the stream's back
+    os.close(old_writer)
+    r, w = os.pipe()
+    try:
+        if r != number:
+            os.close(r)
+            pytest.skip("the OS did not reuse the descriptor number")
+        async with FileStream(r) as new:
+            yield new, w
+    finally:
+        os.close(w)
+        await old.close()
+
+
 async def test_a_number_freed_behind_a_streams_back_serves_a_new_stream() -> None:
     # The old stream parked once (its registration is kept), then its file object was
     # closed directly: epoll dropped the descriptor. A new pipe gets the number; the old
     # registration must not be taken for the new stream's, whose waits would never end.
-    r1, w1 = os.pipe()
-    old = FileStream(open(r1, "rb", buffering=0))  # noqa: SIM115 -- the stream closes it
+    r, w = os.pipe()
+    old = FileStream(open(r, "rb", buffering=0))  # noqa: SIM115 -- the stream closes it
     reader = await kernel.spawn(old.read, 10)
     await parked(reader)
-    os.write(w1, b"x")
+    os.write(w, b"x")
     assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
-    old._fileobj.close()  # type: ignore[union-attr]  # behind the stream's back
-    os.close(w1)
-    r2, w2 = os.pipe()
-    try:
-        if r2 != r1:
-            pytest.skip("the OS did not reuse the descriptor number")
-        new = FileStream(r2)
+    async with number_freed_behind_its_back(old, w) as (new, new_writer):
         reader = await kernel.spawn(new.read, 100)
         await parked(reader)  # it must wait: nothing was written yet
-        os.write(w2, b"for the new stream")
+        os.write(new_writer, b"for the new stream")
         assert await kernel.timeout_after(LIMIT, reader.join) == b"for the new stream"
-        await new.close()
-    finally:
-        os.close(w2)
-    await old.close()
     assert table_size() == 0
 
 
 async def test_a_task_parked_on_a_file_closed_behind_its_back_wakes_when_the_number_returns() -> (
     None
 ):
-    r1, w1 = os.pipe()
-    old = FileStream(open(r1, "rb", buffering=0))  # noqa: SIM115 -- the stream closes it
+    r, w = os.pipe()
+    old = FileStream(open(r, "rb", buffering=0))  # noqa: SIM115 -- the stream closes it
     stuck = await kernel.spawn(old.read, 10)
     await parked(stuck)
-    old._fileobj.close()  # type: ignore[union-attr]  # behind the stream's back
-    os.close(w1)
-    r2, w2 = os.pipe()
-    try:
-        if r2 != r1:
-            pytest.skip("the OS did not reuse the descriptor number")
-        new = FileStream(r2)
+    async with number_freed_behind_its_back(old, w) as (new, new_writer):
         reader = await kernel.spawn(new.read, 10)  # no ResourceBusy: a new file, not the old
         await parked(reader)
         await kernel.timeout_after(LIMIT, stuck.wait)
         assert isinstance(stuck.exception, OSError)  # its retried read found the file closed
-        os.write(w2, b"new")
+        os.write(new_writer, b"new")
         assert await kernel.timeout_after(LIMIT, reader.join) == b"new"
-        await new.close()
-    finally:
-        os.close(w2)
-    await old.close()
 
 
 async def test_streams_over_one_file_put_its_blocking_mode_back_when_the_last_closes() -> None:

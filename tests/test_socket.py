@@ -41,6 +41,15 @@ async def parked(task: kernel.Task) -> None:
     raise AssertionError(f"{task!r} never blocked on I/O")
 
 
+async def park_once(sock: socket.Socket, peer: socket.Socket, data: bytes = b"x") -> None:
+    """One ``recv`` on ``sock`` that parks, then gets ``data`` from ``peer``: a short read,
+    after which the registration is kept between waits (and the next ``recv`` parks first)."""
+    reader = await kernel.spawn(sock.recv, 100)
+    await parked(reader)
+    await peer.sendall(data)
+    assert await kernel.timeout_after(LIMIT, reader.join) == data
+
+
 async def echo(client: socket.Socket) -> None:
     async with client:
         while data := await client.recv(65536):
@@ -260,10 +269,7 @@ async def test_a_recv_after_the_stdlib_socket_was_closed_fails_rather_than_hangs
     # the descriptor, and that park would never end.
     a, b = socket.socketpair()
     async with b:
-        reader = await kernel.spawn(a.recv, 100)
-        await parked(reader)
-        await b.sendall(b"hi")
-        assert await kernel.timeout_after(LIMIT, reader.join) == b"hi"
+        await park_once(a, b)
         if how == "close":
             a.stdlib_socket.close()
         else:
@@ -279,13 +285,9 @@ async def test_a_socket_dropped_without_close_is_not_kept_open_by_the_kernel() -
     before = open_fds()
     a, b = socket.socketpair()
     async with b:
-        reader = await kernel.spawn(a.recv, 100)
-        await parked(reader)
-        await b.sendall(b"one message, then silence")
-        assert await kernel.timeout_after(LIMIT, reader.join) == b"one message, then silence"
+        await park_once(a, b, b"one message, then silence")
         k = kernel.current_kernel()
         assert k is not None and len(k._io._by_object) == 1  # still registered, idle
-        reader = None  # type: ignore[assignment]  # (its frame held a reference too)
         with pytest.warns(ResourceWarning, match="unclosed"):
             del a  # no close(): the stdlib socket closes itself, as without the kernel
             await kernel.sleep(0)  # (the table lets go of it between task steps)
@@ -297,15 +299,8 @@ async def test_a_socket_dropped_without_close_is_not_kept_open_by_the_kernel() -
 def test_a_socket_dropped_between_two_runs_is_not_kept_open_by_the_kernel() -> None:
     a, b = socket.socketpair()
     fd = a.fileno()
-
-    async def park_once(sock: socket.Socket) -> None:
-        reader = await kernel.spawn(sock.recv, 100)
-        await parked(reader)
-        await b.sendall(b"x")
-        assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
-
     with kernel.Kernel() as k:
-        k.run(park_once, a)
+        k.run(park_once, a, b)
         assert k._io.holds(a.stdlib_socket)  # kept from its wait; the kernel is not running
         with pytest.warns(ResourceWarning, match="unclosed"):
             del a
@@ -328,10 +323,7 @@ def test_a_socket_dropped_as_the_kernel_closes_is_closed_without_a_warning(
 
     async def holder() -> None:
         try:
-            reader = await kernel.spawn(kept[0].recv, 100)
-            await parked(reader)
-            await b.sendall(b"x")
-            assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
+            await park_once(kept[0], b)
             await kernel.sleep(100)
         finally:
             kept.clear()
@@ -351,13 +343,10 @@ def test_a_socket_dropped_as_the_kernel_closes_is_closed_without_a_warning(
 async def test_a_socket_dropped_in_a_worker_thread_is_let_go_of_by_the_kernel() -> None:
     a, b = socket.socketpair()
     async with b:
-        reader = await kernel.spawn(a.recv, 100)
-        await parked(reader)
-        await b.sendall(b"x")
-        assert await kernel.timeout_after(LIMIT, reader.join) == b"x"
+        await park_once(a, b)
         fd = a.fileno()
         held = [a]
-        del a, reader
+        del a
         with pytest.warns(ResourceWarning, match="unclosed"):
             await kernel.run_in_thread(held.clear)  # the last reference goes in that thread
             await kernel.sleep(0)

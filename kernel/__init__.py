@@ -7,6 +7,7 @@ Start reading at ``kernel/traps.py``, then ``kernel/scheduler.py``.
 """
 
 from . import socket, subprocess
+from .clients import open_connection, open_unix_connection
 from .clock import Clock, MonotonicClock, VirtualClock
 from .errors import (
     CancelledError,
@@ -24,17 +25,15 @@ from .errors import (
 from .files import aopen
 from .filestream import FileStream
 from .generators import coroutine
-from .network import (
-    open_connection,
-    open_unix_connection,
+from .processes import run_in_process
+from .queues import LifoQueue, PriorityQueue, Queue
+from .scheduler import Kernel, current_kernel, run
+from .servers import (
     tcp_server,
     tcp_server_socket,
     unix_server,
     unix_server_socket,
 )
-from .processes import run_in_process
-from .queues import LifoQueue, PriorityQueue, Queue
-from .scheduler import Kernel, current_kernel, run
 from .signals import SignalEvent, SignalQueue
 from .streams import IncompleteReadError, SocketStream
 from .sync import BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore

@@ -22,7 +22,7 @@ This module is the stdlib's face: the constructors, ``create_connection``, the r
 (``kernel/resolver.py``) and descriptor passing. The ``Socket`` object is in
 ``kernel/asyncsocket.py``, its TLS form in ``kernel/tls.py``.
 
-Read next: ``kernel/streams.py``.
+Read next: ``kernel/clients.py``, then ``kernel/servers.py``.
 """
 
 from __future__ import annotations

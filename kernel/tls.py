@@ -18,7 +18,7 @@ from .asyncsocket import Socket, flat_bytes
 from .iotable import EVENT_READ, EVENT_WRITE
 from .traps import _io_wait
 
-__all__ = ["SSLSocket", "wrap_ssl"]
+__all__ = ["SSLSocket", "start_tls", "wrap_ssl"]
 
 T = TypeVar("T")
 
@@ -107,6 +107,22 @@ def wrap_ssl(
         raw.close()
         raise
     return SSLSocket(wrapped)
+
+
+async def start_tls(
+    sock: Socket, context: _ssl.SSLContext, server_side: bool, server_hostname: str | None
+) -> SSLSocket:
+    """``sock`` wrapped in TLS with the handshake done; if anything fails, it is closed."""
+    wrapped: SSLSocket | None = None
+    try:
+        wrapped = wrap_ssl(sock, context, server_side=server_side, server_hostname=server_hostname)
+        await wrapped.do_handshake()
+    except BaseException:
+        # Before the wrapper exists, the plain socket is what to close (a no-op if wrap_ssl
+        # had already taken its descriptor over: closing that is then wrap_ssl's job).
+        await (sock if wrapped is None else wrapped).close()
+        raise
+    return wrapped
 
 
 def _wrap_socket(

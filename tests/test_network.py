@@ -24,7 +24,7 @@ import trustme
 
 import kernel
 from kernel import resolver, socket
-from kernel.network import run_server
+from kernel.servers import run_server
 
 LIMIT = 10.0
 
@@ -398,7 +398,7 @@ async def test_a_failing_tls_start_closes_the_connection(
     before = open_fds()
     async with kernel.TaskGroup(wait=None) as group:
         _, port = await group.start(kernel.tcp_server, "127.0.0.1", 0, echo)
-        monkeypatch.setattr(socket, "wrap_ssl", wrap_fails)
+        monkeypatch.setattr(kernel.tls, "wrap_ssl", wrap_fails)
         with pytest.raises(ssl.SSLError, match="wrapping failed") as caught:
             await kernel.open_connection("127.0.0.1", port, ssl=client_context)
     assert caught.value is not None  # still held, with the frames that held the socket
@@ -438,7 +438,7 @@ async def test_a_client_silent_during_the_tls_handshake_is_dropped_after_the_tim
             async with client:
                 started = await kernel.clock()
                 assert await client.recv(100) == b""  # the server hung up ...
-                assert await kernel.clock() - started == kernel.network.TLS_HANDSHAKE_TIMEOUT
+                assert await kernel.clock() - started == kernel.servers.TLS_HANDSHAKE_TIMEOUT
                 address = client.getsockname()
             assert open_fds() == before  # ... and closed its end
     [record] = caplog.records
@@ -565,7 +565,7 @@ async def test_unix_server_leaves_a_live_server_of_another_socket_type_alone(
 def test_only_a_refusal_that_finds_no_socket_makes_a_socket_file_stale(
     probe_errno: int, stale: bool
 ) -> None:
-    error = kernel.network._in_use_error("/run/app.sock", probe_errno)
+    error = kernel.servers._in_use_error("/run/app.sock", probe_errno)
     if stale:
         assert error is None
     else:

@@ -1,4 +1,4 @@
-"""Clients and servers: connect to a host, or serve every connection with a handler task.
+"""Servers: serve every connection with a handler task, until cancelled.
 
 ::
 
@@ -8,7 +8,6 @@
                 await client.sendall(data)
 
     await kernel.tcp_server("127.0.0.1", 8000, handler)          # serves until cancelled
-    sock = await kernel.open_connection("example.org", 443, ssl=True)
 
 A server runs one task per connection. A handler that crashes does not take the server down:
 its exception (a ``TaskTimeout`` of its own included) is logged with its traceback, its
@@ -17,15 +16,13 @@ for want of descriptors or memory: the server logs it, pauses, and accepts again
 the server cancels every handler and closes every connection before the cancellation leaves
 ``tcp_server`` -- with cancellation disabled meanwhile, so a second one cannot cut that short.
 
-TLS comes from the stdlib ``ssl`` module: pass an ``ssl.SSLContext`` (or ``ssl=True`` on the
-client side for the default one); the handshake runs through the I/O wait table like any
-other read or write, and closing sends TLS's close_notify if it can go at once (never
-waiting for the peer's). A context made for the other side is refused before any socket
-exists, and a client that fails the server's handshake, or has not finished it within
-``ssl_handshake_timeout`` seconds, is logged as a warning (the handler never ran).
+With ``ssl=``, a server's ``ssl.SSLContext``, each connection's handshake runs in its
+handler's task (``kernel/tls.py``); a client that fails it, or has not finished it within
+``ssl_handshake_timeout`` seconds, is logged as a warning (the handler never ran). A context
+made for the other side is refused before any socket exists.
 
-Host names are resolved in a worker thread (``kernel.socket.getaddrinfo``), never by
-``bind()``, which would resolve them in the C library on the kernel's own thread and stall
+A host name to listen on is resolved in a worker thread (``kernel/resolver.py``), never by
+``bind()``, which would resolve it in the C library on the kernel's own thread and stall
 every task for as long as DNS takes.
 
 Read next: ``kernel/streams.py``.
@@ -49,14 +46,13 @@ from .scheduler import running_task
 from .task import Task, disable_cancellation, spawn
 from .taskgroup import TASK_STATUS_IGNORED
 from .time import _check_seconds, sleep, timeout_after
+from .tls import start_tls
 from .traps import _cancel, _wait_task
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 __all__ = [
-    "open_connection",
-    "open_unix_connection",
     "run_server",
     "tcp_server",
     "tcp_server_socket",
@@ -77,34 +73,6 @@ _ACCEPT_RETRY_SECONDS = 0.1
 # How long a server gives a client to finish the TLS handshake (asyncio's default too): a
 # client that connects and then says nothing must not hold a handler task and a descriptor.
 TLS_HANDSHAKE_TIMEOUT = 60.0
-
-
-def _client_context(ssl: Any, server_hostname: str | None) -> _ssl.SSLContext | None:
-    """What a client's ``ssl=`` means; checked before any socket exists that would leak."""
-    if ssl is None or ssl is False:
-        if server_hostname is not None:
-            raise ValueError(
-                f"server_hostname={server_hostname!r} is given without ssl=: the name is "
-                f"only checked against a TLS certificate, so the connection would be plain "
-                f"and unauthenticated. Pass ssl=True (or an ssl.SSLContext), or drop "
-                f"server_hostname"
-            )
-        return None
-    if ssl is True:
-        return _ssl.create_default_context()
-    if not isinstance(ssl, _ssl.SSLContext):
-        raise TypeError(f"ssl= takes an ssl.SSLContext (or True for a client), not {ssl!r}")
-    # The stdlib refuses a PROTOCOL_TLS_SERVER context on a client socket -- but only once
-    # the connection exists, and the server has seen a client that hung up mid-handshake.
-    if ssl.protocol == _ssl.PROTOCOL_TLS_SERVER:
-        raise ValueError(
-            "a client's ssl= got a server-side context (protocol PROTOCOL_TLS_SERVER), such "
-            "as ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) makes; make the "
-            "client's with ssl.create_default_context() (or pass ssl=True), trust a "
-            "private CA with load_verify_locations(), and load a client certificate, if "
-            "the server asks for one, with load_cert_chain()"
-        )
-    return ssl
 
 
 def _check_server_ssl(ssl: Any, handshake_timeout: Any) -> None:
@@ -132,78 +100,6 @@ def _check_server_ssl(ssl: Any, handshake_timeout: Any) -> None:
             "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) and load its certificate "
             "with load_cert_chain()"
         )
-
-
-async def _start_tls(
-    sock: ksocket.Socket, ssl: _ssl.SSLContext, server_side: bool, server_hostname: str | None
-) -> ksocket.Socket:
-    """``sock`` wrapped in TLS with the handshake done; if anything fails, it is closed."""
-    wrapped: ksocket.SSLSocket | None = None
-    try:
-        wrapped = ksocket.wrap_ssl(
-            sock, ssl, server_side=server_side, server_hostname=server_hostname
-        )
-        await wrapped.do_handshake()
-    except BaseException:
-        # Before the wrapper exists, the plain socket is what to close (a no-op if wrap_ssl
-        # had already taken its descriptor over: closing that is then wrap_ssl's job).
-        await (sock if wrapped is None else wrapped).close()
-        raise
-    return wrapped
-
-
-async def open_connection(
-    host: str,
-    port: int,
-    *,
-    ssl: Any = None,
-    server_hostname: str | None = None,
-    source_addr: Any = None,
-    timeout: float | None = None,
-) -> ksocket.Socket:
-    """Connect to ``host:port`` (trying each address it resolves to); TLS if ``ssl``.
-
-    ``server_hostname`` is the name checked against the server's certificate (by default
-    ``host``); given without ``ssl`` it is a ``ValueError``, as is a server's context
-    (``PROTOCOL_TLS_SERVER``), both before connecting. ``source_addr`` is bound as
-    ``kernel.socket.create_connection`` binds it. ``timeout`` bounds the connection (and
-    handshake) with ``TaskTimeout``.
-    """
-    context = _client_context(ssl, server_hostname)
-
-    async def connect() -> ksocket.Socket:
-        sock = await ksocket.create_connection((host, port), source_address=source_addr)
-        if context is not None:
-            return await _start_tls(sock, context, False, server_hostname or host)
-        return sock
-
-    return await timeout_after(timeout, connect)
-
-
-async def open_unix_connection(
-    path: str | bytes, *, ssl: Any = None, server_hostname: str | None = None
-) -> ksocket.Socket:
-    """Connect to the Unix socket at ``path``; TLS if ``ssl``.
-
-    A path names no host, so a context that checks host names (``ssl=True`` makes one) needs
-    ``server_hostname``: the name on the server's certificate.
-    """
-    context = _client_context(ssl, server_hostname)
-    if context is not None and context.check_hostname and not server_hostname:
-        raise ValueError(
-            "open_unix_connection(ssl=...) with a context that checks host names needs "
-            "server_hostname=, the name on the server's certificate (a Unix path names no "
-            "host); pass it, or a context with check_hostname = False"
-        )
-    sock = ksocket.socket(ksocket.AF_UNIX, ksocket.SOCK_STREAM)
-    try:
-        await sock.connect(path)
-    except BaseException:
-        await sock.close()
-        raise
-    if context is not None:
-        return await _start_tls(sock, context, False, server_hostname)
-    return sock
 
 
 def tcp_server_socket(
@@ -372,7 +268,7 @@ async def run_server(
             if ssl is not None:
                 try:
                     async with timeout_after(ssl_handshake_timeout):
-                        client = await _start_tls(client, ssl, True, None)
+                        client = await start_tls(client, ssl, True, None)
                 except TaskTimeout:  # _start_tls closed the client
                     log.warning(
                         "TLS handshake with %r did not finish within %s s; connection closed",

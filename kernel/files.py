@@ -21,7 +21,7 @@ Each call costs a round trip to a worker thread (tens of microseconds), so itera
 ``async for line in f`` is slow for a large file; ``await f.read()`` then ``splitlines()``
 pays it once.
 
-Read next: ``kernel/subprocess.py``.
+Read next: ``kernel/popen.py``, child processes.
 """
 
 from __future__ import annotations

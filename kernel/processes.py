@@ -48,7 +48,7 @@ __all__ = ["run_in_process"]
 T = TypeVar("T")
 
 # How long a cancelled child gets to exit after SIGTERM before it is sent SIGKILL (seconds on
-# the kernel's clock; kernel/subprocess.py uses it too).
+# the kernel's clock; kernel/popen.py uses it too).
 TERMINATE_GRACE_SECONDS = 1.0
 
 
@@ -158,7 +158,7 @@ async def _stop(process: BaseProcess, error: BaseException) -> None:
     kernel runs other tasks meanwhile -- a ``process.join(timeout)`` here would freeze them
     all for the grace period. It happens with cancellation disabled: a second cancel must
     not interrupt the cleanup of the first (it is delivered afterwards). This is the same
-    sequence as ``Popen._stop`` in ``kernel/subprocess.py``, which waits on a pidfd instead.
+    sequence as ``Popen._stop`` in ``kernel/popen.py``, which waits on a pidfd instead.
 
     The kernel may abandon the task during that wait (a second Ctrl-C closes every
     coroutine, throwing GeneratorExit into it). Nothing may be awaited from then on -- not

@@ -310,7 +310,7 @@ async def test_an_error_in_the_block_stops_the_child() -> None:
 
 @pytest.mark.usefixtures("no_fd_leak")
 async def test_without_pidfd_a_thread_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ksubprocess, "_open_pidfd", lambda pid: None)
+    monkeypatch.setattr(kernel.popen, "_open_pidfd", lambda pid: None)
     assert await check_output(python("print('threaded')")) == b"threaded\n"
     child = Popen(python(SLEEP))
     waiter = await kernel.spawn(child.wait)

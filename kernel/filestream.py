@@ -17,9 +17,9 @@ Two things need care, and each has a small piece of this module:
 * *Whose blocking mode it is.* Non-blocking mode belongs to the *open file description*,
   which a descriptor shares with its duplicates -- ``stdin`` and ``stdout`` of a terminal,
   often, and the shell's own copy in another process. ``close()`` puts back the mode the
-  stream found; streams over one file share that record (``_ModeShare``), and only the
-  last one to close puts it back -- else closing an output stream would turn its sibling
-  input stream blocking under a task reading it, and freeze every task.
+  stream found; streams on one description share that record (``_ModeShare``), and only
+  the last one to close puts it back -- else closing an output stream would turn its
+  sibling input stream blocking under a task reading it, and freeze every task.
 
 Read next: ``kernel/files.py``, async files on worker threads.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import Protocol
 
 from .iotable import EVENT_READ, EVENT_WRITE
@@ -92,27 +93,47 @@ class _Descriptor:
 
 
 class _ModeShare:
-    """The open streams over one file, and the blocking mode the first of them found."""
+    """One open file description in use by FileStreams: their descriptors, and the blocking
+    mode it had before the first of them made it non-blocking."""
 
-    __slots__ = ("streams", "was_blocking")
+    __slots__ = ("members", "was_blocking")
 
     def __init__(self, was_blocking: bool) -> None:
-        self.streams = 0
+        self.members: list[_Descriptor] = []
         self.was_blocking = was_blocking
 
 
-# Every file with an open FileStream, by (device, inode). Separate opens of one file (a
-# terminal's /dev/pts/N, say) land here together too: their modes are then put back a
-# little late, which is harmless, where too early would freeze a sibling stream.
-_shares: dict[tuple[int, int], _ModeShare] = {}
+# The open file descriptions FileStreams use, by the (device, inode) of their file: one
+# file may have several (a pipe's two ends; two opens of one terminal), each with its own
+# mode. Streams are made and closed in any thread (finalizers too): hence the lock.
+_shares: dict[tuple[int, int], list[_ModeShare]] = {}
+_shares_lock = threading.Lock()
+
+
+def _same_description(fd: int, other: int) -> bool:
+    """Whether descriptors ``fd`` and ``other`` share one open file description (one is a
+    ``dup`` of the other, or both were inherited so), not merely one file.
+
+    Discussion: Linux can tell (``kcmp``), but Python has no call for it. The blocking flag
+    itself can: it belongs to the description, so flipping it on ``fd`` flips it on
+    ``other`` only if they share one. It is flipped back at once; no task runs meanwhile.
+    """
+    if other < 0:
+        return False  # (its file object was closed behind its stream's back)
+    mode, others_mode = os.get_blocking(fd), os.get_blocking(other)
+    os.set_blocking(fd, not mode)
+    try:
+        return os.get_blocking(other) != others_mode
+    finally:
+        os.set_blocking(fd, mode)
 
 
 class FileStream(_Stream):
     """A stream over a file descriptor -- a pipe, a tty, a socket's fd -- or a file object.
 
     The descriptor is put into non-blocking mode; closing the stream puts back the mode it
-    had (once no other stream over the same file is open) and closes the file object (or
-    the descriptor, if a bare int was given). Pass an *unbuffered* file object
+    had (once no other stream shares its open file description) and closes the file object
+    (or the descriptor, if a bare int was given). Pass an *unbuffered* file object
     (``open(..., buffering=0)``, ``Popen(..., bufsize=0)``): the stream reads the
     descriptor directly, so bytes sitting in a buffered object's own buffer would be skipped.
     """
@@ -123,12 +144,19 @@ class FileStream(_Stream):
         self._descriptor = _Descriptor(fd, fileobj)
         status = os.fstat(fd)
         self._file = (status.st_dev, status.st_ino)
-        share = _shares.get(self._file)
-        if share is None:
-            share = _shares[self._file] = _ModeShare(os.get_blocking(fd))
-        share.streams += 1
-        self._share: _ModeShare | None = share  # None once let go (see _let_go_of_mode)
-        os.set_blocking(fd, False)
+        self._share: _ModeShare | None = None  # None once let go (see _let_go_of_mode)
+        with _shares_lock:
+            descriptions = _shares.get(self._file, [])
+            for share in descriptions:
+                if _same_description(fd, share.members[0].fileno()):
+                    break
+            else:
+                share = _ModeShare(os.get_blocking(fd))
+            os.set_blocking(fd, False)  # (may fail: then nothing is recorded)
+            if not share.members:
+                _shares[self._file] = [*descriptions, share]
+            share.members.append(self._descriptor)
+            self._share = share
         # (The descriptor's own methods, not the stream's: a stream holding its bound methods
         # would be a reference cycle, which only the garbage collector frees.)
         super().__init__(self._descriptor.read, self._descriptor.write)
@@ -171,7 +199,7 @@ class FileStream(_Stream):
     def _close_fd(self) -> None:
         descriptor = self._descriptor
         fd = descriptor.fd
-        self._let_go_of_mode(fd)
+        self._let_go_of_mode(descriptor.fileno())  # -1 if closed behind its back: not ours
         descriptor.fd = -1
         if isinstance(self._fileobj, int):
             os.close(fd)
@@ -179,15 +207,21 @@ class FileStream(_Stream):
             self._fileobj.close()
 
     def _let_go_of_mode(self, fd: int) -> None:
-        """This stream is done with ``fd``: the last stream over its file puts back the
-        blocking mode the first one found (``fd`` -1: the mode is left as it is)."""
+        """This stream is done with ``fd``: the last stream on its open file description
+        puts back the blocking mode the first one found (``fd`` -1: the mode is left alone,
+        the descriptor no longer being known to be this stream's)."""
         share, self._share = self._share, None
         if share is None:
             return
-        share.streams -= 1
-        if share.streams:
-            return
-        del _shares[self._file]
+        with _shares_lock:
+            share.members.remove(self._descriptor)
+            if share.members:
+                return  # others read or write through this description: it stays as it is
+            descriptions = [other for other in _shares[self._file] if other is not share]
+            if descriptions:
+                _shares[self._file] = descriptions
+            else:
+                del _shares[self._file]
         if share.was_blocking and fd >= 0:
             with contextlib.suppress(OSError):  # closed underneath us: nothing to put back
                 os.set_blocking(fd, True)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 import kernel
+from kernel import filestream
 from kernel.filestream import FileStream
 from kernel.lifecycle import current_kernel
 
@@ -141,4 +145,90 @@ async def test_a_dropped_stream_is_not_kept_open_by_the_kernel() -> None:
         with pytest.raises(OSError):
             os.fstat(r)  # closed
     finally:
+        os.close(w)
+
+
+async def test_each_open_file_description_gets_back_its_own_mode() -> None:
+    # A pipe's two ends are one file (one inode) but two descriptions, each with its mode:
+    # here the read end's is blocking and the write end's not. Each stream puts back its own.
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        reader, writer = FileStream(os.dup(r)), FileStream(os.dup(w))
+        assert not os.get_blocking(r) and not os.get_blocking(w)
+        await reader.close()
+        assert os.get_blocking(r)  # at once: the writer's description is another one
+        await writer.close()
+        assert os.get_blocking(r) and not os.get_blocking(w)  # as each was found
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_close_leaves_alone_the_number_its_file_object_lost() -> None:
+    # The file object was closed behind the stream's back and its number went to a new,
+    # non-blocking pipe: putting "its" blocking mode back would make the new pipe's reads
+    # block -- and freeze every task.
+    r, w = os.pipe()
+    os.close(w)
+    stream = FileStream(open(r, "rb", buffering=0))  # noqa: SIM115 -- closed below
+    stream._fileobj.close()  # type: ignore[union-attr]  # behind the stream's back
+    r2, w2 = os.pipe()
+    try:
+        if r2 != r:
+            pytest.skip("the OS did not reuse the descriptor number")
+        os.set_blocking(r2, False)
+        await stream.close()
+        assert not os.get_blocking(r2)
+    finally:
+        os.close(r2)
+        os.close(w2)
+
+
+def test_a_stream_that_cannot_be_made_leaves_no_record(tmp_path: Path) -> None:
+    fd = os.open(tmp_path, os.O_PATH)  # fstat works on it; the blocking flag cannot be set
+    try:
+        with pytest.raises(OSError) as failed:
+            FileStream(fd)
+        # (The error's traceback keeps the half-made stream alive, as a task's would.)
+        status = os.fstat(fd)
+        assert (status.st_dev, status.st_ino) not in filestream._shares
+        del failed
+    finally:
+        os.close(fd)
+
+
+def test_streams_made_in_two_threads_at_once_find_their_shared_description(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Reading the mode lets other threads run: without a lock around the records, both
+    # streams would start a record of their own, and the first to close would make the
+    # description blocking under the other.
+    get_blocking = os.get_blocking
+
+    def slow_get_blocking(fd: int) -> bool:
+        time.sleep(0.02)  # (widens the window the real call leaves open)
+        return get_blocking(fd)
+
+    monkeypatch.setattr(os, "get_blocking", slow_get_blocking)
+    r, w = os.pipe()
+    made: list[FileStream] = []
+    try:
+
+        def make() -> None:
+            made.append(FileStream(os.dup(r)))
+
+        threads = [threading.Thread(target=make) for _ in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(LIMIT)
+        first, second = made
+        assert first._share is second._share
+        first._close_now()
+        assert not get_blocking(r)  # the second still reads through it
+        second._close_now()
+        assert get_blocking(r)
+    finally:
+        os.close(r)
         os.close(w)

@@ -89,16 +89,21 @@ def _check_server_ssl(ssl: Any, handshake_timeout: Any) -> None:
         return
     if not isinstance(ssl, _ssl.SSLContext):
         raise TypeError(f"a server's ssl= takes an ssl.SSLContext, not {ssl!r}")
-    # The stdlib refuses a PROTOCOL_TLS_CLIENT context on a server socket: every connection
-    # would fail, one at a time. (check_hostname is no sign of a client's context: a server
-    # context may set it, one for mutual TLS say, and it checks nothing on that side; see
-    # kernel/tls.py's _wrap_socket.)
+    # The stdlib refuses either on a server socket: every connection would fail, one at a
+    # time, far from the mistake.
     if ssl.protocol == _ssl.PROTOCOL_TLS_CLIENT:
         raise ValueError(
             "a server's ssl= got a client-side context (protocol PROTOCOL_TLS_CLIENT), such "
             "as ssl.create_default_context() makes; make the server's with "
             "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) and load its certificate "
             "with load_cert_chain()"
+        )
+    if ssl.check_hostname:
+        raise ValueError(
+            "a server's ssl= context has check_hostname=True, and the ssl module refuses to "
+            "wrap a server's socket with it (a server has no host name to check). Set "
+            "context.check_hostname = False: it checks nothing on a server's side, and a "
+            "client's certificate is still verified as context.verify_mode says"
         )
 
 

@@ -100,7 +100,12 @@ def wrap_ssl(
     """
     raw = _stdlib.socket(fileno=sock.stdlib_socket.detach())
     try:
-        wrapped = _wrap_socket(context, raw, server_side, server_hostname)
+        wrapped = context.wrap_socket(
+            raw,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            do_handshake_on_connect=False,
+        )
     except BaseException:
         # ``sock`` no longer holds the descriptor, so closing ``sock`` would not close it:
         # only ``raw`` can (a no-op if wrap_socket had already taken and closed it).
@@ -123,31 +128,3 @@ async def start_tls(
         await (sock if wrapped is None else wrapped).close()
         raise
     return wrapped
-
-
-def _wrap_socket(
-    context: _ssl.SSLContext, raw: _stdlib.socket, server_side: bool, server_hostname: str | None
-) -> _ssl.SSLSocket:
-    """``context.wrap_socket(raw)`` for either side, the handshake left for later.
-
-    Discussion: the stdlib refuses to wrap a server's socket with a context whose
-    ``check_hostname`` is set ("check_hostname requires server_hostname"), although a
-    server has no host name to check and its TLS layer checks none on that side, whatever
-    the flag says; ``asyncio`` serves with such a context (a server's for mutual TLS, say).
-    So does this: the flag is lowered for the call and raised again. No task runs in
-    between, and the connection made does not depend on it. Only another thread wrapping
-    with the same context at that very moment could see it down.
-    """
-    lowered = server_side and context.check_hostname
-    if lowered:
-        context.check_hostname = False
-    try:
-        return context.wrap_socket(
-            raw,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            do_handshake_on_connect=False,
-        )
-    finally:
-        if lowered:
-            context.check_hostname = True

@@ -129,6 +129,10 @@ async def numeric_host(host: str, family: int) -> str:
     """
     if is_numeric(host):
         return host
+    return await _first_address(host, family)
+
+
+async def _first_address(host: str | bytes, family: int) -> str:
     infos = await getaddrinfo(host, None, family, _stdlib.SOCK_STREAM)
     return str(infos[0][4][0])
 
@@ -140,6 +144,8 @@ async def numeric_address(address: tuple[Any, ...], family: int) -> tuple[Any, .
     if family != _stdlib.AF_INET and family != _stdlib.AF_INET6:
         return address
     host = address[0]
-    if type(host) is not str:  # bytes (names_a_host lets nothing else through)
-        host = _host_text(host)
-    return (await numeric_host(host, family), *address[1:])
+    if type(host) is str:
+        return (await numeric_host(host, family), *address[1:])
+    # Bytes (names_a_host lets nothing else through), and a name: the stdlib hands them to
+    # the resolver as they are, which decoding them here could change (UTF-8, say).
+    return (await _first_address(bytes(host), family), *address[1:])

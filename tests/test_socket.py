@@ -954,13 +954,34 @@ class TestNamesAreResolvedOffTheKernelThread:
             async with socket.Socket(stdlib_sock) as client:
                 await kernel.timeout_after(LIMIT, client.connect, (bytearray(b"localhost"), port))
                 assert client.getpeername() == ("127.0.0.1", port)
-        assert looked_up == [("localhost", socket.AF_INET)]
+        assert looked_up == [(b"localhost", socket.AF_INET)]  # as given, as the stdlib would
         assert set(stdlib_sock.addresses) == {("127.0.0.1", port)}
         sender = self.Recording(socket.AF_INET, socket.SOCK_DGRAM)
         async with socket.Socket(sender) as kernel_sender:
             assert await kernel_sender.sendto(b"numbers", (b"127.0.0.1", port)) == 7
         assert len(looked_up) == 1  # numbers need no resolver, in bytes either
         assert sender.addresses == [(b"127.0.0.1", port)]
+
+    async def test_a_name_in_bytes_reaches_the_resolver_as_it_is(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Not decoded and encoded again: UTF-8 bytes read as Latin-1 would be another name."""
+        asked: list[Any] = []
+
+        async def answer(host: Any, port: Any, family: int = 0, *args: Any) -> list[Any]:
+            asked.append(host)
+            return [(family, socket.SOCK_STREAM, 0, "", ("127.0.0.1", 0))]
+
+        monkeypatch.setattr(resolver, "getaddrinfo", answer)
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.bind(("127.0.0.1", 0))
+        port = receiver.getsockname()[1]
+        name = "bücher.example".encode()
+        async with receiver, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            assert await sender.sendto(b"x", (name, port)) == 1
+            data, _ = await kernel.timeout_after(LIMIT, receiver.recvfrom, 10)
+            assert data == b"x"
+        assert asked == [name]
 
     async def test_sendto(self, looked_up: list[tuple[Any, int]]) -> None:
         stdlib_sock = self.Recording(socket.AF_INET, socket.SOCK_DGRAM)

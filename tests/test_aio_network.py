@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import importlib
 import io
@@ -685,9 +686,12 @@ def test_server_close_and_wait_closed(run: Run, no_fd_leak: None) -> None:
         transport, client = await loop.create_connection(Recorder, *(await listening(server)))
         transport.write(b"x")
         await client.received(1)  # the server has accepted and is serving us
+        # Waiting from before close(): on every Python, that waits for the connection too
+        # (a wait begun after close() does not on 3.11: see the next test).
+        waiting = loop.create_task(server.wait_closed())
+        await parked()
         server.close()
         assert not server.is_serving() and server.sockets == ()
-        waiting = loop.create_task(server.wait_closed())
         await parked()
         assert not waiting.done()  # closed, but a connection is still up
         transport.close()
@@ -696,6 +700,104 @@ def test_server_close_and_wait_closed(run: Run, no_fd_leak: None) -> None:
         server.close()  # a second close changes nothing
 
     run(main())
+
+
+async def wait_closed_outcomes() -> dict[str, bool]:
+    """Which waits for a server's end are over while one of its clients is still connected.
+
+    Written with asyncio's streams and nothing of ours, so that the same scenario runs on
+    asyncio's own loop: the test holds the adapter's ``Server`` to what the running
+    Python's asyncio does, as well as to the expectation it spells out.
+    """
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Queue[None] = asyncio.Queue()
+    finished: asyncio.Queue[None] = asyncio.Queue()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.put_nowait(None)
+        await reader.read()  # until the client closes
+        writer.close()
+        await writer.wait_closed()
+        finished.put_nowait(None)
+
+    async def leave(server: asyncio.AbstractServer) -> None:
+        async with server:
+            pass
+
+    outcomes: dict[str, bool] = {}
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    no_client_yet = loop.create_task(server.wait_closed())
+    await parked()
+    outcomes["open, no client"] = no_client_yet.done()
+    _, writer = await asyncio.open_connection(host, port)
+    await accepted.get()
+    before_close = loop.create_task(server.wait_closed())
+    await parked()  # it is waiting
+    server.close()
+    after_close = loop.create_task(server.wait_closed())
+    leaving = loop.create_task(leave(server))
+    await parked()
+    outcomes["begun before close"] = before_close.done()
+    outcomes["begun after close"] = after_close.done()
+    outcomes["async with, closed"] = leaving.done()
+    writer.close()
+    await writer.wait_closed()
+    await finished.get()
+    await asyncio.gather(no_client_yet, before_close, after_close, leaving)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, start_serving=False)
+    serving = loop.create_task(server.serve_forever())
+    await parked()
+    _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    await accepted.get()
+    serving.cancel()
+    await parked()
+    outcomes["serve_forever cancelled"] = serving.done()
+    writer.close()
+    await writer.wait_closed()
+    await finished.get()
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+    return outcomes
+
+
+def test_wait_closed_means_what_the_running_pythons_asyncio_means(
+    run: Run, no_fd_leak: None
+) -> None:
+    if sys.version_info < (3, 12):
+        # Closed is enough: the connections are not waited for.
+        expected = {
+            "open, no client": False,
+            "begun before close": False,
+            "begun after close": True,
+            "async with, closed": True,
+            "serve_forever cancelled": True,
+        }
+    elif sys.version_info < (3, 12, 1):
+        # No connection is enough, closed or not.
+        expected = {
+            "open, no client": True,
+            "begun before close": False,
+            "begun after close": False,
+            "async with, closed": False,
+            "serve_forever cancelled": False,
+        }
+    else:
+        # Closed and no connection left, both.
+        expected = dict.fromkeys(
+            [
+                "open, no client",
+                "begun before close",
+                "begun after close",
+                "async with, closed",
+                "serve_forever cancelled",
+            ],
+            False,
+        )
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        assert runner.run(asyncio.wait_for(wait_closed_outcomes(), LIMIT)) == expected
+    assert run(wait_closed_outcomes()) == expected
 
 
 def test_server_close_clients_and_abort_clients(run: Run, no_fd_leak: None) -> None:
@@ -771,6 +873,36 @@ def test_server_argument_errors(run: Run) -> None:
             await loop.create_server(Echo, sock=udp)
 
     run(main())
+
+
+async def bind_failures() -> dict[str, tuple[int | None, str]]:
+    """The errno and message of each way a bind to an address in use fails, the address
+    written as ``(ADDRESS)``. Plain asyncio calls, so they run on asyncio's own loop too."""
+    loop = asyncio.get_running_loop()
+    failures: dict[str, tuple[int | None, str]] = {}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        address = taken.getsockname()
+        with pytest.raises(OSError) as serving:
+            await loop.create_server(asyncio.Protocol, *address)
+        with pytest.raises(OSError) as connecting:
+            await loop.create_connection(asyncio.Protocol, *address, local_addr=address)
+    for name, error in (("create_server", serving.value), ("local_addr", connecting.value)):
+        failures[name] = (error.errno, str(error).replace(repr(address), "(ADDRESS)"))
+    return failures
+
+
+def test_a_failed_bind_is_worded_as_the_running_pythons_asyncio_words_it(
+    run: Run, no_fd_leak: None
+) -> None:
+    in_use = errno.EADDRINUSE
+    reason = os.strerror(in_use).lower()
+    if sys.version_info >= (3, 12, 5):  # CPython's gh-121913: str(error), errno and all
+        reason = f"[errno {in_use}] {reason}"
+    message = f"[Errno {in_use}] error while attempting to bind on address (ADDRESS): {reason}"
+    expected = {"create_server": (in_use, message), "local_addr": (in_use, message)}
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        assert runner.run(asyncio.wait_for(bind_failures(), LIMIT)) == expected
+    assert run(bind_failures()) == expected
 
 
 def test_unix_sockets(run: Run, tmp_path: Path, no_fd_leak: None) -> None:
@@ -889,6 +1021,82 @@ def test_udp_errors_go_to_error_received(run: Run, no_fd_leak: None) -> None:
         assert not transport.is_closing()
         transport.close()
         await protocol.lost
+
+    run(main())
+
+
+@contextlib.asynccontextmanager
+async def datagram_blocked_by_its_peer() -> AsyncIterator[
+    tuple[DatagramTransport, DatagramRecorder, socket.socket, int]
+]:
+    """A datagram transport whose next ``sendto`` would block, and the peer it sends to.
+
+    The peer is a plain Unix datagram socket that reads nothing until the test does: the
+    transport's socket filled its receive queue before the transport got it, so what it
+    sends now waits in the transport's queue. Yields the transport, its protocol, the peer
+    and the number of datagrams waiting in the peer's queue.
+    """
+    loop = net_loop()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as peer:
+        peer.bind("")  # Linux: an address of its own in the abstract namespace
+        peer.setblocking(False)
+        ours = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            ours.connect(peer.getsockname())
+            ours.setblocking(False)
+            waiting = 0
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    ours.send(b"f")
+                    waiting += 1
+            transport, protocol = await loop.create_datagram_endpoint(DatagramRecorder, sock=ours)
+        except BaseException:
+            ours.close()
+            raise
+        assert isinstance(transport, DatagramTransport)
+        try:
+            yield transport, protocol, peer, waiting
+        finally:
+            transport.abort()
+            await protocol.lost
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="binds in Linux's abstract namespace")
+def test_abort_with_only_empty_datagrams_queued_removes_the_writer(
+    run: Run, no_fd_leak: None
+) -> None:
+    async def main() -> None:
+        loop = net_loop()
+        async with datagram_blocked_by_its_peer() as (transport, protocol, _, _):
+            transport.sendto(b"")  # would block: queued, with no payload bytes
+            assert transport.get_write_buffer_size() == 0
+            fd = transport.get_extra_info("socket").fileno()
+            transport.abort()
+            assert await protocol.lost is None
+            # The writer went before the socket closed: a later socket that gets the same
+            # descriptor number is not left with a stale watcher that swallows its events.
+            assert loop.remove_writer(fd) is False
+
+    run(main())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="binds in Linux's abstract namespace")
+def test_close_sends_queued_empty_datagrams_before_connection_lost(
+    run: Run, no_fd_leak: None
+) -> None:
+    async def main() -> None:
+        loop = net_loop()
+        async with datagram_blocked_by_its_peer() as (transport, protocol, peer, waiting):
+            fd = transport.get_extra_info("socket").fileno()
+            transport.sendto(b"")
+            transport.close()
+            await parked()
+            assert not protocol.lost.done()  # the empty datagram still waits to be sent
+            for _ in range(waiting):
+                assert peer.recv(10) == b"f"  # room again: the writer sends the rest
+            assert await protocol.lost is None
+            assert peer.recv(10) == b""  # it arrived, and before connection_lost
+            assert loop.remove_writer(fd) is False
 
     run(main())
 

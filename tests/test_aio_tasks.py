@@ -12,6 +12,7 @@ import contextvars
 import gc
 import io
 import types
+import weakref
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -440,6 +441,68 @@ def test_a_pending_task_destroyed_is_reported(aio_loop: EventLoop) -> None:
     del task
     gc.collect()
     assert reports == ["Task was destroyed but it is pending!"]
+
+
+@contextlib.contextmanager
+def collector_off() -> Generator[None, None, None]:
+    """Turn the cyclic garbage collector off, so that only reference counting frees."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class Held:
+    """Something a coroutine's frame holds, to see when that frame is freed."""
+
+
+async def frames_freed_once_thrown_into(ending: str) -> bool:
+    """Whether a task ended by an exception thrown into it lets its frames go by refcount.
+
+    The task waits on a future; then it is cancelled, or the future fails. Once the task
+    is awaited and dropped, nothing should hold its coroutine's frames any more (the
+    worker does not keep the future in a variable: its own frame would then hold the
+    future, whose exception's traceback holds that frame -- a cycle of the test's making).
+    """
+    loop = asyncio.get_running_loop()
+    held: list[weakref.ref[Held]] = []
+    box: list[asyncio.Future[None]] = [loop.create_future()]
+    future = weakref.ref(box[0])
+
+    async def worker() -> None:
+        big = Held()
+        held.append(weakref.ref(big))
+        await box.pop()
+
+    task = loop.create_task(worker())
+    await asyncio.sleep(0)  # the worker waits on the future
+    if ending == "cancelled":
+        task.cancel()
+    else:
+        waited_on = future()
+        assert waited_on is not None
+        waited_on.set_exception(ValueError("the future failed"))
+        del waited_on
+    with contextlib.suppress(asyncio.CancelledError, ValueError):
+        await task
+    del task
+    # The loop's last callback (the one that woke us) is only let go of at the next one.
+    await asyncio.sleep(0)
+    return held[0]() is None and future() is None
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "failed"])
+def test_a_task_ended_by_a_thrown_in_exception_leaves_no_cycle(
+    aio_loop: EventLoop, ending: str
+) -> None:
+    with collector_off():
+        # asyncio's own Task frees them by reference counting; so must ours.
+        with asyncio.Runner() as runner:
+            assert runner.run(frames_freed_once_thrown_into(ending))
+        assert aio_loop.run_until_complete(frames_freed_once_thrown_into(ending))
 
 
 # -- context variables -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from asyncio.sslproto import SSLProtocol
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .sockets import SocketsMixin, _AddrInfo, _check_not_tls
+from .sockets import SocketsMixin, _AddrInfo, _bind_error, _check_not_tls
 from .transport_base import wait_connection_made
 from .transports import SocketTransport
 
@@ -252,8 +252,7 @@ class ConnectionsMixin(SocketsMixin):
                 sock.bind(laddr)
                 return
             except OSError as exc:
-                msg = f"error while attempting to bind on address {laddr!r}: {str(exc).lower()}"
-                failures.append(OSError(exc.errno, msg))
+                failures.append(_bind_error(laddr, exc))
         if not failures:
             raise OSError(f"no matching local address with family={family!r} found")
         errors.extend(failures[:-1])

@@ -8,7 +8,8 @@ there is room. Lifetime and flow control are ``transport_base.py``'s.
 
 Differences from asyncio: the buffer size counts payload bytes only (3.13 adds 8 per
 datagram on the way in and forgets them on the way out); empty datagrams are sent, as in
-3.13.
+3.13 (3.11 and 3.12 drop ``sendto(b"")`` without a word). One that has to wait is queued
+like any other: ``close()`` sends it before ``connection_lost``, as 3.13 does.
 
 Read next: ``kernel/aio/network.py`` -- the loop methods that create these transports.
 """
@@ -158,6 +159,9 @@ class DatagramTransport(SocketTransportBase, asyncio.DatagramTransport, asyncio.
 
     def get_write_buffer_size(self) -> int:
         return self._buffer_size
+
+    def _write_pending(self) -> bool:
+        return bool(self._buffer)  # an empty datagram counts: see the base class
 
     def _clear_write_buffer(self) -> None:
         self._buffer.clear()

@@ -133,12 +133,25 @@ class Future(Generic[T]):
 
     def result(self) -> T:
         """The result; raises the exception instead, or ``CancelledError``, or
-        ``InvalidStateError`` while pending."""
+        ``InvalidStateError`` while pending.
+
+        Discussion: no frame the exception passes on its way out may keep the future, which
+        keeps the exception: that would be a cycle (future -> exception -> traceback ->
+        frame -> future) holding every frame of the traceback, and all they hold, until the
+        next full collection, where asyncio's C Future frees them by reference counting. So
+        this frame lets go of the future, and of the exception, before the raise leaves it;
+        ``__await__`` and ``Task.__wakeup`` do the same.
+        """
         if self._state == _FINISHED:
             self._log_traceback = False
             if self._exception is not None:
                 # The traceback as it was when set: raising again would grow it each time.
-                raise self._exception.with_traceback(self._exception_tb)
+                exc, tb = self._exception, self._exception_tb
+                del self  # the traceback will hold this frame: see the Discussion
+                try:
+                    raise exc.with_traceback(tb)
+                finally:
+                    del exc, tb
             return self._result  # type: ignore[no-any-return]
         if self._state == _CANCELLED:
             raise self._make_cancelled_error()
@@ -246,7 +259,13 @@ class Future(Generic[T]):
     def __await__(self) -> Generator[Any, None, T]:
         if self._state is _PENDING:
             self._asyncio_future_blocking = True
-            yield self  # to the task driving this coroutine: "wake me when I am done"
+            try:
+                yield self  # to the task driving this coroutine: "wake me when I am done"
+            except BaseException:
+                # Thrown in by the task: this future's exception, or a cancellation. Its
+                # traceback holds this frame, which must not hold the future (see result).
+                del self
+                raise
         if self._state is _PENDING:
             raise RuntimeError("await wasn't used with future")
         if self._state is _FINISHED and self._exception is None:

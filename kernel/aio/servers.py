@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING
 
 from .connections import ConnectionsMixin, _check_tls_args, _ProtocolT, _SSLArg
 from .serving import Server
-from .sockets import _AddrInfo, _check_not_tls, _remove_stale_unix_socket, _set_reuse_port
+from .sockets import (
+    _AddrInfo,
+    _bind_error,
+    _check_not_tls,
+    _remove_stale_unix_socket,
+    _set_reuse_port,
+)
 
 if TYPE_CHECKING:
     from _typeshed import StrPath
@@ -153,10 +159,7 @@ class ServersMixin(ConnectionsMixin):
                     if err.errno == errno.EADDRNOTAVAIL:
                         sockets.pop().close()  # this family is not configured: skip it
                         continue
-                    msg = (
-                        f"error while attempting to bind on address {address!r}: {str(err).lower()}"
-                    )
-                    raise OSError(err.errno, msg) from None
+                    raise _bind_error(address, err) from None
             if not sockets:
                 raise OSError(
                     f"could not bind on any address out of {[info[4] for info in infos]!r}"

@@ -12,11 +12,12 @@ Differences from asyncio (``base_events.py``, ``selector_events.py``):
 * Accepted connections are set up in a done callback, not a task per connection. A
   protocol factory that raises is reported to the exception handler (asyncio does that in
   debug mode only) and the accepted socket is closed (asyncio leaks it).
-* ``Server.wait_closed`` has the 3.12.1+ meaning on every Python: it waits until the server
-  is closed *and* its connections are gone (3.11's returned at once once closed, which
-  CPython calls a bug). ``Server.close_clients``/``abort_clients`` (3.13) exist on every
-  Python. ``Server.start_serving`` on a closed server raises RuntimeError (asyncio:
-  TypeError).
+* ``Server.close_clients``/``abort_clients`` (3.13) exist on every Python.
+  ``Server.start_serving`` on a closed server raises RuntimeError (asyncio: TypeError).
+
+``Server.wait_closed`` means what it means to the running Python's asyncio, which changed it
+twice (``WAIT_CLOSED_RULE``); so do the ends that wait with it: a cancelled
+``serve_forever`` and leaving ``async with server``.
 
 Read next: ``kernel/aio/datagrams.py``.
 """
@@ -30,6 +31,7 @@ import logging
 import os
 import socket
 import ssl as _ssl
+import sys
 import weakref
 from asyncio.trsock import TransportSocket
 from collections.abc import Callable
@@ -44,6 +46,19 @@ log = logging.getLogger("kernel")
 
 ACCEPT_RETRY_DELAY = 1.0  # seconds a server stops accepting after running out of fds
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+# When ``Server.wait_closed`` returns at once, as the running Python's asyncio has it (else
+# it waits until the server is closed and its last connection is gone):
+#   "closed"  (3.11 and before): once the server is closed, connections or not;
+#   "idle"    (3.12.0): whenever no connection is open, closed or not;
+#   "drained" (3.12.1 on): only once it is closed and its last connection is gone.
+WAIT_CLOSED_RULE = (
+    "closed"
+    if sys.version_info < (3, 12)
+    else "idle"
+    if sys.version_info < (3, 12, 1)
+    else "drained"
+)
 
 
 class Server(asyncio.AbstractServer):
@@ -268,8 +283,25 @@ class Server(asyncio.AbstractServer):
             self._serving_forever_fut = None
 
     async def wait_closed(self) -> None:
-        """Wait until the server is closed and every connection it accepted is lost."""
+        """Wait until the server is closed and every connection it accepted is lost.
+
+        That is 3.12.1's meaning, and 3.13's. On an older Python it returns at once where
+        that Python's asyncio does (``WAIT_CLOSED_RULE``): on 3.11, once the server is
+        closed, even with connections still open; on 3.12.0, whenever no connection is
+        open, even if the server is not closed.
+
+        Discussion: the adapter follows the running Python rather than the newest meaning,
+        because programs were written against their Python's. A 3.11 program whose
+        ``asyncio.run`` ends while a client is still connected cancels ``serve_forever``,
+        which waits here: 3.11's asyncio finishes, where 3.12.1's meaning would wait for a
+        connection that nothing is going to close (a cancelled ``start_server`` handler
+        does not close its transport).
+        """
         if self._waiters is None:
+            return
+        if WAIT_CLOSED_RULE == "closed" and self._sockets is None:
+            return
+        if WAIT_CLOSED_RULE == "idle" and not self._clients:
             return
         waiter = self._loop.create_future()
         self._waiters.append(waiter)

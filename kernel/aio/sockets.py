@@ -18,7 +18,8 @@ The registration is removed in the awaiting coroutine's ``finally``, so when a c
 ``getaddrinfo`` and ``getnameinfo`` run the blocking resolver in the executor; a host that
 already is an IP address skips it. They sit in this bottom layer because ``sock_connect``
 resolves its address too. The module also holds the socket helpers that the layers above
-share (``_check_not_tls``, ``_set_reuse_port``, ``_remove_stale_unix_socket``).
+share (``_check_not_tls``, ``_set_reuse_port``, ``_bind_error``,
+``_remove_stale_unix_socket``).
 
 Differences from asyncio (``selector_events.py``):
 
@@ -41,6 +42,7 @@ import os
 import socket
 import ssl as _ssl
 import stat
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -138,6 +140,30 @@ def _set_reuse_port(sock: socket.socket) -> None:
         raise ValueError(
             "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
         ) from None
+
+
+# How the running Python's asyncio words a failed bind: the error's strerror (3.11, 3.12.0 to
+# 3.12.4: "address already in use"), or all of str(error) (3.12.5 on, where CPython's
+# gh-121913 changed it: "[errno 98] address already in use").
+_BIND_ERROR_WITH_ERRNO = sys.version_info >= (3, 12, 5)
+
+
+def _bind_error(address: Any, error: OSError) -> OSError:
+    """The ``OSError`` that ``create_server`` and ``create_connection(local_addr=...)``
+    raise when ``bind(address)`` failed with ``error``: its errno, and the message that the
+    running Python's asyncio gives it.
+
+    Discussion: an error without a strerror (``OSError("bind(): bad family")``, from a
+    Python built without IPv6) is described by its str() on every Python. The asyncio of
+    3.11 and of 3.12 before 3.12.5 fails there with an ``AttributeError`` of its own
+    (``None.lower()``), which is the bug that gh-121913 fixed; there is nothing to match.
+    """
+    reason = error.strerror
+    if _BIND_ERROR_WITH_ERRNO or reason is None:
+        reason = str(error)
+    return OSError(
+        error.errno, f"error while attempting to bind on address {address!r}: {reason.lower()}"
+    )
 
 
 def _remove_stale_unix_socket(path: str | bytes) -> None:

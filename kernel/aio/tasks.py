@@ -277,10 +277,14 @@ class Task(Future[T]):
             self._handle_yield(result)
         finally:
             _leave_task(loop, self)
+            exc = None  # see below
         # A coroutine that failed keeps its frame in the exception's traceback, and that
         # frame keeps its caller's -- this one. Without ``self`` in it, there is no cycle
         # (task -> exception -> frames -> task) and a failed task nobody looks at is
-        # reported as soon as it is dropped, not at the next garbage collection.
+        # reported as soon as it is dropped, not at the next garbage collection. Nor may
+        # it keep ``exc``: an exception thrown in that came back out (a cancellation, say)
+        # has this frame in its traceback, a cycle (frame -> exc -> traceback -> frame)
+        # that kept the coroutine's frames, and all they hold, until a full collection.
         del self
 
     def _handle_yield(self, result: Any) -> None:
@@ -382,6 +386,9 @@ class Task(Future[T]):
             self.__step(error)
         else:
             self.__step()
+        # The error's traceback holds this frame: without ``self`` and ``future`` in it,
+        # a task or future that keeps the error is no cycle (see Future.result).
+        del self, future
 
 
 def _loop_of(future: Any) -> Any:

@@ -210,8 +210,8 @@ class BufferedWriting(WriteFlowControl):
 class SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):
     """What stream and datagram transports share: lifetime, reading switch, flow control.
 
-    Subclasses implement ``_on_readable`` (the reader callback), ``get_write_buffer_size``
-    and ``_clear_write_buffer``.
+    Subclasses implement ``_on_readable`` (the reader callback), ``get_write_buffer_size``,
+    ``_write_pending`` and ``_clear_write_buffer``.
     """
 
     _sock: socket.socket | None = None  # None once closed; read by __del__ even if
@@ -310,7 +310,7 @@ class SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):
             return
         self._closing = True
         self._loop.remove_reader(self._fd)
-        if not self.get_write_buffer_size():
+        if not self._write_pending():
             self._conn_lost += 1
             self._loop.remove_writer(self._fd)
             self._loop.call_soon(self._call_connection_lost, None)
@@ -343,7 +343,7 @@ class SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):
         """
         if self._conn_lost:
             return
-        if self.get_write_buffer_size():
+        if self._write_pending():
             self._clear_write_buffer()
             self._loop.remove_writer(self._fd)
         if not self._closing:
@@ -363,6 +363,20 @@ class SocketTransportBase(WriteFlowControl, asyncio.BaseTransport):
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self)
+
+    def _write_pending(self) -> bool:
+        """Whether anything is queued to send; the writer callback is registered exactly then.
+
+        ``close()`` waits for the queue to drain, and ``_force_close`` drops it and removes
+        the writer, only when this is true -- asyncio's ``if self._buffer:``.
+
+        Discussion: not ``get_write_buffer_size() > 0``. That counts payload bytes, and an
+        empty datagram queued behind a full socket buffer has none, yet it holds the writer
+        registered: judged by the size, ``abort()`` left that writer behind on a socket it
+        then closed, and the next socket to get the same descriptor number never heard that
+        it was writable (while ``close()`` dropped the empty datagrams unsent).
+        """
+        raise NotImplementedError
 
     def _clear_write_buffer(self) -> None:
         raise NotImplementedError

@@ -273,6 +273,9 @@ class SocketTransport(BufferedWriting, SocketTransportBase, asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
 
+    def _write_pending(self) -> bool:
+        return bool(self._buffer)
+
     def _clear_write_buffer(self) -> None:
         self._buffer.clear()
 

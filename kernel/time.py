@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .errors import TaskTimeout, TimeoutCancellationError, UncaughtTimeoutError
+from .errors import CancelledError, TaskTimeout, TimeoutCancellationError, UncaughtTimeoutError
 from .task import Task, as_coroutine
 from .traps import _clock, _get_current, _schedule, _set_timeout, _sleep, _unset_timeout
 
@@ -138,6 +138,9 @@ class TimeoutBlock:
                     raise _retyped(exc, TimeoutCancellationError, fired_at, traceback) from None
                 return False
             self.expired = True
+            cancellation = _cancellation_under_way(exc)
+            if cancellation is not None:
+                raise cancellation  # it came first: the timeout must not end it (see below)
             self.result = self._timeout_result
             if self._ignore:
                 return True
@@ -146,6 +149,30 @@ class TimeoutBlock:
             return False
         finally:
             deadlines.pop()
+
+
+def _cancellation_under_way(timeout: BaseException) -> BaseException | None:
+    """The cancellation that ``timeout`` interrupted, if it came while the task was
+    cleaning up after one (a ``finally`` block that waits); else None.
+
+    Discussion: the task was cancelled inside this block, and its cleanup was still waiting
+    when the block's deadline passed. The timeout is thrown into the cleanup; if the block
+    then swallowed it (``ignore_after``), or the caller caught the ``TaskTimeout`` it became,
+    the task would carry on as if never cancelled, and whoever cancelled it would wait for
+    nothing. The cancellation came first, so it wins: the block raises it again. It is
+    found where Python put it -- the timeout's ``__context__``, the exception being handled
+    when the timeout was raised; one the task caught and dropped earlier is not there.
+    """
+    seen = 0
+    context = timeout.__context__
+    while context is not None and seen < 100:  # (a bound: contexts may be long, not cyclic)
+        if isinstance(context, CancelledError) and not isinstance(
+            context, TaskTimeout | TimeoutCancellationError
+        ):
+            return context
+        context = context.__context__
+        seen += 1
+    return None
 
 
 def _retyped(

@@ -333,3 +333,33 @@ def test_a_block_left_by_an_abandoned_task_yields_no_trap(
         kernel.run(main, clock=kernel.VirtualClock())
     assert cleanup == ["ran"]
     assert unraisable == []
+
+
+@pytest.mark.parametrize("block", ["ignore_after", "timeout_after"])
+async def test_a_deadline_passing_during_a_cancelled_tasks_cleanup_does_not_end_the_cancel(
+    virtual_clock: kernel.VirtualClock, block: str
+) -> None:
+    # Cancelled inside the block, the task's cleanup waits past the block's deadline. The
+    # timeout interrupts the cleanup; swallowed by ignore_after (or caught as TaskTimeout),
+    # it would let the task carry on as if it had never been cancelled.
+    carried_on: list[float] = []
+
+    async def child() -> None:
+        while True:  # a retry loop: it catches TaskTimeout, and tries again
+            try:
+                async with getattr(kernel, block)(1):
+                    try:
+                        await kernel.sleep(10)
+                    finally:
+                        await kernel.sleep(5)  # cleanup that waits (a graceful close, say)
+            except kernel.TaskTimeout:
+                pass
+            carried_on.append(await kernel.clock())
+            await kernel.sleep(100)
+
+    task = await kernel.spawn(child)
+    await kernel.sleep(0.5)
+    await kernel.timeout_after(50, task.cancel)  # (without the fix: the task never ends)
+    assert task.cancelled and isinstance(task.exception, kernel.TaskCancelled)
+    assert carried_on == []
+    assert await kernel.clock() == 1.0  # the cleanup was cut short by the deadline

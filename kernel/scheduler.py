@@ -62,7 +62,7 @@ from .errors import CancelledError, Deadlock, KernelError, TaskCancelled, TaskTi
 from .handlers import TrapHandlers
 from .iotable import IOWaitTable
 from .lifecycle import KernelLifecycle, _kernels, current_kernel, running_task
-from .task import CoroutineLike, Task, run_exit_callback
+from .task import CoroutineLike, Task, ended_by_cancellation, run_exit_callback
 from .timequeue import SleepingQueue
 from .tracing import TracedCoroutine, Tracer, install_tracer
 from .traps import TRAPS, Trap
@@ -405,7 +405,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         task.state = "TERMINATED"
         task._result = result
         task._exception = exc
-        task.cancelled = isinstance(exc, CancelledError)
+        task.cancelled = ended_by_cancellation(exc)
         if task._timeout_entry is not None:
             self._sleeping.discard(task._timeout_entry)
             task._timeout_entry = None

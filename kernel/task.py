@@ -27,7 +27,13 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from .errors import TaskCancelled, TaskError
+from .errors import (
+    CancelledError,
+    TaskCancelled,
+    TaskError,
+    TaskTimeout,
+    TimeoutCancellationError,
+)
 from .traps import _cancel, _get_current, _set_cancellation, _spawn, _wait_task
 
 if TYPE_CHECKING:
@@ -35,11 +41,27 @@ if TYPE_CHECKING:
     from .traps import TrapCall
     from .waitqueue import WaitQueue
 
+
+def ended_by_cancellation(exc: BaseException | None) -> bool:
+    """Whether a task that ended with ``exc`` was cancelled, rather than failed.
+
+    Discussion: ``TaskTimeout`` is a ``CancelledError`` while it travels to the block whose
+    deadline passed (so that ``except Exception`` does not catch it on the way). Once it
+    leaves that block it says "this timed out" -- asyncio's ``TimeoutError``, trio's
+    ``TooSlowError``. A task it ends was not cancelled by anyone: it failed, and it is
+    reported as a failure (a ``TaskGroup`` cancels the siblings; unobserved, it is logged).
+    """
+    return isinstance(exc, CancelledError) and not isinstance(
+        exc, TaskTimeout | TimeoutCancellationError
+    )
+
+
 __all__ = [
     "Task",
     "check_cancellation",
     "current_task",
     "disable_cancellation",
+    "ended_by_cancellation",
     "spawn",
 ]
 

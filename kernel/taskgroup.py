@@ -45,7 +45,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import CancelledError, TaskCancelled
-from .task import CoroutineLike, Task, TaskFunction, as_coroutine, disable_cancellation, spawn
+from .task import (
+    CoroutineLike,
+    Task,
+    TaskFunction,
+    as_coroutine,
+    disable_cancellation,
+    ended_by_cancellation,
+    spawn,
+)
 from .traps import _cancel, _wait_on
 from .waitqueue import WaitQueue
 
@@ -154,7 +162,7 @@ class TaskGroup:
         self._running.pop(task, None)
         self._finished.append(task)
         self._completed.append(task)
-        if task._exception is not None and not isinstance(task._exception, CancelledError):
+        if task._exception is not None and not ended_by_cancellation(task._exception):
             self._failed.append(task)
             for sibling in self._running:
                 self._kernel._cancel_task(sibling, TaskCancelled(f"a sibling failed: {task!r}"))
@@ -226,7 +234,7 @@ class TaskGroup:
             return status.value
         if task._exception is not None:
             task._observed = True
-            if isinstance(task._exception, CancelledError):
+            if ended_by_cancellation(task._exception):
                 self._start_cancelled = task._exception
             raise task._exception
         raise RuntimeError(f"{task!r} returned without calling task_status.started()")

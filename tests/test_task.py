@@ -262,3 +262,24 @@ async def test_spawn_takes_generator_functions_plain_or_decorated() -> None:
     async with kernel.TaskGroup() as group:
         third = await group.spawn(plain, 10)
     assert (await first.join(), await second.join(), third.result) == (2, 10, 11)
+
+
+def test_a_task_ended_by_its_own_timeout_failed_and_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def fetch() -> str:
+        async with kernel.timeout_after(1):
+            await kernel.sleep(5)
+        return "data"
+
+    async def main() -> kernel.Task:
+        task = await kernel.spawn(fetch)
+        await kernel.sleep(2)
+        return task
+
+    task = kernel.run(main, clock=kernel.VirtualClock())
+    assert not task.cancelled and isinstance(task.exception, kernel.TaskTimeout)
+    with pytest.raises(TaskError):
+        _ = task.result
+    del task  # (looked at now; the crash report below came when the kernel closed)
+    assert "fetch" in caplog.text and "TaskTimeout" in caplog.text

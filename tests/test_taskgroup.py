@@ -409,3 +409,27 @@ async def test_a_sibling_failing_while_the_body_starts_a_task_is_reported(
     [error] = info.value.exceptions
     assert isinstance(error, ValueError) and str(error) == "sibling broke"
     assert virtual_clock.now() == 1
+
+
+async def test_a_members_own_timeout_is_a_failure_not_a_cancellation(
+    virtual_clock: VirtualClock,
+) -> None:
+    # Nobody cancelled it: its own deadline passed, and the TaskTimeout left its block.
+    # That is "this timed out" (asyncio's TimeoutError, trio's TooSlowError): the group
+    # must not pass it over as if the member had been cancelled.
+    async def fetch() -> str:
+        async with kernel.timeout_after(1):
+            await kernel.sleep(5)
+        return "data"
+
+    async def sibling() -> None:
+        await kernel.sleep(100)
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with TaskGroup() as group:
+            timed_out = await group.spawn(fetch)
+            other = await group.spawn(sibling)
+    assert [type(error) for error in caught.value.exceptions] == [kernel.TaskTimeout]
+    assert not timed_out.cancelled
+    assert other.cancelled  # cancelled for the failure, at the deadline
+    assert virtual_clock.now() == 1.0

@@ -25,6 +25,7 @@ Read next: ``kernel/threads.py``.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -198,7 +199,18 @@ class PriorityQueue(Queue[T]):
             raise
 
     def _get_item(self) -> T:
-        item: T = heapq.heappop(self._items)
+        items = self._items
+        smallest = items[0]
+        try:
+            item: T = heapq.heappop(items)
+        except BaseException:
+            # heappop moves the last item to the top, then compares it on its way down: two
+            # items that cannot be compared (never compared on their way in) fail there,
+            # after the smallest was taken out. Put it back: the get fails, nothing is lost.
+            items.append(smallest)
+            with contextlib.suppress(Exception):  # (the same pair may fail again: no matter)
+                heapq.heapify(items)
+            raise
         return item
 
 

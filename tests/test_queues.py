@@ -434,3 +434,19 @@ TestQueueMachine = QueueMachine.TestCase
 TestQueueMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestSemaphoreMachine = SemaphoreMachine.TestCase
 TestSemaphoreMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+async def test_a_priority_queue_get_that_cannot_compare_its_items_loses_none() -> None:
+    # Two items that were never compared on their way in (equal priorities, data without
+    # an order) meet when get() reorders the heap -- after it took out the smallest.
+    class Unordered:
+        pass
+
+    queue: kernel.PriorityQueue[tuple[int, object]] = kernel.PriorityQueue()
+    await queue.put((0, "first"))
+    await queue.put((1, Unordered()))
+    await queue.put((1, Unordered()))
+    with pytest.raises(TypeError):
+        await queue.get()
+    assert queue.qsize() == 3
+    assert sorted(priority for priority, _ in queue._items) == [0, 1, 1]  # "first" is kept

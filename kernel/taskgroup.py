@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import types
 from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -136,9 +137,17 @@ class TaskGroup:
 
     # -- membership --------------------------------------------------------------------
 
-    def _add(self, task: Task, *, starting: bool = False) -> None:
+    def _check_open(self, refused: object = None) -> None:
+        """Refuse a newcomer once the group has finished -- before it is spawned: a task that
+        runs while its spawn() raised would belong to nobody. A refused coroutine object is
+        closed (it will never run: no "never awaited" warning)."""
         if self._closed:
+            if isinstance(refused, types.CoroutineType | types.GeneratorType):
+                refused.close()
             raise RuntimeError("this TaskGroup has finished; tasks cannot join it any more")
+
+    def _add(self, task: Task, *, starting: bool = False) -> None:
+        self._check_open()
         if task._group is not None:
             raise RuntimeError(f"{task!r} already belongs to {task._group!r}")
         if task._joined:
@@ -199,6 +208,7 @@ class TaskGroup:
         name: str | None = None,
     ) -> Task:
         """Spawn a task into the group."""
+        self._check_open(corofunc)
         task = await spawn(corofunc, *args, daemon=daemon, name=name)
         self._add(task)
         return task
@@ -215,6 +225,7 @@ class TaskGroup:
         returned) and nowhere else -- its siblings go on. If the caller is cancelled (or times
         out) first, the task is cancelled too, and waited for, before the cancellation goes on.
         """
+        self._check_open()
         status = _TaskStatus(self)
         coro = as_coroutine(lambda: corofunc(*args, task_status=status), (), "start")
         task = await spawn(coro, name=name)

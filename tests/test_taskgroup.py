@@ -433,3 +433,24 @@ async def test_a_members_own_timeout_is_a_failure_not_a_cancellation(
     assert not timed_out.cancelled
     assert other.cancelled  # cancelled for the failure, at the deadline
     assert virtual_clock.now() == 1.0
+
+
+@pytest.mark.parametrize("call", ["spawn", "spawn a coroutine", "start"])
+async def test_a_finished_group_refuses_a_newcomer_before_it_runs(call: str) -> None:
+    ran: list[str] = []
+
+    async def newcomer(task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        ran.append("ran")
+        task_status.started()
+
+    async with TaskGroup() as group:
+        pass
+    with pytest.raises(RuntimeError, match="has finished"):
+        if call == "spawn":
+            await group.spawn(newcomer)
+        elif call == "spawn a coroutine":
+            await group.spawn(newcomer())  # (closed unrun: no "never awaited" warning)
+        else:
+            await group.start(newcomer)
+    await kernel.sleep(0)
+    assert ran == []

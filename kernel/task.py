@@ -175,7 +175,11 @@ class Task:
             )
         self._joined = True
         if not self.done:
-            await _wait_task(self)
+            try:
+                await _wait_task(self)
+            except BaseException:
+                self._joined = False  # cancelled, or timed out: it collected nothing
+                raise
         return self.result
 
     async def wait(self) -> None:

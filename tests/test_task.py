@@ -283,3 +283,17 @@ def test_a_task_ended_by_its_own_timeout_failed_and_is_reported(
         _ = task.result
     del task  # (looked at now; the crash report below came when the kernel closed)
     assert "fetch" in caplog.text and "TaskTimeout" in caplog.text
+
+
+async def test_a_join_that_timed_out_collected_nothing_and_may_be_tried_again(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    async def slow() -> str:
+        await kernel.sleep(5)
+        return "done"
+
+    task = await kernel.spawn(slow)
+    await kernel.ignore_after(1, task.join)
+    assert await task.join() == "done"
+    with pytest.raises(RuntimeError, match="already joined"):
+        await task.join()  # (a join that did collect it counts)

@@ -90,8 +90,8 @@ def find_deadlock(kernel: Kernel) -> Deadlock | None:
     # either of them handed in is in one of these now.
     if kernel._ready or kernel._threadsafe or kernel._wakeup_pending:
         return None
-    if len(kernel._io) or len(kernel._sleeping):
-        return None
+    if len(kernel._io) or kernel._sleeping.next_deadline() is not None:
+        return None  # (a sleep until math.inf is no deadline: it never wakes anyone)
     return deadlock
 
 
@@ -185,6 +185,12 @@ def _describe(task: Task, label: _Labels) -> _Wait:
             f"waits for join() of {name}: {owner._unfinished} item(s) not marked task_done()",
             name,
             dead_end="nobody is left to call task_done()",
+        )
+    if state == "SLEEPING":  # (only a sleep with no end is left when this runs)
+        return _Wait(
+            "sleeps for ever (a deadline of math.inf)",
+            "for ever",
+            dead_end="no time will wake it",
         )
     if owner is not None:
         name = label(owner)

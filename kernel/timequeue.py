@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from typing import Any
 
 __all__ = ["SleepingQueue"]
@@ -61,11 +62,16 @@ class SleepingQueue:
             heapq.heapify(self._heap)
 
     def next_deadline(self) -> float | None:
-        """The nearest live deadline, or None when nothing is waiting."""
+        """The nearest live deadline, or None when nothing is waiting -- or only for ever.
+
+        A deadline of ``math.inf`` (``sleep(math.inf)``, ``timeout_after(math.inf)``) never
+        comes: a clock that jumps to the next deadline must not jump to it, and a program
+        whose tasks wait only for it waits for nothing.
+        """
         heap = self._heap
         while heap and heap[0][2] is None:
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return heap[0][0] if heap and heap[0][0] != math.inf else None
 
     def pop_due(self, now: float) -> tuple[Any, str] | None:
         """Remove and return the earliest live ``(item, kind)`` due by ``now``, or None.

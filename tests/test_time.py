@@ -363,3 +363,9 @@ async def test_a_deadline_passing_during_a_cancelled_tasks_cleanup_does_not_end_
     assert task.cancelled and isinstance(task.exception, kernel.TaskCancelled)
     assert carried_on == []
     assert await kernel.clock() == 1.0  # the cleanup was cut short by the deadline
+
+
+@pytest.mark.usefixtures("no_timeout_signal")  # (its SIGALRM handler could wake a task)
+def test_a_program_waiting_only_for_a_sleep_without_end_is_a_deadlock() -> None:
+    with pytest.raises(kernel.Deadlock, match=r"sleeps for ever \(a deadline of math.inf\)"):
+        kernel.run(kernel.sleep, math.inf, clock=kernel.VirtualClock())

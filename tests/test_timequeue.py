@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import given, settings
@@ -119,3 +120,17 @@ def test_matches_a_sorted_list_model(ops: list[tuple[str, int]]) -> None:
             model = [row for row in model if row[0] > n]
         assert len(queue) == len(model)
         assert queue.next_deadline() == (model[0][0] if model else None)
+
+
+def test_a_deadline_of_infinity_is_no_deadline() -> None:
+    # sleep(math.inf) never wakes: a virtual clock jumping to "the next deadline" must not
+    # jump there (every later deadline would then have passed), and the deadlock check must
+    # not count on it.
+    q = SleepingQueue()
+    q.push(math.inf, "forever")
+    assert q.next_deadline() is None
+    assert len(q) == 1  # still parked there, for a cancel to find
+    q.push(5.0, "soon")
+    assert q.next_deadline() == 5.0
+    assert pop_all_due(q, 10.0) == [("soon", "sleep")]
+    assert q.next_deadline() is None

@@ -1,23 +1,28 @@
-"""Processes: run a CPU-bound function in a child process while the task waits on a pipe.
+"""Processes: run a CPU-bound function in a child process while the task waits on pipes.
 
 Threads do not help CPU-bound Python code (one interpreter lock); a separate process does.
-``await run_in_process(func, *args)`` starts one child process for the call and waits for
-its answer like any other I/O:
+``await run_in_process(func, *args)`` starts one child process for the call and talks to it
+over two one-way pipes, like any other I/O:
 
 1. The child is started from a ``multiprocessing`` context that is safe in a program with
    threads: "forkserver" on Linux (children are forked from a small clean server process,
    never from this multi-threaded one), "spawn" elsewhere. Either way ``func`` and its
    arguments travel to the child by pickling, so ``func`` must be importable by name.
-2. The child runs ``func(*args)`` and sends back, over a one-way ``multiprocessing.Pipe``,
-   either its result or the exception -- with the child's traceback as text, added to the
-   exception as a note.
-3. The task parks in the I/O wait table until the pipe is readable (the ``IO_WAIT`` trap,
-   no thread involved), reads the answer, then waits the same way on the process's
-   *sentinel* (readable once the child has exited) and reaps it. Only then is the answer
-   unpickled, so an answer that cannot be rebuilt here is reported like any other error.
+2. ``process.start()`` pickles ``func`` and its arguments but only forks; they are sent
+   afterwards, over a pipe of their own, which the task writes without blocking: whenever
+   the pipe is full it parks in the I/O wait table (the ``IO_WAIT`` trap, no thread
+   involved). A new child imports the main module again before it reads anything, and a
+   large argument would otherwise hold the whole kernel for as long as that takes.
+3. The child ignores SIGINT, reads the call to the end of its pipe, runs ``func(*args)``
+   and sends back, over the other pipe (a ``multiprocessing.Pipe``), either its result or
+   the exception -- with the child's traceback as text, added to the exception as a note.
+4. The task parks until that pipe is readable, reads the answer, then waits the same way
+   on the process's *sentinel* (readable once the child has exited) and reaps it. Only
+   then is the answer unpickled, so an answer that cannot be rebuilt here is reported like
+   any other error.
 
 Invariant: when ``run_in_process`` returns or raises, its child has exited and been reaped,
-and both ends of the pipe are closed -- also when the waiting task is cancelled, in which
+and both ends of both pipes are closed -- also when the waiting task is cancelled, in which
 case the child is terminated (then killed if it ignores that) before the cancellation
 leaves. No zombie and no file descriptor is left behind. Stopping a child waits for it
 through the kernel, like everything else here: other tasks run meanwhile.
@@ -27,8 +32,11 @@ Read next: ``kernel/universal.py``.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
+import os
 import pickle
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -38,7 +46,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
-from .iotable import EVENT_READ
+from .iotable import EVENT_READ, EVENT_WRITE
 from .task import disable_cancellation, spawn
 from .time import sleep
 from .traps import _io_wait
@@ -59,6 +67,30 @@ def _context() -> ForkServerContext | SpawnContext:
     return multiprocessing.get_context("spawn")
 
 
+def _check_not_daemonic() -> None:
+    """Refuse to start a child from a daemonic process: a ``run_in_process`` child, say.
+
+    Discussion: the children are daemonic, and ``multiprocessing`` does not let a daemonic
+    process have children of its own; this says so in words, where ``process.start()``
+    would fail a bare assertion. Nesting could be allowed by starting non-daemonic children,
+    but two promises would go. A child is stopped with SIGTERM, then SIGKILL, neither of
+    which runs the cleanup of a kernel inside it: cancelling the outer call would stop the
+    child and orphan the grandchild, which would run its function to the end. And a
+    program that exits without its kernel's cleanup (a kernel in a daemon thread, say) has
+    its daemonic children terminated by ``multiprocessing``'s exit handler, but would wait
+    at exit for non-daemonic ones, for as long as they run.
+    """
+    if multiprocessing.current_process().daemon:
+        raise RuntimeError(
+            f"run_in_process() cannot start a child process from "
+            f"{multiprocessing.current_process().name!r}: it is a daemonic process (the "
+            f"child of another run_in_process() call, or a multiprocessing.Pool worker), and "
+            f"those may not have children -- stopping it would leave them orphaned. Do the "
+            f"work in this process directly, or return to the parent and have it call "
+            f"run_in_process() for each piece of work"
+        )
+
+
 def _check_picklable(func: Callable[..., Any]) -> None:
     try:
         pickle.dumps(func)
@@ -77,27 +109,39 @@ async def run_in_process(func: Callable[..., T], *args: Any) -> T:
     ``func`` and ``args`` are pickled to the child and the result (or exception) pickled
     back. An exception raised by ``func`` is raised here with the child's traceback added as
     a note. If the task is cancelled or times out while it waits, the child is terminated.
+    The child ignores SIGINT: a Ctrl-C at the terminal is the program's to handle.
 
     As with any ``multiprocessing`` child that is not a bare fork, the child imports the
     main module again: a script must start the kernel under ``if __name__ == "__main__":``.
-    Starting the child blocks the kernel for the few milliseconds a fork takes (longer the
-    first time, when the fork server starts). The answer is read once its first byte has
-    arrived; the child writes it in one go, so the rest follows at memory speed.
+    Starting the child blocks the kernel for the time it takes to pickle ``func`` and
+    ``args`` and to fork (longer the first time, when the fork server starts); they are
+    written to the child as it reads them, while other tasks run. The answer is read once
+    its first byte has arrived; the child writes it in one go, so the rest follows at
+    memory speed. ``func`` cannot itself call ``run_in_process``: the child is a daemonic
+    process, which may not have children (``RuntimeError``).
     """
+    _check_not_daemonic()
     _check_picklable(func)
     context = _context()
+    call = _Call(func, args)
+    call_reader, call_writer = context.Pipe(duplex=False)
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(
         target=_child_main,
-        args=(writer, func, args),
+        args=(call, call_reader, writer),
         name=f"kernel-process:{getattr(func, '__qualname__', func)}",
         daemon=True,  # never outlives this program, even if it dies without cleaning up
     )
     try:
         try:
-            process.start()
+            process.start()  # pickles the call (see _Call) and forks; sends only the rest
         finally:
-            writer.close()  # the child has its own copy; ours would hide its EOF
+            # The child has its own copies. Ours would hide its EOF on the answer pipe, and
+            # keep the call pipe open should the child die before reading it all.
+            call_reader.close()
+            writer.close()
+        await _send(call_writer, call.take())
+        call_writer.close()  # the end of the call, for the child
         await _io_wait(reader, EVENT_READ)
         try:
             message: bytes | None = reader.recv_bytes()
@@ -109,6 +153,7 @@ async def run_in_process(func: Callable[..., T], *args: Any) -> T:
         await _stop(process, error)
         raise
     finally:
+        call_writer.close()
         reader.close()
     pid, exitcode = process.pid, process.exitcode
     process.close()
@@ -123,6 +168,65 @@ async def run_in_process(func: Callable[..., T], *args: Any) -> T:
         return result
     value.add_note(f"\nTraceback in the child process (pid {pid}):\n{child_traceback}")
     raise value
+
+
+class _Call:
+    """``func`` and its arguments, pickled when ``process.start()`` pickles the process, but
+    sent to the child apart from it, by ``_send``.
+
+    Discussion: ``process.start()`` writes everything it pickled to the new child in one
+    blocking write, and the child reads it only after importing the main module again --
+    which may take seconds (numpy, torch...). Anything larger than a pipe holds would keep
+    the kernel's thread in that write all the while. So the call is not among what
+    ``start()`` sends: this object stands in its place, and pickles as a placeholder. But
+    the call is pickled *at that moment*, from ``__reduce__``, because some arguments can
+    travel only while ``multiprocessing`` starts a process: its locks, events and queues
+    (pickled at any other time, they raise ``RuntimeError``: "should only be shared between
+    processes through inheritance"), and the file descriptors of connections, which
+    ``start()`` hands to the child itself. So whatever could be passed before still can.
+    """
+
+    __slots__ = ("call", "pickled")
+
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.call: tuple[Callable[..., Any], tuple[Any, ...]] | None = (func, args)
+        self.pickled: memoryview | None = None
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        self.pickled = ForkingPickler.dumps(self.call)
+        self.call = None
+        return (_sent_apart, ())
+
+    def take(self) -> memoryview:
+        """The pickled call, given up by this object (it may be large)."""
+        pickled, self.pickled = self.pickled, None
+        if pickled is None:
+            raise RuntimeError("process.start() returned without pickling the call")
+        return pickled
+
+
+def _sent_apart() -> None:
+    """What a ``_Call`` is in the child: nothing -- the call itself comes over its pipe."""
+    return None
+
+
+async def _send(pipe: Connection, data: memoryview) -> None:
+    """Write all of ``data`` to ``pipe``, parked in the I/O wait table while it is full.
+
+    A child that exits before taking it all (killed, or failed to import the main module)
+    breaks the pipe: the rest is dropped, and the child's exit code tells what happened.
+    """
+    fd = pipe.fileno()
+    os.set_blocking(fd, False)
+    with data:
+        written, total = 0, len(data)
+        while written < total:
+            try:
+                written += os.write(fd, data[written:])
+            except BlockingIOError:
+                await _io_wait(fd, EVENT_WRITE)
+            except BrokenPipeError:
+                return
 
 
 def _unpickle_answer(message: bytes, func: Callable[..., Any]) -> tuple[bool, Any, str | None]:
@@ -203,18 +307,29 @@ def _stop_now(process: BaseProcess) -> None:
     process.close()
 
 
-def _child_main(conn: Connection, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """In the child: run the function, send back (ok, result or exception, traceback)."""
+def _child_main(_sent_apart: None, calls: Connection, answers: Connection) -> None:
+    """In the child: take the call, run it, send back (ok, result or exception, traceback).
+
+    Discussion: SIGINT is ignored from the start. A Ctrl-C at a terminal is sent to every
+    process in the foreground process group, so to this child too, and it is for the program
+    to decide what it means -- it may handle SIGINT itself (``SignalEvent``) and let the
+    work in progress finish. Left to Python's default handler, every child would raise
+    KeyboardInterrupt and send it back as the outcome of its call. Cancelling the task
+    still stops the child: that is SIGTERM, then SIGKILL.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    func: Callable[..., Any] | None = None
     try:
         answer: tuple[bool, Any, str | None]
         try:
+            func, args = _receive(calls)
             answer = (True, func(*args), None)
         except BaseException as error:
             answer = (False, _sendable(error), traceback.format_exc())
         try:
-            conn.send(answer)
+            answers.send(answer)
         except Exception as error:  # the result could not be pickled
-            conn.send(
+            answers.send(
                 (
                     False,
                     TypeError(f"run_in_process({func!r}) returned an unpicklable result: {error}"),
@@ -222,7 +337,27 @@ def _child_main(conn: Connection, func: Callable[..., Any], args: tuple[Any, ...
                 )
             )
     finally:
-        conn.close()
+        answers.close()
+
+
+def _receive(calls: Connection) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """In the child: read the pickled call to the end of its pipe (the parent closes it after
+    the last byte) and unpickle it."""
+    try:
+        with io.FileIO(calls.fileno(), "rb", closefd=False) as pipe:
+            pickled = pipe.readall()
+    finally:
+        calls.close()
+    try:
+        call: tuple[Callable[..., Any], tuple[Any, ...]] = pickle.loads(pickled)
+    except Exception as error:
+        raise TypeError(
+            f"run_in_process(): the child process could not unpickle the function and "
+            f"arguments it was sent ({type(error).__name__}: {error}). Pass objects whose "
+            f"classes and functions are defined at the top level of a module the child can "
+            f"import"
+        ) from error
+    return call
 
 
 def _sendable(error: BaseException) -> BaseException:

@@ -7,6 +7,7 @@ A child is a real process: where a test must know the child got somewhere, it wa
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -15,15 +16,27 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import kernel
 from kernel import Task, TaskCancelled, TaskTimeout
+from kernel.iotable import EVENT_WRITE
 from kernel.processes import TERMINATE_GRACE_SECONDS, _context, run_in_process
 
 WAIT = 10.0  # seconds: the bound on every wait for a child; never reached when passing
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Finalize, between tests, the multiprocessing events a test left in reference cycles
+    (a cancelled task's traceback holds its arguments). Collected later, in the middle of
+    another test's call into multiprocessing's resource tracker, they would make Python 3.13
+    warn of a reentrant call (CPython issue 109593) -- an error under this test suite."""
+    yield
+    gc.collect()
 
 
 def open_fds() -> set[str]:
@@ -58,6 +71,37 @@ def raise_unshippable() -> None:
 
 def return_unshippable() -> Unshippable:
     return Unshippable(7, "odd constructor")
+
+
+def held_until(release: Any) -> bool:
+    """In the child, unpickling a ``HeldUntil``: wait for the test's go-ahead (True), or give
+    up (False)."""
+    return bool(release.wait(WAIT))
+
+
+class HeldUntil:
+    """An argument the child cannot finish unpickling before the test sets ``release``."""
+
+    def __init__(self, release: Any) -> None:
+        self.release = release
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return (held_until, (self.release,))
+
+
+def released_and_size(released: bool, data: bytes) -> tuple[bool, int]:
+    return released, len(data)
+
+
+def wait_for_release(started: Any, release: Any) -> str:
+    """In the child: say it runs, then wait for the test's go-ahead."""
+    started.set()
+    return "released" if release.wait(WAIT) else "never released"
+
+
+def call_run_in_process_in_the_child() -> int:
+    result: int = kernel.run(run_in_process, abs, -1)
+    return result
 
 
 async def start_stubborn_child() -> tuple[Task, int]:
@@ -196,6 +240,18 @@ def test_closing_the_waiting_coroutine_kills_the_child_at_once() -> None:
     assert gone(pid)
 
 
+def test_closing_the_coroutine_while_it_sends_the_call_kills_the_child_at_once() -> None:
+    coro = run_in_process(len, b"x" * (4 << 20))
+    trap = coro.send(None)  # starts the child, fills the pipe, waits to write the rest
+    assert trap[2] == EVENT_WRITE  # (the child, still starting, has read nothing yet)
+    [child] = multiprocessing.active_children()
+    pid = child.pid
+    assert pid is not None
+    coro.close()
+    assert multiprocessing.active_children() == []
+    assert gone(pid)
+
+
 async def test_no_file_descriptor_is_left_behind() -> None:
     await run_in_process(abs, -1)  # the first call starts the fork server, which keeps its fds
     before = open_fds()
@@ -204,6 +260,9 @@ async def test_no_file_descriptor_is_left_behind() -> None:
         await run_in_process(divmod, 1, 0)
     task = await kernel.spawn(run_in_process, time.sleep, 60)
     await kernel.sleep(0)
+    await task.cancel()
+    task = await kernel.spawn(run_in_process, len, b"x" * (4 << 20))
+    await kernel.sleep(0)  # parked sending the call, more than the pipe holds
     await task.cancel()
     assert open_fds() == before
 
@@ -241,3 +300,60 @@ def test_an_abandoned_grace_period_kills_and_reaps_the_child(
     assert pids and gone(pids[0])  # killed and reaped
     assert multiprocessing.active_children() == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # none ignored the exit
+
+
+async def test_a_large_argument_does_not_hold_the_kernel_while_the_child_starts() -> None:
+    """start() only forks; the call goes to the child through the I/O wait table.
+
+    A child takes its arguments in only after importing the main module again, which may
+    take seconds. Here it is slow in a way the test controls: it cannot unpickle the first
+    argument before the test has set ``release``, and the second is more than a pipe holds.
+    Had start() written them, the kernel's thread would be stuck in that write, the test
+    could not set ``release``, and the child would give up waiting after WAIT seconds.
+    """
+    release = _context().Event()
+    big = b"x" * (4 << 20)  # a pipe holds 64 KiB by default, at most 1 MiB unless privileged
+    task = await kernel.spawn(run_in_process, released_and_size, HeldUntil(release), big)
+    await kernel.sleep(0)  # the task starts the child; the kernel turns on meanwhile
+    assert not task.done
+    release.set()
+    assert await task.join() == (True, len(big))
+    assert multiprocessing.active_children() == []
+
+
+async def test_a_sigint_to_the_child_does_not_end_its_call() -> None:
+    """A Ctrl-C at a terminal reaches every process in its group, children too: what it
+    means is for the program to decide (it may handle SIGINT and let the work finish)."""
+    started, release = _context().Event(), _context().Event()
+
+    async def call() -> object:
+        try:
+            return await run_in_process(wait_for_release, started, release)
+        except KeyboardInterrupt as error:  # (without the fix: not to stop the test run)
+            return error
+
+    task = await kernel.spawn(call)
+    await kernel.sleep(0)  # the child has started; the task waits on its pipe
+    [child] = multiprocessing.active_children()
+    assert child.pid is not None
+    assert started.wait(WAIT)  # the child runs the function (and ignores SIGINT by now)
+    os.kill(child.pid, signal.SIGINT)
+    release.set()
+    assert await task.join() == "released"
+    assert multiprocessing.active_children() == []
+
+
+async def test_a_call_in_the_child_is_refused_with_the_reason_and_the_fix() -> None:
+    with pytest.raises(RuntimeError, match="it is a daemonic process") as info:
+        await run_in_process(call_run_in_process_in_the_child)
+    message = str(info.value)
+    assert "cannot start a child process from 'kernel-process:call_run_in_process_in" in message
+    assert "the child of another run_in_process() call" in message
+    assert "Do the work in this process directly" in message
+    assert multiprocessing.active_children() == []
+
+
+async def test_an_argument_that_cannot_be_rebuilt_in_the_child_is_reported() -> None:
+    with pytest.raises(TypeError, match="could not unpickle the function and arguments"):
+        await run_in_process(len, HeldUntil(None))  # (None has no wait())
+    assert multiprocessing.active_children() == []

@@ -7,7 +7,8 @@ running kernel and parks the task on a wait queue of its own. The round trip is:
    (a ``queue.SimpleQueue``); a worker thread is started only if no worker is idle and the
    pool is below ``Kernel.max_threads``. The task parks with the ``WAIT_ON`` trap.
 2. *Run* (worker thread). A worker takes the job, runs ``func`` and keeps the outcome (the
-   result or the exception) on the job.
+   result or the exception) on the job, which drops ``func`` and its arguments there and
+   then: neither the job nor the idle worker keeps them alive.
 3. *Deliver* (kernel thread). The worker asks ``Kernel.call_threadsafe`` to run
    ``_deliver(job)``, which writes a byte to the kernel's wake-up socket; the kernel wakes
    from ``select()``, runs the callback between two task steps, and the callback wakes the
@@ -55,9 +56,14 @@ class _Job:
 
     ``state`` moves from "queued" to "running" (a worker claimed it) or to "abandoned" (its
     task gave up first); both moves happen under the pool's lock, so exactly one side wins.
+
+    ``call`` -- the function and its arguments -- is dropped (set to None) as soon as it has
+    run, before the outcome is delivered, or once it never will run: the job lives on a
+    while (in the worker that ran it, in the task it wakes), and an argument must not live
+    on with it -- an idle worker would keep its last job's arguments alive indefinitely.
     """
 
-    __slots__ = ("args", "exception", "func", "kwargs", "release", "result", "state", "waiter")
+    __slots__ = ("call", "exception", "name", "release", "result", "state", "waiter")
 
     def __init__(
         self,
@@ -66,9 +72,12 @@ class _Job:
         kwargs: dict[str, Any],
         release: Callable[[Any], object] | None = None,
     ) -> None:
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
+        self.call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = (
+            func,
+            args,
+            kwargs,
+        )
+        self.name: str | None = None  # the function's, kept when the call is dropped
         # For a result that holds a resource (an open file): what to do with it if nobody
         # is left to take it (see _report_late).
         self.release = release
@@ -78,7 +87,26 @@ class _Job:
         self.waiter = WaitQueue(self)  # the task parks here; empty once it stopped waiting
 
     def __repr__(self) -> str:
-        return f"<thread job {_name_of(self.func)} {self.state}>"
+        return f"<thread job {self.describe()} {self.state}>"
+
+    def describe(self) -> str:
+        """The function's name, for messages (also once the call has been dropped)."""
+        if self.call is not None:
+            return _name_of(self.call[0])
+        return self.name or "(a function already dropped)"
+
+    def run(self) -> None:
+        """In a worker: call the function, keep its outcome, drop the call."""
+        assert self.call is not None  # claimed under the pool's lock: so not abandoned
+        func, args, kwargs = self.call
+        try:
+            self.result = func(*args, **kwargs)
+        except BaseException as error:  # handed to the task, not raised here
+            self.exception = error
+            # A late exception is logged with the function's name: that much is kept.
+            self.name = _name_of(func)
+        self.call = None
+        self.state = "done"
 
 
 class ThreadPool:
@@ -131,6 +159,7 @@ class ThreadPool:
         with self._lock:
             if job.state == "queued":
                 job.state = "abandoned"
+                job.call = None  # it sits in the job queue until a worker skips it
                 self._pending.discard(job)  # a worker will skip it: nothing to deliver
 
     def _deliver(self, job: _Job) -> None:
@@ -176,17 +205,16 @@ class ThreadPool:
         jobs = self._jobs
         while (job := jobs.get()) is not None:
             if self._claim(job):
-                try:
-                    job.result = job.func(*job.args, **job.kwargs)
-                except BaseException as error:  # handed to the task, not raised here
-                    job.exception = error
-                job.state = "done"
+                job.run()
             # Idle again *before* delivering: the task, once woken, may submit its next job at
             # once, and should find this thread ready for it rather than start another.
             with self._lock:
                 self._idle += 1
             if job.state == "done":
                 self._send_home(job)
+            # Not to hold the job while waiting for the next one (its call is gone already;
+            # its outcome is the task's). As CPython's ThreadPoolExecutor drops its work item.
+            del job
 
     def _claim(self, job: _Job) -> bool:
         """Mark ``job`` running, unless its task has already given up on it."""
@@ -218,7 +246,7 @@ def _report_late(job: _Job) -> None:
     if job.exception is not None:
         log.error(
             "run_in_thread(%s) raised after its task had stopped waiting for it",
-            _name_of(job.func),
+            job.describe(),
             exc_info=job.exception,
         )
     job.result = job.exception = None

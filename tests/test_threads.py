@@ -8,15 +8,17 @@ moment: the workers never need the kernel to make progress, so this cannot deadl
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import weakref
 from typing import Any
 
 import pytest
 
 import kernel
 from kernel import Kernel, TaskCancelled, TaskTimeout, VirtualClock
-from kernel.threads import ThreadPool, _Job, run_in_thread
+from kernel.threads import ThreadPool, _Job, _run_job, run_in_thread
 
 WAIT = 5.0  # seconds: the bound on every wait for another thread; never reached when passing
 
@@ -49,6 +51,13 @@ class Gate:
             return self.result
         finally:
             self.finished.set()
+
+
+class Arg:
+    """Something to hand to a thread, then watch die (through a weak reference)."""
+
+    def method(self, *args: Any, **kwargs: Any) -> int:
+        return 1
 
 
 async def test_returns_the_result_computed_in_another_thread() -> None:
@@ -321,3 +330,36 @@ async def test_stopiteration_from_the_function_arrives_as_python_makes_it() -> N
     with pytest.raises(RuntimeError) as info:
         await run_in_thread(next, iter([]))
     assert isinstance(info.value.__cause__, StopIteration)
+
+
+async def test_the_pool_keeps_nothing_of_a_call_once_it_has_returned() -> None:
+    """Neither the job nor its idle worker holds on to the function or its arguments (nor
+    does CPython's ThreadPoolExecutor): one may be large, and the worker may idle long."""
+    owner, arg, kwarg = Arg(), Arg(), Arg()
+    refs = [weakref.ref(obj) for obj in (owner, arg, kwarg)]
+    assert await run_in_thread(owner.method, arg, key=kwarg) == 1
+    del owner, arg, kwarg
+    gc.collect()  # (not that a cycle should hold them)
+    assert [ref() for ref in refs] == [None, None, None]
+    assert len(workers()) == 1  # the worker is alive, and idle
+
+
+def test_a_job_given_up_before_it_started_drops_its_arguments_at_once() -> None:
+    async def main() -> None:
+        gate, arg = Gate(), Arg()
+        ref = weakref.ref(arg)
+        first = await kernel.spawn(run_in_thread, gate)
+        # (run_in_thread's job, made here: the traceback of the second task's cancellation
+        # holds the frame it is given to, with its arguments -- this one holds only the job.)
+        second = await kernel.spawn(_run_job, _Job(Arg.method, (arg,), {}))
+        del arg
+        await kernel.sleep(0)  # both submitted; the only worker is stuck in the gate
+        try:
+            await second.cancel()
+            gc.collect()
+            assert ref() is None  # although the job is still in the queue: no worker took it
+        finally:
+            gate.release.set()
+        await first.join()
+
+    kernel.run(main, clock=VirtualClock(), max_threads=1)

@@ -320,7 +320,9 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
                 self._cancel_task(task, TaskTimeout(now))
 
     def _run_threadsafe_callbacks(self) -> None:
-        """Run what other threads handed in. A callback that fails is reported, not fatal.
+        """Run what other threads handed in. A callback that fails is reported, not fatal --
+        unless it raises ``KeyboardInterrupt`` or ``SystemExit``, which stop the program as
+        they would from a task.
 
         Discussion: ``_wakeup_pending`` says "a byte is in the wake-up socket, or about to
         be", so that a burst of calls writes one byte. It is cleared here, *before* the deque
@@ -328,6 +330,11 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         loop even when the deque is empty: a thread may append, see its callback run, and
         only then write its byte -- a flag left set after that would silence every later
         call, and a task waiting on a thread would never wake.
+
+        Any other ``BaseException`` -- a ``GeneratorExit``, a cancellation (asyncio's or this
+        kernel's), a program's own subclass -- is reported like an ``Exception``: a callback
+        belongs to no task, so there is nothing for it to end, and only the two that mean
+        "stop the program" do that, as they do when a task raises them.
         """
         self._wakeup_pending = False
         threadsafe = self._threadsafe
@@ -335,10 +342,10 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
             callback, args = threadsafe.popleft()
             try:
                 callback(*args)
-            except Exception as error:
+            except (KeyboardInterrupt, SystemExit) as error:  # as from a task, the program
+                self._stop_program(error)  # stops, after its tasks' cleanup
+            except BaseException as error:
                 log.error("%r, called through call_threadsafe, raised", callback, exc_info=error)
-            except BaseException as error:  # KeyboardInterrupt, SystemExit: as from a task,
-                self._stop_program(error)  # the program stops, after its tasks' cleanup
 
     # ------------------------------------------------------------------------------------
     # Moving tasks between the structures

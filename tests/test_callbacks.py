@@ -6,7 +6,10 @@ at the kernel rather than at the adapter.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -290,3 +293,60 @@ def test_the_tracer_is_public_for_the_layers_above() -> None:
     with Kernel(tracer=tracer) as traced, Kernel() as plain:
         assert traced.tracer is tracer
         assert plain.tracer is None
+
+
+# -- call_threadsafe: what a raising callback does --
+
+
+class OwnBaseException(BaseException):
+    """A program's own BaseException, not meant to stop anything."""
+
+
+def raise_from_a_threadsafe_callback(error: BaseException) -> str:
+    """Run a kernel whose main task has another thread hand it a callback raising
+    ``error``; return what main returns, or let ``run()`` raise."""
+
+    def callback() -> None:
+        raise error
+
+    async def main() -> str:
+        k = kernel.current_kernel()
+        assert k is not None
+        thread = threading.Thread(target=k.call_threadsafe, args=(callback,))
+        thread.start()
+        thread.join()
+        await kernel.sleep(1)  # the callback runs meanwhile
+        return "main finished"
+
+    return str(kernel.run(main, clock=VirtualClock()))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("an error"),
+        asyncio.CancelledError("asyncio's cancellation"),
+        kernel.TaskCancelled("the kernel's cancellation"),
+        GeneratorExit("closing"),
+        OwnBaseException("the program's own"),
+    ],
+    ids=type,
+)
+def test_a_threadsafe_callback_that_raises_is_logged_and_the_program_goes_on(
+    error: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="kernel"):
+        assert raise_from_a_threadsafe_callback(error) == "main finished"
+    [record] = caplog.records
+    assert "called through call_threadsafe, raised" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[1] is error
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt("Ctrl-C"), SystemExit("exit")], ids=type)
+def test_keyboardinterrupt_or_systemexit_from_a_threadsafe_callback_stops_the_program(
+    error: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(type(error)) as info:
+        raise_from_a_threadsafe_callback(error)
+    assert info.value is error
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

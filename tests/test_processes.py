@@ -16,14 +16,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import pytest
 
 import kernel
 from kernel import Task, TaskCancelled, TaskTimeout
-from kernel.iotable import EVENT_WRITE
+from kernel.iotable import EVENT_READ, EVENT_WRITE
 from kernel.processes import TERMINATE_GRACE_SECONDS, _context, run_in_process
 
 WAIT = 10.0  # seconds: the bound on every wait for a child; never reached when passing
@@ -228,22 +228,16 @@ async def test_a_second_cancel_does_not_interrupt_the_stop(
     assert gone(pid)
 
 
-def test_closing_the_waiting_coroutine_kills_the_child_at_once() -> None:
+@pytest.mark.parametrize("waiting", ["for the answer", "to send the call"])
+def test_closing_the_waiting_coroutine_kills_the_child_at_once(waiting: str) -> None:
     # A coroutine being closed can await nothing: the stop must not need the kernel.
-    coro = run_in_process(time.sleep, 60)
-    coro.send(None)  # starts the child, then yields the wait on its pipe (no kernel needed)
-    [child] = multiprocessing.active_children()
-    pid = child.pid
-    assert pid is not None
-    coro.close()
-    assert multiprocessing.active_children() == []
-    assert gone(pid)
-
-
-def test_closing_the_coroutine_while_it_sends_the_call_kills_the_child_at_once() -> None:
-    coro = run_in_process(len, b"x" * (4 << 20))
-    trap = coro.send(None)  # starts the child, fills the pipe, waits to write the rest
-    assert trap[2] == EVENT_WRITE  # (the child, still starting, has read nothing yet)
+    coro: Coroutine[Any, Any, object]
+    if waiting == "for the answer":
+        coro = run_in_process(time.sleep, 60)
+    else:  # more than the pipe holds: the child, still starting, has read nothing yet
+        coro = run_in_process(len, b"x" * (4 << 20))
+    trap = coro.send(None)  # starts the child, then yields its first wait (no kernel needed)
+    assert trap[2] == (EVENT_READ if waiting == "for the answer" else EVENT_WRITE)
     [child] = multiprocessing.active_children()
     pid = child.pid
     assert pid is not None

@@ -23,6 +23,7 @@ Read next: ``kernel/taskgroup.py``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -90,6 +91,7 @@ class TimeoutBlock:
         self._ignore = ignore
         self._timeout_result = timeout_result
         self._task: Task | None = None
+        self._handling: BaseException | None = None
         self._previous: float | None = None
         self.deadline: float | None = None
         self.expired = False
@@ -98,6 +100,9 @@ class TimeoutBlock:
     async def __aenter__(self) -> TimeoutBlock:
         if self._task is not None:
             raise RuntimeError("a timeout block cannot be entered twice; make a new one")
+        # The exception being handled as the block begins (inside an ``except`` or a
+        # ``finally``): a cancellation there came before the block (see __aexit__).
+        self._handling = sys.exc_info()[1]
         task = self._task = await _get_current()
         if self._seconds is None or self._absolute:
             self.deadline = self._seconds
@@ -138,7 +143,7 @@ class TimeoutBlock:
                     raise _retyped(exc, TimeoutCancellationError, fired_at, traceback) from None
                 return False
             self.expired = True
-            cancellation = _cancellation_under_way(exc)
+            cancellation = _cancellation_under_way(exc, self._handling)
             if cancellation is not None:
                 raise cancellation  # it came first: the timeout must not end it (see below)
             self.result = self._timeout_result
@@ -151,9 +156,11 @@ class TimeoutBlock:
             deadlines.pop()
 
 
-def _cancellation_under_way(timeout: BaseException) -> BaseException | None:
-    """The cancellation that ``timeout`` interrupted, if it came while the task was
-    cleaning up after one (a ``finally`` block that waits); else None.
+def _cancellation_under_way(
+    timeout: BaseException, before_the_block: BaseException | None
+) -> BaseException | None:
+    """The cancellation that ``timeout`` interrupted, if it came inside the block and the
+    task was still cleaning up after it (a ``finally`` that waits); else None.
 
     Discussion: the task was cancelled inside this block, and its cleanup was still waiting
     when the block's deadline passed. The timeout is thrown into the cleanup; if the block
@@ -162,10 +169,16 @@ def _cancellation_under_way(timeout: BaseException) -> BaseException | None:
     nothing. The cancellation came first, so it wins: the block raises it again. It is
     found where Python put it -- the timeout's ``__context__``, the exception being handled
     when the timeout was raised; one the task caught and dropped earlier is not there.
+
+    Not one that was being handled already when the block began (``before_the_block``):
+    ``except TaskCancelled: async with ignore_after(5): await goodbye()`` bounds a cleanup
+    on purpose, and its timeout is the block's to swallow.
     """
     seen = 0
     context = timeout.__context__
     while context is not None and seen < 100:  # (a bound: contexts may be long, not cyclic)
+        if context is before_the_block:
+            return None  # from here on, the chain is older than the block
         if isinstance(context, CancelledError) and not isinstance(
             context, TaskTimeout | TimeoutCancellationError
         ):

@@ -369,3 +369,26 @@ async def test_a_deadline_passing_during_a_cancelled_tasks_cleanup_does_not_end_
 def test_a_program_waiting_only_for_a_sleep_without_end_is_a_deadlock() -> None:
     with pytest.raises(kernel.Deadlock, match=r"sleeps for ever \(a deadline of math.inf\)"):
         kernel.run(kernel.sleep, math.inf, clock=kernel.VirtualClock())
+
+
+async def test_a_cleanup_bounded_on_purpose_after_a_cancellation_ends_at_its_deadline(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    # The cancellation came before the block: the block bounds the cleanup, and its own
+    # timeout is its to swallow -- the code after it still runs, then the cancel goes on.
+    steps: list[tuple[str, float]] = []
+
+    async def child() -> None:
+        try:
+            await kernel.sleep(10)
+        except kernel.TaskCancelled:
+            async with kernel.ignore_after(1):
+                await kernel.sleep(5)  # a goodbye that takes too long
+            steps.append(("gave up on the goodbye", await kernel.clock()))
+            raise
+
+    task = await kernel.spawn(child)
+    await kernel.sleep(0.5)
+    await kernel.timeout_after(50, task.cancel)
+    assert task.cancelled
+    assert steps == [("gave up on the goodbye", 1.5)]

@@ -25,7 +25,7 @@ Read next: ``kernel/threads.py``.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import heapq
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -200,18 +200,25 @@ class PriorityQueue(Queue[T]):
 
     def _get_item(self) -> T:
         items = self._items
-        smallest = items[0]
+        smallest: T = items[0]
         try:
-            item: T = heapq.heappop(items)
-        except BaseException:
-            # heappop moves the last item to the top, then compares it on its way down: two
-            # items that cannot be compared (never compared on their way in) fail there,
-            # after the smallest was taken out. Put it back: the get fails, nothing is lost.
-            items.append(smallest)
-            with contextlib.suppress(Exception):  # (the same pair may fail again: no matter)
-                heapq.heapify(items)
-            raise
-        return item
+            heapq.heappop(items)
+        except Exception:
+            # heappop takes the smallest out, moves the last item to the top, and compares it
+            # on its way down: two items that cannot be compared (equal priorities, data
+            # without an order; never compared on their way in) fail there. The smallest is
+            # still the right answer; the rest are put in order as far as they have one (a
+            # sorted list is a heap), the pair that has none in either order.
+            items.sort(key=functools.cmp_to_key(_compare_or_tie))
+        return smallest
+
+
+def _compare_or_tie(a: Any, b: Any) -> int:
+    """-1, 0 or 1 as ``a < b``, neither, or ``b < a``; items that cannot be compared tie."""
+    try:
+        return -1 if a < b else 1 if b < a else 0
+    except TypeError:
+        return 0
 
 
 class LifoQueue(Queue[T]):

@@ -398,6 +398,8 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
                 task._next_exc = exc
             else:
                 task._cancel_pending = exc
+            if not isinstance(exc, TaskTimeout):  # (what a timeout block must not end:
+                task._cancelled_with = exc  # see kernel/time.py)
         if self._tracer is not None:
             self._tracer("cancel", task, exc=repr(exc), blocked=task._waiting_on is not None)
         if task._waiting_on is not None and not task._no_cancel:

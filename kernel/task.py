@@ -81,6 +81,7 @@ class Task:
     __slots__ = (
         "__weakref__",
         "_cancel_pending",
+        "_cancelled_with",
         "_coro",
         "_deadlines",
         "_exception",
@@ -120,6 +121,9 @@ class Task:
         self._next_value: Any = None
         self._next_exc: BaseException | None = None
         self._cancel_pending: BaseException | None = None
+        # The last cancellation asked of it (not a timeout): kernel/time.py tells it from
+        # another task's that came this way (a TaskGroup.start() re-raises its task's).
+        self._cancelled_with: BaseException | None = None
         self._no_cancel = 0  # depth of disable_cancellation() blocks
         self._waiting_on: Any = None
         self._wait_entry: Any = None

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .errors import CancelledError, TaskTimeout, TimeoutCancellationError, UncaughtTimeoutError
+from .errors import TaskTimeout, TimeoutCancellationError, UncaughtTimeoutError
 from .task import Task, as_coroutine
 from .traps import _clock, _get_current, _schedule, _set_timeout, _sleep, _unset_timeout
 
@@ -143,7 +143,7 @@ class TimeoutBlock:
                     raise _retyped(exc, TimeoutCancellationError, fired_at, traceback) from None
                 return False
             self.expired = True
-            cancellation = _cancellation_under_way(exc, self._handling)
+            cancellation = _cancellation_under_way(exc, self._handling, self._task._cancelled_with)
             if cancellation is not None:
                 raise cancellation  # it came first: the timeout must not end it (see below)
             self.result = self._timeout_result
@@ -157,7 +157,9 @@ class TimeoutBlock:
 
 
 def _cancellation_under_way(
-    timeout: BaseException, before_the_block: BaseException | None
+    timeout: BaseException,
+    before_the_block: BaseException | None,
+    delivered: BaseException | None,
 ) -> BaseException | None:
     """The cancellation that ``timeout`` interrupted, if it came inside the block and the
     task was still cleaning up after it (a ``finally`` that waits); else None.
@@ -172,16 +174,16 @@ def _cancellation_under_way(
 
     Not one that was being handled already when the block began (``before_the_block``):
     ``except TaskCancelled: async with ignore_after(5): await goodbye()`` bounds a cleanup
-    on purpose, and its timeout is the block's to swallow.
+    on purpose, and its timeout is the block's to swallow. And only the very exception the
+    kernel threw into this task (``delivered``): another task's cancellation may be handled
+    here too -- ``TaskGroup.start()`` raises the one that ended the task it was starting.
     """
     seen = 0
     context = timeout.__context__
     while context is not None and seen < 100:  # (a bound: contexts may be long, not cyclic)
         if context is before_the_block:
             return None  # from here on, the chain is older than the block
-        if isinstance(context, CancelledError) and not isinstance(
-            context, TaskTimeout | TimeoutCancellationError
-        ):
+        if context is delivered:
             return context
         context = context.__context__
         seen += 1

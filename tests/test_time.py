@@ -392,3 +392,22 @@ async def test_a_cleanup_bounded_on_purpose_after_a_cancellation_ends_at_its_dea
     await kernel.timeout_after(50, task.cancel)
     assert task.cancelled
     assert steps == [("gave up on the goodbye", 1.5)]
+
+
+async def test_another_tasks_cancellation_handled_here_does_not_outrank_a_deadline(
+    virtual_clock: kernel.VirtualClock,
+) -> None:
+    # A cancellation can reach a task that was never cancelled: TaskGroup.start() raises
+    # the one that ended the task it was starting. Handled inside a timeout block, it must
+    # not be taken for this task's own -- the block's deadline is its to swallow.
+    other = await kernel.spawn(kernel.sleep, 10)
+    await other.cancel()
+    theirs = other.exception
+    assert isinstance(theirs, kernel.TaskCancelled)
+    async with kernel.ignore_after(1) as block:
+        try:
+            raise theirs
+        except kernel.TaskCancelled:
+            await kernel.sleep(5)  # a fallback that takes too long
+    assert block.expired
+    assert virtual_clock.now() == 1.0

@@ -8,9 +8,9 @@ these start on the asyncio side. Every test runs on a ``VirtualClock``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
-import time
 from asyncio import events as asyncio_events
 from typing import Any
 
@@ -513,12 +513,23 @@ def test_an_asyncio_task_failing_in_its_cleanup_at_kernel_close_is_reported(
     assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
 
 
-def test_the_default_executor_of_run_asyncio_is_joined_when_the_kernel_closes() -> None:
+def test_the_default_executor_of_run_asyncio_is_joined_when_the_kernel_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     threads_before = set(threading.enumerate())
     finished: list[str] = []
+    release = threading.Event()
+    shutdowns: list[bool] = []  # the wait= of each executor shutdown, as it is asked
+    shutdown = concurrent.futures.ThreadPoolExecutor.shutdown
+
+    def recorded(executor: Any, wait: bool = True, **kwargs: Any) -> None:
+        shutdowns.append(wait)
+        shutdown(executor, wait, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "shutdown", recorded)
 
     def job() -> None:
-        time.sleep(0.2)  # still working when main returns: kernel.run must wait for it
+        assert release.wait(10)  # still working when main returns: kernel.run must wait for it
         finished.append("job")
 
     async def asyncio_code() -> None:
@@ -526,8 +537,13 @@ def test_the_default_executor_of_run_asyncio_is_joined_when_the_kernel_closes() 
 
     async def main() -> None:
         await kernel.aio.run_asyncio(asyncio_code())
+        running = kernel.current_kernel()
+        assert running is not None
+        # Shutdown steps run last-added first: this one, then the wind-down that joins.
+        running.add_shutdown_step(release.set)
 
     run_kernel_main(main)
+    assert shutdowns[0] is True  # joined (loop.close() then asks again, without waiting)
     assert finished == ["job"]
     assert set(threading.enumerate()) - threads_before == set()  # no thread leaked
 

@@ -414,7 +414,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         task.state = "TERMINATED"
         task._result = result
         task._exception = exc
-        task.cancelled = ended_by_cancellation(exc)
+        task.cancelled = exc is not None and ended_by_cancellation(exc)  # (no call per return)
         if task._timeout_entry is not None:
             self._sleeping.discard(task._timeout_entry)
             task._timeout_entry = None

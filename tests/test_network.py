@@ -38,6 +38,14 @@ async def echo(client: socket.Socket, address: Any) -> None:
         await client.sendall(data)
 
 
+async def serve_tls(group: kernel.TaskGroup, context: ssl.SSLContext, handler: Any = None) -> int:
+    """Start a TLS ``tcp_server`` on loopback in ``group`` (``echo`` by default); its port."""
+    _, port = await group.start(
+        partial(kernel.tcp_server, ssl=context), "127.0.0.1", 0, handler or echo
+    )
+    return int(port)
+
+
 async def roundtrip(sock: socket.Socket, data: bytes, limit: float | None = LIMIT) -> bytes:
     """Send ``data`` and read as much back; each read bounded by ``limit`` (None: unbounded,
     for the virtual clock, which would jump to the deadline while the bytes travel)."""
@@ -132,9 +140,7 @@ def certificates() -> Iterator[tuple[ssl.SSLContext, ssl.SSLContext]]:
 async def test_tls_echo(certificates: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     server_context, client_context = certificates
     async with kernel.TaskGroup(wait=None) as group:
-        _, port = await group.start(
-            partial(kernel.tcp_server, ssl=server_context), "127.0.0.1", 0, echo
-        )
+        port = await serve_tls(group, server_context)
         client = await kernel.open_connection(
             "127.0.0.1", port, ssl=client_context, server_hostname="localhost", timeout=LIMIT
         )
@@ -150,9 +156,7 @@ async def test_tls_with_the_wrong_name_fails_the_handshake(
 ) -> None:
     server_context, client_context = certificates
     async with kernel.TaskGroup(wait=None) as group:
-        _, port = await group.start(
-            partial(kernel.tcp_server, ssl=server_context), "127.0.0.1", 0, echo
-        )
+        port = await serve_tls(group, server_context)
         with pytest.raises(ssl.SSLCertVerificationError):
             await kernel.open_connection(
                 "127.0.0.1",
@@ -191,8 +195,7 @@ async def test_tls_can_be_unwrapped_back_to_plain_bytes(
         await plain.close()
 
     async with kernel.TaskGroup(wait=None) as group:
-        serve_tls = partial(kernel.tcp_server, ssl=server_context)
-        _, port = await group.start(serve_tls, "127.0.0.1", 0, downgrade)
+        port = await serve_tls(group, server_context, downgrade)
         client = await kernel.open_connection(
             "127.0.0.1", port, ssl=client_context, server_hostname="localhost", timeout=LIMIT
         )
@@ -360,11 +363,11 @@ async def test_a_server_refuses_a_client_side_tls_context_up_front(tmp_path: Pat
     for context in (ssl.create_default_context(), hostnames_unchecked):
         with pytest.raises(ValueError, match=r"ssl\.Purpose\.CLIENT_AUTH"):
             # (bounded: before the check, the server started and served forever)
-            serve_tls = partial(kernel.tcp_server, ssl=context)
-            await kernel.timeout_after(LIMIT, serve_tls, "127.0.0.1", 0, echo)
+            serve = partial(kernel.tcp_server, ssl=context)
+            await kernel.timeout_after(LIMIT, serve, "127.0.0.1", 0, echo)
         with pytest.raises(ValueError, match=r"ssl\.Purpose\.CLIENT_AUTH"):
-            serve_tls = partial(kernel.unix_server, ssl=context)
-            await kernel.timeout_after(LIMIT, serve_tls, str(tmp_path / "server.sock"), echo)
+            serve = partial(kernel.unix_server, ssl=context)
+            await kernel.timeout_after(LIMIT, serve, str(tmp_path / "server.sock"), echo)
     assert open_fds() == before
 
 
@@ -411,8 +414,7 @@ async def test_a_failed_tls_handshake_is_a_warning_not_a_crash(
     server_context, _ = certificates
     with caplog.at_level(logging.INFO, logger="kernel"):
         async with kernel.TaskGroup(wait=None) as group:
-            serve_tls = partial(kernel.tcp_server, ssl=server_context)
-            _, port = await group.start(serve_tls, "127.0.0.1", 0, echo)
+            port = await serve_tls(group, server_context)
             client = await kernel.open_connection("127.0.0.1", port)
             async with client:
                 await client.sendall(b"GET / HTTP/1.0\r\n\r\n")  # plain text to a TLS port
@@ -431,8 +433,7 @@ async def test_a_client_silent_during_the_tls_handshake_is_dropped_after_the_tim
     server_context, _ = certificates
     with caplog.at_level(logging.INFO, logger="kernel"):
         async with kernel.TaskGroup(wait=None) as group:
-            serve_tls = partial(kernel.tcp_server, ssl=server_context)
-            _, port = await group.start(serve_tls, "127.0.0.1", 0, echo)
+            port = await serve_tls(group, server_context)
             before = open_fds()
             client = await kernel.open_connection("127.0.0.1", port)  # plain: never shakes
             async with client:
@@ -657,8 +658,7 @@ async def test_a_tls_server_ends_its_connections_with_close_notify(
 
     before = open_fds()
     async with kernel.TaskGroup(wait=None) as group:
-        serve_tls = partial(kernel.tcp_server, ssl=server_context)
-        _, port = await group.start(serve_tls, "127.0.0.1", 0, reply)
+        port = await serve_tls(group, server_context, reply)
         async with await kernel.open_connection("127.0.0.1", port, timeout=LIMIT) as plain:
             # This client never sends its own close_notify: the server did not wait for it.
             ending = await strict_tls(

@@ -143,6 +143,7 @@ class KernelLifecycle:
         def _new_task(self, coro: CoroutineLike, daemon: bool, name: str | None) -> Task: ...
         def _cancel_task(self, task: Task, exc: BaseException) -> bool: ...
         def _stop_program(self, exc: BaseException) -> None: ...
+        def _run_threadsafe_callbacks(self) -> None: ...
         def call_threadsafe(self, callback: Callable[..., object], *args: Any) -> None: ...
 
     def run(self, corofunc: Any, *args: Any) -> Any:
@@ -182,7 +183,9 @@ class KernelLifecycle:
         callbacks still running, and the tasks' cleanup may need them too.
 
         A Ctrl-C during that cleanup (or a task raising ``SystemExit`` in it) is raised
-        from here once the cleanup is over: the program still stops.
+        from here once the cleanup is over: the program still stops. What was handed in
+        through ``call_threadsafe`` during the last turn still runs; what comes later is
+        reported as never run.
         """
         if self._closed:
             return
@@ -193,6 +196,10 @@ class KernelLifecycle:
                     self._shutdown_steps.pop()()
             self._drop_callbacks()
             self._cancel_remaining_tasks()
+            if self._threadsafe:
+                # Handed in during the last turn (a finalizer as the last task ended, say):
+                # the loop stopped before it came round to them, but they can still run.
+                self._run_threadsafe_callbacks()
         finally:
             self._release()
         if self._fatal is not None:
@@ -354,8 +361,6 @@ class KernelLifecycle:
             self._closed = True
             self._ready.clear()
             for callback, _args in self._threadsafe:
-                if callback == self._io.forget_idle:  # (let_go_of's: the table is dropped now)
-                    continue
                 log.warning(
                     "%r, called through call_threadsafe as the kernel closed, never ran", callback
                 )

@@ -271,8 +271,9 @@ def _import_problem(library: Library) -> tuple[str, str] | None:
     except Exception as exc:
         return IMPORT_ERROR, f"{type(exc).__name__}: {exc}"
     # A folder without __init__.py imports as an empty namespace package: that is a library
-    # still being written (the kernel early on), not a working one.
-    if getattr(module, "__file__", None) is None:
+    # still being written (the kernel early on), not a working one. (Not "has no __file__":
+    # a module compiled into the interpreter has none either -- select, on Debian's Python.)
+    if module.__spec__ is not None and module.__spec__.origin is None:
         return NOT_INSTALLED, f"{library.module!r} is an empty namespace package"
     return None
 

@@ -267,3 +267,19 @@ def test_extra_work_wraps_the_bare_send_and_puts_it_back() -> None:
         raise RuntimeError("the server failed")
     assert sent == [b"ping"]  # the wrapper still sends, through the plain function
     assert lib_bare._send is plain
+
+
+def test_a_module_built_into_the_interpreter_counts_as_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Debian's Python compiles select into the interpreter: it has no __file__, yet the
+    # bare column needs nothing more. Only a folder without __init__.py is "not installed".
+    from benchmarks import worker
+    from benchmarks.workloads import Library
+
+    assert "builtins" in sys.builtin_module_names  # (no __file__ on any Python)
+    assert worker._import_problem(Library("bare", "builtins")) is None
+    (tmp_path / "half_written").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    problem = worker._import_problem(Library("half", "half_written"))
+    assert problem == (worker.NOT_INSTALLED, "'half_written' is an empty namespace package")

@@ -11,7 +11,7 @@ descriptors; a run that ends with a kernel bug abandons the tasks instead (``_ab
 ``Kernel`` inherits this from ``KernelLifecycle``; the state is declared below for the type
 checker.
 
-Read next: ``kernel/handlers.py``.
+Read next: ``kernel/asyncgens.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import socket
     from collections import deque
 
+    from .asyncgens import AsyncGenerators
     from .callbacks import Callback
     from .iotable import IOWaitTable
     from .scheduler import Kernel
@@ -133,6 +134,7 @@ class KernelLifecycle:
     _shutdown_steps: list[Callable[[], object]]
     _run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]]
     _run_stack: contextlib.ExitStack | None
+    _asyncgens: AsyncGenerators
     _threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]]
     _wake_recv: socket.socket
     _wake_send: socket.socket
@@ -174,7 +176,8 @@ class KernelLifecycle:
         return main._result
 
     def close(self) -> None:
-        """Cancel every remaining task, let its cleanup run, and release the kernel's fds.
+        """Cancel every remaining task, let its cleanup run, close the async generators left
+        suspended (``kernel/asyncgens.py``), and release the kernel's fds.
 
         Daemon tasks are cancelled quietly; any other task still running is logged as a
         warning first, since the program ended without waiting for it. Queued callbacks are
@@ -196,6 +199,7 @@ class KernelLifecycle:
                     self._shutdown_steps.pop()()
             self._drop_callbacks()
             self._cancel_remaining_tasks()
+            self._asyncgens.close_all()  # the async generators left suspended: their cleanup
             if self._threadsafe:
                 # Handed in during the last turn (a finalizer as the last task ended, say):
                 # the loop stopped before it came round to them, but they can still run.
@@ -298,6 +302,7 @@ class KernelLifecycle:
         try:
             with contextlib.ExitStack() as stack:
                 self._run_stack = stack
+                stack.enter_context(self._asyncgens.hooks())
                 for context in self._run_contexts:
                     stack.enter_context(context())
                 yield

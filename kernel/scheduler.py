@@ -54,6 +54,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .asyncgens import AsyncGenerators
 from .callbacks import Callback, KernelCallbacks
 from .clock import Clock, MonotonicClock
 from .deadlock import find_deadlock
@@ -133,6 +134,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         # Entered around every run (the asyncio adapter makes its loop the running one)
         self._run_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]] = []
         self._run_stack: contextlib.ExitStack | None = None  # those of the run in progress
+        self._asyncgens = AsyncGenerators(self)  # generators left suspended: kernel/asyncgens.py
         self.max_threads = max_threads
         self._thread_pool: ThreadPool | None = None  # created by kernel/threads.py on first use
 

@@ -196,7 +196,7 @@ def _wind_down(loop: EventLoop) -> None:
     """What ``asyncio.run`` does before it closes its loop, for a loop made by
     ``run_asyncio``: cancel the asyncio tasks still pending and let their cleanup run, and
     wait for the default executor's threads. (Not ``shutdown_asyncgens``: such a loop does
-    not track async generators -- see docs/aio.md.)
+    not track async generators; the kernel's own hooks do -- see docs/aio.md.)
 
     A task whose cleanup fails is reported through the loop's exception handler. Skipped if
     the loop was closed already, or if the kernel cannot turn here (closed from inside

@@ -1,0 +1,173 @@
+"""Async generators a task left suspended: closed by a task of their own, not by the collector.
+
+``break`` out of an ``async for`` (or an exception, or a cancellation) leaves the generator
+paused at a ``yield``, its ``finally`` blocks not yet run. Left to itself, CPython runs them
+when the garbage collector finalizes the generator: it throws ``GeneratorExit`` in, there
+and then, in whatever code happens to be running. A ``finally`` that awaits anything then
+fails ("async generator ignored GeneratorExit", printed, not raised) and its cleanup is
+lost -- the connection is not closed, the lock not released.
+
+PEP 525 lets an event loop take that over, through ``sys.set_asyncgen_hooks``; asyncio and
+trio both do. While a kernel runs, its hooks are in place (unless the thread already has
+hooks: the asyncio adapter's own loop installs asyncio's), and:
+
+* **first iteration**: the generator is remembered, weakly;
+* **finalization**: instead of closing it in place, the kernel starts a daemon task that
+  awaits ``agen.aclose()``, so the cleanup runs as a task, and may await. The collector can
+  run in any thread, and in the middle of the kernel's own code, so the task is started
+  through ``call_threadsafe``, between task steps;
+* **close()**: once the program's tasks have ended, every generator still suspended is
+  closed the same way, each by a task of its own, and ``close()`` lets those tasks end.
+
+An error raised while closing one is logged (logger ``"kernel"``), as asyncio reports it.
+A generator collected after its kernel has closed is closed in place, as CPython would; if
+its cleanup awaits, it cannot finish, and a warning says so.
+
+``contextlib.aclosing(agen)`` remains the way to have the cleanup run *at once*, in the task
+that iterated it, as the asyncio docs and trio's advise.
+
+Read next: ``kernel/handlers.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import types
+import weakref
+from collections.abc import AsyncGenerator, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from .scheduler import Kernel
+
+__all__ = ["AsyncGenerators"]
+
+log = logging.getLogger("kernel")
+
+AsyncGen = AsyncGenerator[Any, Any]
+
+
+class AsyncGenerators:
+    """The async generators one kernel's tasks iterate, and the tasks that close them."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        # First iterated while this kernel ran, and not finalized yet, in that order (weakly:
+        # a generator that is still in use must be collected as usual; the values are None).
+        self._suspended: weakref.WeakKeyDictionary[AsyncGen, None] = weakref.WeakKeyDictionary()
+        # Handed over by the collector, with no task to close it yet (held strongly: such a
+        # generator has no other reference left), in the order they came.
+        self._handed_over: dict[AsyncGen, None] = {}
+        self._closed = False  # close() has swept: no task will ever run again
+
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator[None]:
+        """Install this kernel's hooks for the duration of one run, then put back what was
+        there -- unless the thread has hooks of its own already (the asyncio adapter's loop,
+        whose ``shutdown_asyncgens`` must see its generators)."""
+        previous = sys.get_asyncgen_hooks()
+        if previous.firstiter is not None or previous.finalizer is not None:
+            yield
+            return
+        sys.set_asyncgen_hooks(firstiter=self._first_iteration, finalizer=self._finalize)
+        try:
+            yield
+        finally:
+            sys.set_asyncgen_hooks(*previous)
+
+    def _first_iteration(self, agen: AsyncGen) -> None:
+        self._suspended[agen] = None
+
+    def _finalize(self, agen: AsyncGen) -> None:
+        """CPython is about to collect ``agen`` while it is suspended: close it in a task.
+
+        This runs wherever the last reference went -- in any thread, in any code -- so it
+        only hands ``agen`` over. (It stays in ``_suspended`` until it is really gone: a weak
+        dictionary is not safe to change from another thread while the kernel's thread reads
+        it.)
+        """
+        if not self._closed:
+            self._handed_over[agen] = None
+            try:
+                self._kernel.call_threadsafe(self._start_closing, agen)
+                return
+            except RuntimeError:  # the kernel is closing: its last turn is over
+                self._handed_over.pop(agen, None)
+        _close_in_place(agen)
+
+    def _start_closing(self, agen: AsyncGen) -> None:
+        """(A ``call_threadsafe`` callback.) Start the task that closes ``agen``."""
+        if agen not in self._handed_over:
+            return  # close()'s sweep got to it first
+        del self._handed_over[agen]
+        if self._closed:  # handed in as close() ended: no task can run any more
+            _close_in_place(agen)
+        else:
+            self._start(agen)
+
+    def _start(self, agen: AsyncGen) -> None:
+        name = f"closing {_generator(agen).__qualname__}"
+        self._kernel.start_task(self._close, agen, daemon=True, name=name)
+
+    async def _close(self, agen: AsyncGen) -> None:
+        """The closing task's body."""
+        try:
+            await agen.aclose()
+        except Exception as error:
+            log.error("closing the async generator %r raised", agen, exc_info=error)
+
+    def close_all(self) -> None:
+        """For ``close()``, once the program's tasks have ended: close every generator still
+        suspended, each in a task of its own, and turn the kernel until those have ended.
+
+        That includes those handed over whose task has not been started yet (the call to
+        start it is still queued). A generator's cleanup may leave others suspended; the
+        sweep goes round until none is left. They are closed in the order they were first
+        iterated: the same program closes them in the same order every time.
+        """
+        kernel = self._kernel
+        while True:
+            waiting = {agen: None for agen in list(self._suspended) if _unfinished(agen)}
+            self._suspended.clear()
+            for agen in list(self._handed_over):  # (one by one: the collector may hand
+                del self._handed_over[agen]  # over another, from another thread, meanwhile)
+                waiting[agen] = None
+            for agen in waiting:
+                self._start(agen)
+            if not kernel._tasks:
+                break
+            kernel._run_until(lambda: not kernel._tasks)
+        self._closed = True
+
+
+def _generator(agen: AsyncGen) -> types.AsyncGeneratorType[Any, Any]:
+    """What the hooks are given is an async generator object (typeshed says only the ABC)."""
+    return cast("types.AsyncGeneratorType[Any, Any]", agen)
+
+
+def _unfinished(agen: AsyncGen) -> bool:
+    """Whether ``agen`` may still run code (no frame left: it has run to its end)."""
+    return _generator(agen).ag_frame is not None
+
+
+def _close_in_place(agen: AsyncGen) -> None:
+    """Close ``agen`` here and now, with no kernel to run its cleanup: as CPython would
+    have, but saying so if that cleanup awaits, rather than printing "ignored GeneratorExit"."""
+    closing = agen.aclose()
+    try:
+        closing.send(None)
+    except StopIteration:
+        return  # its cleanup did not await: done
+    except Exception as error:
+        log.error("closing the async generator %r raised", agen, exc_info=error)
+        return
+    with contextlib.suppress(BaseException):
+        closing.close()
+    log.warning(
+        "the async generator %r was collected after its kernel closed, and its cleanup "
+        "awaits: it could not finish (close it with `async with contextlib.aclosing(...)`, "
+        "or iterate it to its end, while the kernel runs)",
+        agen,
+    )

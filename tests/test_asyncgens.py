@@ -1,0 +1,312 @@
+"""Async generators left suspended: the kernel closes each in a task of its own.
+
+Without that, CPython throws ``GeneratorExit`` into a collected generator wherever the
+collector runs, a ``finally`` that awaits fails with "async generator ignored
+GeneratorExit", and the cleanup is lost (``kernel/asyncgens.py``). pytest turns that
+unraisable error into a failure of the test, so each test here would also fail that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+import threading
+import types
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+import pytest
+
+import kernel
+import kernel.aio
+from kernel import Kernel, VirtualClock
+
+
+class Cleanup:
+    """What a generator's ``finally`` did, and where."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.threads: list[int] = []
+        self.tasks: list[str] = []
+
+
+async def numbers(cleanup: Cleanup, pause: float = 0.0) -> AsyncGenerator[int, None]:
+    """Yield 0, 1, 2...; its cleanup awaits -- which only a task can let it do."""
+    try:
+        for n in range(1000):
+            yield n
+    finally:
+        await kernel.sleep(pause)
+        cleanup.events.append("cleaned up")
+        cleanup.threads.append(threading.get_ident())
+        cleanup.tasks.append((await kernel.current_task()).name)
+
+
+def test_break_out_of_async_for_runs_the_cleanup_in_a_task_at_once() -> None:
+    cleanup = Cleanup()
+
+    async def main() -> list[str]:
+        async for n in numbers(cleanup):
+            if n == 2:
+                break
+        seen = list(cleanup.events)  # not yet: the collector only handed it over
+        await kernel.sleep(1)  # the task it is handed to runs meanwhile
+        return seen + cleanup.events
+
+    assert kernel.run(main, clock=VirtualClock()) == ["cleaned up"]
+    assert cleanup.threads == [threading.get_ident()]
+    assert cleanup.tasks == ["closing numbers"]
+
+
+def test_a_generator_still_suspended_at_the_end_is_closed_by_close() -> None:
+    cleanup = Cleanup()
+    kept: list[AsyncGenerator[int, None]] = []
+    clock = VirtualClock()
+
+    async def main() -> None:
+        agen = numbers(cleanup, pause=5)
+        kept.append(agen)  # still referenced when the program ends
+        assert await agen.__anext__() == 0
+
+    kernel.run(main, clock=clock)
+    assert cleanup.events == ["cleaned up"]
+    assert clock.now() == 5  # its cleanup's sleep ran, on the kernel's clock
+    closed = cast("types.AsyncGeneratorType[int, None]", kept[0])
+    assert closed.ag_frame is None  # closed, for good
+
+
+def test_those_left_at_the_end_are_closed_in_the_order_they_were_first_iterated() -> None:
+    order: list[str] = []
+    kept: list[Any] = []
+
+    async def named(name: str) -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+        finally:
+            await kernel.sleep(0)
+            order.append(name)
+
+    async def main() -> None:
+        for name in "abcdefgh":
+            kept.append(named(name))
+            await kept[-1].__anext__()
+
+    kernel.run(main, clock=VirtualClock())
+    assert order == list("abcdefgh")
+
+
+def test_the_cleanup_runs_once_when_main_returns_right_after_the_break(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The request to start the closing task is still queued when the program ends: close()
+    # closes the generator itself, and the request, when it comes, finds nothing to do
+    # (not a second closing task, which would find the generator busy and fail).
+    cleanup = Cleanup()
+
+    async def main() -> None:
+        async for _n in numbers(cleanup, pause=1):
+            break
+
+    with caplog.at_level(logging.ERROR, logger="kernel"):
+        kernel.run(main, clock=VirtualClock())
+    assert cleanup.events == ["cleaned up"]
+    assert caplog.records == []
+
+
+def test_a_generator_dropped_between_two_runs_is_closed_in_the_next() -> None:
+    cleanup = Cleanup()
+    kept: list[AsyncGenerator[int, None]] = []
+
+    async def first() -> None:
+        kept.append(numbers(cleanup))
+        await kept[0].__anext__()
+
+    async def second() -> list[str]:
+        await kernel.sleep(1)
+        return list(cleanup.events)
+
+    with Kernel(clock=VirtualClock()) as k:
+        k.run(first)
+        kept.clear()  # collected now, with the kernel between runs
+        assert cleanup.events == []
+        assert k.run(second) == ["cleaned up"]
+
+
+def test_a_generator_collected_in_another_thread_is_closed_in_the_kernel() -> None:
+    cleanup = Cleanup()
+
+    async def main() -> None:
+        holder = [numbers(cleanup)]
+        await holder[0].__anext__()
+        await kernel.run_in_thread(holder.clear)  # the last reference goes in a worker
+
+    kernel.run(main, clock=VirtualClock())
+    assert cleanup.events == ["cleaned up"]
+    assert cleanup.threads == [threading.get_ident()]
+    assert cleanup.tasks == ["closing numbers"]
+
+
+def test_an_error_in_the_cleanup_is_logged_and_the_program_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            await kernel.sleep(0)
+            raise ValueError("cleanup failed")
+
+    async def main() -> str:
+        async for _n in failing():
+            break
+        await kernel.sleep(1)
+        return "done"
+
+    with caplog.at_level(logging.ERROR, logger="kernel"):
+        assert kernel.run(main, clock=VirtualClock()) == "done"
+    [record] = [r for r in caplog.records if "closing the async generator" in r.getMessage()]
+    assert "failing" in record.getMessage()
+    assert isinstance(record.exc_info[1], ValueError)  # type: ignore[index]
+
+
+def test_a_cleanup_may_start_another_generator_which_is_closed_too() -> None:
+    inner_cleanup = Cleanup()
+    kept: list[Any] = []
+
+    async def outer() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+        finally:
+            inner = numbers(inner_cleanup)
+            kept.append(inner)
+            await inner.__anext__()  # left suspended, during close()'s sweep
+
+    async def main() -> None:
+        agen = outer()
+        kept.append(agen)
+        await agen.__anext__()
+
+    kernel.run(main, clock=VirtualClock())
+    assert inner_cleanup.events == ["cleaned up"]
+
+
+def test_the_hooks_are_the_kernels_only_while_it_runs() -> None:
+    seen: list[Any] = []
+
+    async def main() -> None:
+        seen.append(sys.get_asyncgen_hooks())
+
+    before = sys.get_asyncgen_hooks()
+    kernel.run(main)
+    assert sys.get_asyncgen_hooks() == before
+    assert seen[0].firstiter is not None and seen[0].finalizer is not None
+
+
+def test_hooks_the_thread_already_has_are_left_in_place() -> None:
+    def firstiter(agen: Any) -> None:
+        pass
+
+    async def main() -> Any:
+        return sys.get_asyncgen_hooks()
+
+    before = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=None)
+    try:
+        assert kernel.run(main).firstiter is firstiter
+        assert sys.get_asyncgen_hooks().firstiter is firstiter
+    finally:
+        sys.set_asyncgen_hooks(*before)
+
+
+def test_the_adapters_own_loop_keeps_asyncios_hooks() -> None:
+    # asyncio code run by kernel.aio.run: its loop's shutdown_asyncgens closes them.
+    events: list[str] = []
+
+    async def ticks() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            await asyncio.sleep(0)
+            events.append("cleaned up")
+
+    kept: list[Any] = []
+
+    async def main() -> object:
+        agen = ticks()
+        kept.append(agen)
+        await agen.__anext__()
+        loop = asyncio.get_running_loop()
+        hooks = sys.get_asyncgen_hooks()
+        return hooks.firstiter.__self__ is loop  # type: ignore[union-attr]
+
+    assert kernel.aio.run(main()) is True
+    assert events == ["cleaned up"]
+
+
+def test_asyncio_code_on_run_asyncios_loop_has_its_generators_closed_too() -> None:
+    events: list[str] = []
+    kept: list[Any] = []
+
+    async def ticks() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            await asyncio.sleep(1)  # an asyncio future, on the kernel's clock
+            events.append("cleaned up")
+
+    async def asyncio_code() -> None:
+        agen = ticks()
+        kept.append(agen)
+        await agen.__anext__()
+
+    async def main() -> None:
+        await kernel.aio.run_asyncio(asyncio_code())
+
+    clock = VirtualClock()
+    kernel.run(main, clock=clock)
+    assert events == ["cleaned up"]
+    assert clock.now() == 1
+
+
+def test_a_generator_finalized_after_its_kernel_closed_is_closed_in_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What CPython's collector would call, as it calls it: the finalizer hook that was in
+    # place when the generator first ran. A cleanup that does not await still completes;
+    # one that awaits cannot, and is named in a warning, not printed as "ignored
+    # GeneratorExit".
+    events: list[str] = []
+
+    async def quiet() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+        finally:
+            events.append("quiet cleaned up")
+
+    async def waits() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+        finally:
+            await kernel.sleep(0)
+            events.append("never")
+
+    async def main() -> Any:
+        return sys.get_asyncgen_hooks().finalizer
+
+    finalizer = kernel.run(main)
+    for agen in (quiet(), waits()):
+        with pytest.raises(StopIteration):
+            agen.asend(None).send(None)  # up to its first yield, by hand
+        with caplog.at_level(logging.WARNING, logger="kernel"):
+            finalizer(agen)
+    assert events == ["quiet cleaned up"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "waits" in warning and "could not finish" in warning
+    assert "aclosing" in warning
+    gc.collect()

@@ -22,6 +22,7 @@ Read next: ``kernel/deadlock.py``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import time
@@ -165,8 +166,13 @@ def install_slow_task_watch(kernel: Kernel, threshold: float) -> None:
 
     plain_new_task = kernel._new_task
 
-    def new_task(coro: CoroutineLike, daemon: bool, name: str | None) -> Task:
-        task = plain_new_task(coro, daemon, name)
+    def new_task(
+        coro: CoroutineLike,
+        daemon: bool,
+        name: str | None,
+        context: contextvars.Context | None = None,
+    ) -> Task:
+        task = plain_new_task(coro, daemon, name, context)
         task._coro = WatchedCoroutine(task._coro, task, watch)  # type: ignore[assignment]
         return task
 

@@ -21,6 +21,7 @@ Read next: ``kernel/callbacks.py``.
 
 from __future__ import annotations
 
+import contextvars
 import errno
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,13 @@ class TrapHandlers:
 
     if TYPE_CHECKING:
 
-        def _new_task(self, coro: CoroutineLike, daemon: bool, name: str | None) -> Task: ...
+        def _new_task(
+            self,
+            coro: CoroutineLike,
+            daemon: bool,
+            name: str | None,
+            context: contextvars.Context | None = None,
+        ) -> Task: ...
         def _cancel_task(self, task: Task, exc: BaseException) -> bool: ...
         def _wake(self, queue: WaitQueue, n: int = 1, value: Any = None) -> int: ...
         def _reschedule(self, task: Task, value: Any = None) -> None: ...
@@ -135,7 +142,7 @@ class TrapHandlers:
     def _trap_spawn(self, task: Task, trap: Trap) -> bool:
         """SPAWN coro daemon name: a new task at the back of the ready queue."""
         _, coro, daemon, name = trap
-        task._next_value = self._new_task(coro, daemon, name)
+        task._next_value = self._new_task(coro, daemon, name, task._context.copy())
         return True
 
     def _trap_cancel(self, task: Task, trap: Trap) -> bool:

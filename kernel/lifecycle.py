@@ -344,7 +344,7 @@ class KernelLifecycle:
                 task._waiting_on.discard(task._wait_entry)  # outlive us, and hand it items
                 task._waiting_on = task._wait_entry = None
             try:
-                task._coro.close()
+                task._context.run(task._coro.close)
             except BaseException as error:  # report it, keep closing the rest
                 log.error("while abandoning %r", task, exc_info=error)
         self._tasks.clear()

@@ -46,6 +46,7 @@ Read next: ``kernel/lifecycle.py``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
 import socket
@@ -205,11 +206,11 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
                             if task._next_exc is None:
                                 value = task._next_value
                                 task._next_value = None
-                                trap = task._coro.send(value)
+                                trap = task._context.run(task._coro.send, value)
                             else:
                                 exc = task._next_exc
                                 task._next_exc = None
-                                trap = task._coro.throw(exc)
+                                trap = task._context.run(task._coro.throw, exc)
                         except StopIteration as stop:
                             self._exit_task(task, stop.value, None)
                             break
@@ -353,8 +354,23 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
     # Moving tasks between the structures
     # ------------------------------------------------------------------------------------
 
-    def _new_task(self, coro: CoroutineLike, daemon: bool, name: str | None) -> Task:
-        task = Task(self, next(self._ids), coro, daemon, name)
+    def _new_task(
+        self,
+        coro: CoroutineLike,
+        daemon: bool,
+        name: str | None,
+        context: contextvars.Context | None = None,
+    ) -> Task:
+        """A task for ``coro``, at the back of the ready queue.
+
+        Discussion: each task runs in a context of its own -- a copy of its spawner's, or,
+        for the main task and one started from outside any task, of the caller's -- so
+        that a context variable one task sets is not seen by the others (asyncio and trio
+        do the same). The loop enters it around every step, with ``Context.run``.
+        """
+        if context is None:
+            context = contextvars.copy_context()
+        task = Task(self, next(self._ids), coro, daemon, name, context)
         self._tasks[task.id] = task
         self._ready.append(task)
         if self._tracer is not None:

@@ -21,6 +21,7 @@ Read next: ``kernel/time.py`` (sleep and timeouts).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import logging
 import types
@@ -82,6 +83,7 @@ class Task:
         "__weakref__",
         "_cancel_pending",
         "_cancelled_with",
+        "_context",
         "_coro",
         "_deadlines",
         "_exception",
@@ -108,7 +110,13 @@ class Task:
     )
 
     def __init__(
-        self, kernel: Kernel, task_id: int, coro: CoroutineLike, daemon: bool, name: str | None
+        self,
+        kernel: Kernel,
+        task_id: int,
+        coro: CoroutineLike,
+        daemon: bool,
+        name: str | None,
+        context: contextvars.Context,
     ) -> None:
         self.id = task_id
         self.name = name if name is not None else _coroutine_name(coro)
@@ -118,6 +126,8 @@ class Task:
         self.cancelled = False
         self._kernel = kernel
         self._coro = coro
+        # Its own context variables: each step runs inside this (see Kernel._new_task).
+        self._context = context
         self._next_value: Any = None
         self._next_exc: BaseException | None = None
         self._cancel_pending: BaseException | None = None

@@ -28,6 +28,7 @@ Read next: ``kernel/processes.py``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -61,9 +62,13 @@ class _Job:
     run, before the outcome is delivered, or once it never will run: the job lives on a
     while (in the worker that ran it, in the task it wakes), and an argument must not live
     on with it -- an idle worker would keep its last job's arguments alive indefinitely.
+    The call runs in ``context``, a copy of the context of the task that made the job (its
+    context variables: a request id, a ``decimal`` context...), as ``asyncio.to_thread`` and
+    trio's ``to_thread.run_sync`` do; a variable the function sets stays in that copy. It
+    is dropped with the call.
     """
 
-    __slots__ = ("call", "exception", "name", "release", "result", "state", "waiter")
+    __slots__ = ("call", "context", "exception", "name", "release", "result", "state", "waiter")
 
     def __init__(
         self,
@@ -77,6 +82,7 @@ class _Job:
             args,
             kwargs,
         )
+        self.context: contextvars.Context | None = contextvars.copy_context()  # (the task's)
         self.name: str | None = None  # the function's, kept when the call is dropped
         # For a result that holds a resource (an open file): what to do with it if nobody
         # is left to take it (see _report_late).
@@ -97,15 +103,15 @@ class _Job:
 
     def run(self) -> None:
         """In a worker: call the function, keep its outcome, drop the call."""
-        assert self.call is not None  # claimed under the pool's lock: so not abandoned
+        assert self.call is not None and self.context is not None  # claimed: not abandoned
         func, args, kwargs = self.call
         try:
-            self.result = func(*args, **kwargs)
+            self.result = self.context.run(func, *args, **kwargs)
         except BaseException as error:  # handed to the task, not raised here
             self.exception = error
             # A late exception is logged with the function's name: that much is kept.
             self.name = _name_of(func)
-        self.call = None
+        self.call = self.context = None
         self.state = "done"
 
 
@@ -159,7 +165,7 @@ class ThreadPool:
         with self._lock:
             if job.state == "queued":
                 job.state = "abandoned"
-                job.call = None  # it sits in the job queue until a worker skips it
+                job.call = job.context = None  # it sits in the job queue until a worker skips it
                 self._pending.discard(job)  # a worker will skip it: nothing to deliver
 
     def _deliver(self, job: _Job) -> None:

@@ -123,7 +123,12 @@ class TrapHandlers:
         except (ResourceBusy, ValueError, OSError) as error:  # busy, closed or bad descriptor
             task._next_exc = error
             return True
-        return self._park(task, self._io, trap, "IO_WAIT")  # the trap is the discard handle
+        # _park, written out: a server parks here once per message, and the call costs
+        # more than its three stores. (The trap is the handle a cancel discards it by.)
+        task._waiting_on = self._io
+        task._wait_entry = trap
+        task.state = "IO_WAIT"
+        return False
 
     def _trap_io_release(self, task: Task, trap: Trap) -> bool:
         """IO_RELEASE fileobj: forget a descriptor about to be closed; its waiters get EBADF.

@@ -281,7 +281,11 @@ def run_exit_callback(task: Task, callback: ExitCallback) -> None:
         log.exception("exit callback %r of %r raised", callback, task)
 
 
-_COROUTINE_TYPES = (types.CoroutineType, types.GeneratorType)
+# An ``async def`` coroutine, a generator, or anything else with a coroutine's methods
+# (``send``, ``throw``, ``close``, ``__await__``): what ``@kernel.coroutine`` makes of a bound
+# method or a ``functools.partial`` (``types.coroutine``'s wrapper), a compiled (Cython)
+# coroutine. The two common types come first: isinstance tries them before the ABC.
+_COROUTINE_TYPES = (types.CoroutineType, types.GeneratorType, Coroutine)
 
 
 def _coroutine_name(coro: Any) -> str:
@@ -290,7 +294,9 @@ def _coroutine_name(coro: Any) -> str:
 
 def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> CoroutineLike:
     """Turn what the user handed to ``spawn``/``run`` into a coroutine, or explain the mistake."""
-    if isinstance(corofunc, _COROUTINE_TYPES):
+    # (A function is not a coroutine, and no coroutine is callable: asking only what is not
+    # callable spares ``spawn(func)`` the ABC's check, which costs more than the rest.)
+    if not callable(corofunc) and isinstance(corofunc, _COROUTINE_TYPES):
         if args:
             raise TypeError(
                 f"{caller}() got a coroutine object *and* arguments {args!r}; pass either "

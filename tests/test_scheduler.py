@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -70,6 +71,29 @@ def test_coroutine_decorator_rejects_plain_functions() -> None:
         pass
 
     assert kernel.coroutine(already) is already
+
+
+def test_a_marked_bound_method_or_partial_runs_and_spawns_like_a_function() -> None:
+    # types.coroutine cannot mark these in place; it wraps what they return instead.
+    def ticker(n: int) -> Generator[Any, Any, int]:
+        yield from kernel.sleep(n)
+        return n
+
+    class Worker:
+        def job(self) -> Generator[Any, Any, str]:
+            yield from kernel.sleep(1)
+            return "job"
+
+    by_partial = kernel.coroutine(functools.partial(ticker, 2))
+    by_method = kernel.coroutine(Worker().job)
+
+    async def main() -> list[Any]:
+        spawned = [await kernel.spawn(by_partial), await kernel.spawn(by_method)]
+        return [await by_partial(), await by_method()] + [await t.join() for t in spawned]
+
+    assert kernel.run(by_partial, clock=VirtualClock()) == 2
+    assert kernel.run(by_method, clock=VirtualClock()) == "job"
+    assert kernel.run(main, clock=VirtualClock()) == [2, "job", 2, "job"]
 
 
 def test_run_inside_a_running_kernel_is_an_error() -> None:

@@ -46,13 +46,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None  # not ours: let pytest call it
     names = pyfuncitem._fixtureinfo.argnames
     kwargs: dict[str, Any] = {name: pyfuncitem.funcargs[name] for name in names}
+    # The test's virtual_clock, however it came: a parameter, another fixture that uses it,
+    # usefixtures, autouse -- pytest makes one value per test, and it must be the kernel's.
+    requested = "virtual_clock" in pyfuncitem.fixturenames
     realtime = pyfuncitem.get_closest_marker("realtime") is not None
-    if realtime and "virtual_clock" in kwargs:
+    if realtime and requested:
         raise pytest.UsageError(
-            f"{pyfuncitem.nodeid} is marked realtime but asks for the virtual_clock fixture"
+            f"{pyfuncitem.nodeid} is marked realtime but asks for the virtual_clock fixture "
+            f"(directly or through another fixture)"
         )
     clock: Clock = MonotonicClock()
     if not realtime:
-        clock = kwargs["virtual_clock"] if "virtual_clock" in kwargs else VirtualClock()
+        clock = pyfuncitem.funcargs["virtual_clock"] if requested else VirtualClock()
     run(func(**kwargs), clock=clock)
     return True

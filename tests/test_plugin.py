@@ -46,3 +46,34 @@ def test_realtime_and_virtual_clock_together_is_a_usage_error(pytester: pytest.P
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*marked realtime but asks for the virtual_clock fixture*"])
+
+
+def test_the_virtual_clock_is_the_kernels_however_the_test_asked_for_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import kernel
+
+        @pytest.fixture
+        def clock(virtual_clock):
+            return virtual_clock
+
+        async def test_through_another_fixture(clock):
+            await kernel.sleep(10)
+            assert clock.now() == 10.0
+
+        @pytest.mark.usefixtures("virtual_clock")
+        async def test_through_usefixtures(request):
+            await kernel.sleep(10)
+            assert request.getfixturevalue("virtual_clock").now() == 10.0
+
+        @pytest.mark.realtime
+        async def test_realtime_through_another_fixture(clock):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*marked realtime but asks for the virtual_clock fixture*"])

@@ -17,7 +17,7 @@ Read next: ``tests/`` -- the project's own tests use this plugin.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -57,6 +57,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         )
     clock: Clock = MonotonicClock()
     if not realtime:
-        clock = pyfuncitem.funcargs["virtual_clock"] if requested else VirtualClock()
+        clock = cast(Clock, pyfuncitem.funcargs["virtual_clock"]) if requested else VirtualClock()
     run(func(**kwargs), clock=clock)
     return True

@@ -77,8 +77,19 @@ class _Universal:
             self._serve_requested = False  # a request to a closed kernel will never run
         return kernel
 
-    def _refuse_in_kernel(self, method: str) -> None:
-        """A blocking call would freeze every task of the kernel running in this thread."""
+    def _check_sync_call(self, method: str, timeout: object) -> None:
+        """Refuse a ``*_sync`` call that cannot work: a bad ``timeout``, or the wrong thread.
+
+        ``timeout`` is None (wait as long as it takes) or a number of seconds >= 0, as for
+        ``queue.Queue.get``; anything else would fail deep inside ``threading``, or not at all.
+        """
+        if timeout is not None and not _is_seconds(timeout):
+            number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+            raise (ValueError if number else TypeError)(
+                f"{type(self).__name__}.{method}_sync(timeout={timeout!r}): timeout must be a "
+                f"number of seconds >= 0, or None to wait as long as it takes"
+            )
+        # A blocking call would freeze every task of the kernel running in this thread.
         if current_kernel() is not None:
             raise RuntimeError(
                 f"{type(self).__name__}.{method}_sync() was called in a kernel's thread, where "
@@ -235,7 +246,7 @@ class UniversalQueue(_Universal, Generic[T]):
 
         Raises ``queue.Full`` if there is still no room after ``timeout`` seconds.
         """
-        self._refuse_in_kernel("put")
+        self._check_sync_call("put", timeout)
         with self._lock:
             if self.full():
                 self._thread_putters += 1
@@ -255,7 +266,7 @@ class UniversalQueue(_Universal, Generic[T]):
 
         Raises ``queue.Empty`` if there is still nothing after ``timeout`` seconds.
         """
-        self._refuse_in_kernel("get")
+        self._check_sync_call("get", timeout)
         with self._lock:
             if not self._items:
                 self._thread_getters += 1
@@ -339,9 +350,14 @@ class UniversalEvent(_Universal):
 
     def wait_sync(self, timeout: float | None = None) -> bool:
         """From a thread: block until the event is set; False if ``timeout`` ran out first."""
-        self._refuse_in_kernel("wait")
+        self._check_sync_call("wait", timeout)
         with self._lock:
             if self._flag:
                 return True
             generation = self._generation
             return self._changed.wait_for(lambda: self._generation != generation, timeout)
+
+
+def _is_seconds(timeout: object) -> bool:
+    """A number of seconds a thread can wait: an int or float >= 0 (not a bool, not NaN)."""
+    return isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0

@@ -104,6 +104,21 @@ async def test_thread_timeouts_raise_the_stdlib_exceptions() -> None:
     assert await run_in_thread(q.get_sync, 0) == 1
 
 
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)],
+)
+async def test_a_bad_thread_timeout_is_refused_naming_what_it_takes(
+    timeout: Any, error: type[Exception]
+) -> None:
+    q: UniversalQueue[int] = UniversalQueue(maxsize=1)
+    event = UniversalEvent()
+    for call in (q.get_sync, lambda timeout: q.put_sync(1, timeout), event.wait_sync):
+        with pytest.raises(error, match="timeout must be a number of seconds >= 0, or None"):
+            await run_in_thread(call, timeout)
+    assert q.empty()  # (the put was refused, not done)
+
+
 async def test_tasks_are_served_in_the_order_they_arrived() -> None:
     q: UniversalQueue[str] = UniversalQueue()
     getters = [await kernel.spawn(q.get) for _ in range(3)]

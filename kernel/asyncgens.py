@@ -5,26 +5,33 @@ paused at a ``yield``, its ``finally`` blocks not yet run. Left to itself, CPyth
 when the garbage collector finalizes the generator: it throws ``GeneratorExit`` in, there
 and then, in whatever code happens to be running. A ``finally`` that awaits anything then
 fails ("async generator ignored GeneratorExit", printed, not raised) and its cleanup is
-lost -- the connection is not closed, the lock not released.
+lost -- the connection is not closed, the file not flushed.
 
 PEP 525 lets an event loop take that over, through ``sys.set_asyncgen_hooks``; asyncio and
-trio both do. While a kernel runs, its hooks are in place (unless the thread already has
-hooks: the asyncio adapter's own loop installs asyncio's), and:
+trio both do. While a kernel runs, its hooks are in place, and:
 
-* **first iteration**: the generator is remembered, weakly;
+* **first iteration** in a kernel task: the generator is remembered, weakly. One first
+  iterated by other code -- asyncio code on the adapter's loop, which installs asyncio's
+  hooks while it runs -- is handed to the hooks that were there before, so that it is
+  closed by the machinery that ran it: an asyncio task cannot run kernel calls, nor a
+  kernel task asyncio's bare ``yield``;
 * **finalization**: instead of closing it in place, the kernel starts a daemon task that
   awaits ``agen.aclose()``, so the cleanup runs as a task, and may await. The collector can
   run in any thread, and in the middle of the kernel's own code, so the task is started
   through ``call_threadsafe``, between task steps;
 * **close()**: once the program's tasks have ended, every generator still suspended is
-  closed the same way, each by a task of its own, and ``close()`` lets those tasks end.
+  closed the same way, each by a task of its own, and ``close()`` lets those tasks end --
+  while the asyncio adapter's callbacks and watchers still work, as ``asyncio.run`` closes
+  generators before it closes its loop.
 
 An error raised while closing one is logged (logger ``"kernel"``), as asyncio reports it.
 A generator collected after its kernel has closed is closed in place, as CPython would; if
 its cleanup awaits, it cannot finish, and a warning says so.
 
-``contextlib.aclosing(agen)`` remains the way to have the cleanup run *at once*, in the task
-that iterated it, as the asyncio docs and trio's advise.
+The cleanup runs in another task than the one that iterated the generator: a ``kernel.Lock``
+held across a ``yield`` cannot be released by it (only the owner may), and it sees the
+closing task's context variables. ``contextlib.aclosing(agen)`` remains the way to have the
+cleanup run *at once*, in the task that iterated it, as the asyncio docs and trio's advise.
 
 Read next: ``kernel/handlers.py``.
 """
@@ -38,6 +45,8 @@ import types
 import weakref
 from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, Any, cast
+
+from .traps import _schedule
 
 if TYPE_CHECKING:
     from .scheduler import Kernel
@@ -60,17 +69,17 @@ class AsyncGenerators:
         # Handed over by the collector, with no task to close it yet (held strongly: such a
         # generator has no other reference left), in the order they came.
         self._handed_over: dict[AsyncGen, None] = {}
-        self._closed = False  # close() has swept: no task will ever run again
+        # First iterated by code outside any kernel task, under the hooks that were in
+        # place before ours: they finalize it (weakly; generator -> those hooks' finalizer).
+        self._foreign: weakref.WeakKeyDictionary[AsyncGen, Any] = weakref.WeakKeyDictionary()
+        self._before: Any = sys.get_asyncgen_hooks()  # (replaced at each run, by hooks())
+        self._closed = False  # close() has swept for the last time: no task will run again
 
     @contextlib.contextmanager
     def hooks(self) -> Iterator[None]:
-        """Install this kernel's hooks for the duration of one run, then put back what was
-        there -- unless the thread has hooks of its own already (the asyncio adapter's loop,
-        whose ``shutdown_asyncgens`` must see its generators)."""
-        previous = sys.get_asyncgen_hooks()
-        if previous.firstiter is not None or previous.finalizer is not None:
-            yield
-            return
+        """Install this kernel's hooks for the duration of one run, then put back the hooks
+        that were there (the asyncio adapter's loop's, while it runs the kernel)."""
+        self._before = previous = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(firstiter=self._first_iteration, finalizer=self._finalize)
         try:
             yield
@@ -78,6 +87,13 @@ class AsyncGenerators:
             sys.set_asyncgen_hooks(*previous)
 
     def _first_iteration(self, agen: AsyncGen) -> None:
+        before = self._before
+        if self._kernel._running is None and before.finalizer is not None:
+            # Not a kernel task's (asyncio code, on the adapter's loop): its own hooks'.
+            self._foreign[agen] = before.finalizer
+            if before.firstiter is not None:
+                before.firstiter(agen)
+            return
         self._suspended[agen] = None
 
     def _finalize(self, agen: AsyncGen) -> None:
@@ -88,6 +104,10 @@ class AsyncGenerators:
         dictionary is not safe to change from another thread while the kernel's thread reads
         it.)
         """
+        foreign = self._foreign.pop(agen, None)
+        if foreign is not None:
+            foreign(agen)
+            return
         if not self._closed:
             self._handed_over[agen] = None
             try:
@@ -117,15 +137,19 @@ class AsyncGenerators:
             await agen.aclose()
         except Exception as error:
             log.error("closing the async generator %r raised", agen, exc_info=error)
+        # One more turn, for what the cleanup queued (closing an asyncio transport queues
+        # its connection_lost): at close(), the callbacks still queued are then dropped.
+        await _schedule()
 
-    def close_all(self) -> None:
+    def close_all(self, *, last: bool = False) -> None:
         """For ``close()``, once the program's tasks have ended: close every generator still
         suspended, each in a task of its own, and turn the kernel until those have ended.
 
         That includes those handed over whose task has not been started yet (the call to
         start it is still queued). A generator's cleanup may leave others suspended; the
         sweep goes round until none is left. They are closed in the order they were first
-        iterated: the same program closes them in the same order every time.
+        iterated: the same program closes them in the same order every time. After the
+        ``last`` sweep, a generator handed over is closed in place.
         """
         kernel = self._kernel
         while True:
@@ -139,7 +163,7 @@ class AsyncGenerators:
             if not kernel._tasks:
                 break
             kernel._run_until(lambda: not kernel._tasks)
-        self._closed = True
+        self._closed = last
 
 
 def _generator(agen: AsyncGen) -> types.AsyncGeneratorType[Any, Any]:

@@ -197,9 +197,12 @@ class KernelLifecycle:
                 self._cancel_remaining_tasks()
                 while self._shutdown_steps:
                     self._shutdown_steps.pop()()
+                # The async generators left suspended, while callbacks and watchers still
+                # work: their cleanup may need the adapter's transports.
+                self._asyncgens.close_all()
             self._drop_callbacks()
             self._cancel_remaining_tasks()
-            self._asyncgens.close_all()  # the async generators left suspended: their cleanup
+            self._asyncgens.close_all(last=True)
             if self._threadsafe:
                 # Handed in during the last turn (a finalizer as the last task ended, say):
                 # the loop stopped before it came round to them, but they can still run.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 import sys
 import threading
 import types
@@ -206,46 +207,126 @@ def test_the_hooks_are_the_kernels_only_while_it_runs() -> None:
     assert seen[0].firstiter is not None and seen[0].finalizer is not None
 
 
-def test_hooks_the_thread_already_has_are_left_in_place() -> None:
+def test_the_hooks_the_thread_had_are_put_back_after_each_run() -> None:
     def firstiter(agen: Any) -> None:
         pass
 
     async def main() -> Any:
-        return sys.get_asyncgen_hooks()
+        return sys.get_asyncgen_hooks().firstiter
 
     before = sys.get_asyncgen_hooks()
     sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=None)
     try:
-        assert kernel.run(main).firstiter is firstiter
+        assert kernel.run(main) is not firstiter  # the kernel's, while it runs
         assert sys.get_asyncgen_hooks().firstiter is firstiter
     finally:
         sys.set_asyncgen_hooks(*before)
 
 
-def test_the_adapters_own_loop_keeps_asyncios_hooks() -> None:
-    # asyncio code run by kernel.aio.run: its loop's shutdown_asyncgens closes them.
+async def kernel_numbers(events: list[str]) -> AsyncGenerator[int, None]:
+    """A kernel task's generator: only a kernel task can run its cleanup."""
+    try:
+        for n in range(10):
+            yield n
+    finally:
+        await kernel.sleep(0.01)
+        events.append("kernel cleanup")
+
+
+async def asyncio_numbers(events: list[str]) -> AsyncGenerator[int, None]:
+    """asyncio code's generator: its cleanup's bare yield needs an asyncio task."""
+    try:
+        for n in range(10):
+            yield n
+    finally:
+        await asyncio.sleep(0)
+        events.append("asyncio cleanup")
+
+
+def test_on_the_adapters_loop_each_generator_is_closed_by_its_own_side() -> None:
+    # kernel.aio.run's loop installs asyncio's hooks while it runs: they close asyncio
+    # code's generators (shutdown_asyncgens), and the kernel closes its tasks' -- whether
+    # dropped by a break or still suspended when the program ends.
     events: list[str] = []
-
-    async def ticks() -> AsyncGenerator[int, None]:
-        try:
-            yield 1
-            yield 2
-        finally:
-            await asyncio.sleep(0)
-            events.append("cleaned up")
-
     kept: list[Any] = []
 
-    async def main() -> object:
-        agen = ticks()
-        kept.append(agen)
-        await agen.__anext__()
-        loop = asyncio.get_running_loop()
-        hooks = sys.get_asyncgen_hooks()
-        return hooks.firstiter.__self__ is loop  # type: ignore[union-attr]
+    async def kernel_side() -> list[str]:
+        async for n in kernel_numbers(events):
+            if n == 1:
+                break
+        await kernel.sleep(0.1)
+        seen = list(events)
+        kept.append(kernel_numbers(events))
+        await kept[-1].__anext__()  # still suspended at the end
+        return seen
 
-    assert kernel.aio.run(main()) is True
-    assert events == ["cleaned up"]
+    async def main() -> list[str]:
+        kept.append(asyncio_numbers(events))
+        await kept[-1].__anext__()  # still suspended at the end
+        loop = asyncio.get_running_loop()
+        assert sys.get_asyncgen_hooks().finalizer is not None
+        assert loop._asyncgens  # type: ignore[attr-defined]  # asyncio's hooks saw it
+        seen: list[str] = await kernel.aio.run_kernel(kernel_side)
+        return seen
+
+    assert kernel.aio.run(main()) == ["kernel cleanup"]
+    assert sorted(events) == ["asyncio cleanup", "kernel cleanup", "kernel cleanup"]
+
+
+def test_kernel_run_called_from_asyncio_code_closes_its_tasks_generators() -> None:
+    # As a notebook cell does: a blocking kernel.run() inside a running asyncio loop.
+    events: list[str] = []
+
+    async def kernel_main() -> None:
+        async for _n in kernel_numbers(events):
+            break
+        await kernel.sleep(1)
+
+    async def outer() -> list[str]:
+        kernel.run(kernel_main, clock=VirtualClock())
+        return list(events)
+
+    assert asyncio.run(outer()) == ["kernel cleanup"]
+
+
+def test_a_cleanup_at_close_may_still_use_the_adapters_transports() -> None:
+    # close() closes the generators left suspended before it drops the adapter's
+    # callbacks and watchers, as asyncio.run does before it closes its loop: the cleanup
+    # can read a reply, and the transport it closes really closes.
+    events: list[bytes] = []
+    kept: list[Any] = []
+
+    def peer(sock: socket.socket) -> None:
+        with sock, sock.makefile("rwb", buffering=0) as stream:
+            if stream.readline() == b"QUIT\n":
+                stream.write(b"BYE\n")
+            events.append(stream.read())  # b"": the session closed its side
+
+    async def session(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> AsyncGenerator[int, None]:
+        try:
+            for n in range(3):
+                yield n
+        finally:
+            writer.write(b"QUIT\n")
+            events.append(await reader.readline())
+            writer.close()
+
+    async def asyncio_code() -> None:
+        ours, theirs = socket.socketpair()
+        kept.append(threading.Thread(target=peer, args=(theirs,)))
+        kept[0].start()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        kept.append(session(reader, writer))
+        await kept[-1].__anext__()  # still suspended when the program ends
+
+    async def main() -> None:
+        await kernel.aio.run_asyncio(asyncio_code())
+
+    kernel.run(main)
+    kept[0].join(timeout=10)
+    assert events == [b"BYE\n", b""]
 
 
 def test_asyncio_code_on_run_asyncios_loop_has_its_generators_closed_too() -> None:

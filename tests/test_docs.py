@@ -14,6 +14,7 @@ The last section holds the tests that docs/getting-started.md shows.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,21 @@ async def test_a_slow_call_times_out(virtual_clock: kernel.VirtualClock) -> None
     with pytest.raises(kernel.TaskTimeout):
         await kernel.timeout_after(5, kernel.sleep, 3600)
     assert virtual_clock.now() == 5.0
+
+
+async def tick(queue: kernel.Queue[float]) -> None:
+    while True:
+        await kernel.sleep(1)
+        await queue.put(await kernel.clock())
+
+
+@pytest.fixture
+async def ticks() -> AsyncIterator[kernel.Queue[float]]:
+    queue: kernel.Queue[float] = kernel.Queue()
+    async with kernel.TaskGroup(wait=None) as group:  # wait=None: cancel it at the end
+        await group.spawn(tick, queue)
+        yield queue  # the test runs here
+
+
+async def test_a_tick_comes_every_second(ticks: kernel.Queue[float]) -> None:
+    assert [await ticks.get() for _ in range(3)] == [1.0, 2.0, 3.0]

@@ -77,3 +77,104 @@ def test_the_virtual_clock_is_the_kernels_however_the_test_asked_for_it(
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*marked realtime but asks for the virtual_clock fixture*"])
+
+
+def test_async_fixtures_run_in_the_tests_kernel(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import kernel
+
+        log = []
+
+        @pytest.fixture
+        async def server(virtual_clock):
+            await kernel.sleep(5)  # on the test's own clock
+            log.append(("server up", virtual_clock.now()))
+            yield "server"
+            await kernel.sleep(1)  # teardown may await too
+            log.append(("server down", virtual_clock.now()))
+
+        @pytest.fixture
+        async def client(server):
+            log.append(("client of", server))
+            return "client"
+
+        @pytest.fixture
+        def plain():
+            return "plain"
+
+        async def test_uses_both(client, server, plain):
+            assert (client, server, plain) == ("client", "server", "plain")
+            log.append(("test", await kernel.clock()))
+
+        async def test_failure_still_tears_down(server):
+            raise AssertionError("the test failed")
+
+        def test_log():
+            assert log == [
+                ("server up", 5.0), ("client of", "server"), ("test", 5.0),
+                ("server down", 6.0),
+                ("server up", 5.0), ("server down", 6.0),
+            ]
+
+        class TestInAClass:
+            @pytest.fixture
+            async def own(self):
+                return type(self).__name__
+
+            async def test_method_fixture(self, own):
+                assert own == "TestInAClass"
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: the test failed*"])
+
+
+def test_async_fixture_mistakes_are_explained(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture(scope="module")
+        async def shared():
+            return 1
+
+        @pytest.fixture
+        async def value():
+            return 1
+
+        @pytest.fixture
+        async def empty():
+            if False:
+                yield
+
+        @pytest.fixture
+        async def twice():
+            yield 1
+            yield 2
+
+        async def test_module_scoped(shared):
+            pass
+
+        def test_sync_test(value):
+            pass
+
+        async def test_empty(empty):
+            pass
+
+        async def test_twice(twice):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*async fixture 'shared' has scope 'module'*make it function-scoped*",
+            "*test_sync_test is not async, but uses the async fixture 'value'*",
+            "*async fixture 'empty' did not yield a value*",
+            "*async fixture 'twice' yielded more than once*",
+        ]
+    )

@@ -178,3 +178,28 @@ def test_async_fixture_mistakes_are_explained(pytester: pytest.Pytester) -> None
             "*async fixture 'twice' yielded more than once*",
         ]
     )
+
+
+def test_an_overridden_virtual_clock_can_wait_for_a_thread(pytester: pytest.Pytester) -> None:
+    # The recipe in getting-started.md for a test whose task waits on a worker thread.
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+        import kernel
+
+        @pytest.fixture
+        def virtual_clock():
+            return kernel.VirtualClock(autojump_threshold=5)
+
+        async def test_waits_for_the_thread(virtual_clock):
+            await kernel.timeout_after(1, kernel.run_in_thread, time.sleep, 0.05)
+            assert virtual_clock.now() == 0.0
+
+        async def test_the_default_clock_jumps():
+            with pytest.raises(kernel.TaskTimeout):
+                await kernel.timeout_after(1, kernel.run_in_thread, time.sleep, 0.05)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

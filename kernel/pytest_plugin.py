@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import types
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, cast
 
@@ -128,7 +129,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     clock: Clock = MonotonicClock()
     if not realtime:
         clock = cast(Clock, pyfuncitem.funcargs["virtual_clock"]) if requested else VirtualClock()
-    run(_with_async_fixtures(func, kwargs), clock=clock)
+    if any(isinstance(value, _Pending) for value in kwargs.values()):
+        main = cast("types.CoroutineType[Any, Any, None]", _with_async_fixtures(func, kwargs))
+        main.__name__, main.__qualname__ = func.__name__, func.__qualname__  # the task's name
+        run(main, clock=clock)
+    else:
+        run(func(**kwargs), clock=clock)
     return True
 
 

@@ -106,6 +106,7 @@ def test_async_fixtures_run_in_the_tests_kernel(pytester: pytest.Pytester) -> No
 
         async def test_uses_both(client, server, plain):
             assert (client, server, plain) == ("client", "server", "plain")
+            assert (await kernel.current_task()).name == "test_uses_both"
             log.append(("test", await kernel.clock()))
 
         async def test_failure_still_tears_down(server):

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,67 @@ def test_the_virtual_clock_jumps_on_asyncio_too() -> None:
         loop.close()
     select = next(r for r in loop.records if r["event"] == "select" and r["timeout"])
     assert (select["timeout"], select["nearest"]["until"]) == (3600.0, 3600.0)
+
+
+# Programs whose callbacks the adapter once ran unrecorded, or recorded without running them:
+# each gave a false divergence.
+SAME_SCHEDULE = {
+    "call_soon_threadsafe": """
+        import asyncio
+        import threading
+
+        def hello(future):
+            print("hello from a callback")
+            future.set_result(1)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            here, there = loop.create_future(), loop.create_future()
+            loop.call_soon_threadsafe(hello, here)  # from the loop's own thread
+            await here
+            thread = threading.Thread(target=loop.call_soon_threadsafe, args=(hello, there))
+            thread.start()
+            await there
+            thread.join()
+            return await asyncio.to_thread(sum, [1, 2])  # a worker hands the result back
+        """,
+    "cancelled_handle": """
+        import asyncio
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.call_soon(print, "never printed").cancel()
+            await asyncio.sleep(0)
+            return "done"
+        """,
+    "infinite_sleep": """
+        import asyncio
+        import math
+
+        async def forever():
+            await asyncio.sleep(math.inf)  # a timer that never comes
+
+        async def main():
+            task = asyncio.create_task(forever())
+            await asyncio.sleep(1)
+            task.cancel()
+            return "done"
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAME_SCHEDULE))
+def test_what_both_loops_run_is_compared(
+    name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    program = tmp_path / f"{name}.py"
+    program.write_text(textwrap.dedent(SAME_SCHEDULE[name]), encoding="utf-8")
+    status, out, err = run_cli(capsys, monkeypatch, "compare", str(program), "--deterministic")
+    assert (status, err) == (0, "")
+    assert "The schedules match" in out
 
 
 # -- divergences -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,183 @@ def test_python_dash_m_kernel_runs() -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines()[-1] == "'main returned'"
+
+
+# -- what the loop does that is easy to miss, told as it happened ---------------------------------
+
+
+def narration(tmp_path: Path, source: str, aio: bool = False) -> str:
+    """The narration of a small program, on one line."""
+    path = tmp_path / "program.py"
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    traced = trace(path, aio=aio, deterministic=True)
+    assert traced.error is None
+    return " ".join(narrate(traced.records, asyncio=aio, virtual=True).split())
+
+
+def test_a_callback_queued_with_call_soon_threadsafe_is_told(tmp_path: Path) -> None:
+    text = narration(
+        tmp_path,
+        """
+        import asyncio
+
+        def hello(future):
+            print("hello from a callback")
+            future.set_result(1)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            loop.call_soon_threadsafe(hello, future)
+            return await future
+        """,
+        aio=True,
+    )
+    queued = "Task-1.__step calls loop.call_soon_threadsafe(hello(Future-1)): as with"
+    assert queued in text
+    assert text.index(queued) < text.index("hello(Future-1) runs")
+    assert text.index("hello(Future-1) runs") < text.index("prints 'hello from a callback'")
+
+
+def test_a_cancelled_handle_is_not_told_as_run(tmp_path: Path) -> None:
+    text = narration(
+        tmp_path,
+        """
+        import asyncio
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.call_soon(print, "never printed").cancel()
+            await asyncio.sleep(0)
+        """,
+        aio=True,
+    )
+    assert "calls loop.call_soon(print('never printed'))" in text
+    assert "never printed') runs" not in text and "<cancelled>" not in text
+
+
+def test_a_bad_yield_is_told(tmp_path: Path) -> None:
+    text = narration(
+        tmp_path,
+        """
+        import asyncio
+        import kernel
+
+        async def main():
+            try:
+                await asyncio.sleep(0)  # asyncio's bare yield: not a kernel trap
+            except TypeError:
+                return "TypeError"
+        """,
+    )
+    assert (
+        "main (task 1) yields None, which is not a trap, so the kernel cannot act on it: it "
+        "puts main (task 1) at the back of the ready queue, as sleep(0) would, with a "
+        "TypeError to throw into it when its turn comes" in text
+    )
+    assert "the kernel resumes it with coro.throw(TypeError(" in text
+
+
+@pytest.mark.usefixtures("no_timeout_signal")
+def test_a_deadlock_is_told_as_the_detector_breaking_it(tmp_path: Path) -> None:
+    text = narration(
+        tmp_path,
+        """
+        import kernel
+
+        async def main():
+            try:
+                await kernel.Event().wait()
+            except kernel.Deadlock:
+                return "deadlock caught"
+        """,
+    )
+    assert "── turn 2, t=0.000 ── step 5 — Phase 1 would now block in select()" in text
+    assert "Every task is blocked for good: a deadlock." in text
+    assert (
+        "the kernel's deadlock detector takes the main task, main (task 1), out of the wait "
+        "queue of Event-1 (EVENT_WAIT) and puts it in the ready queue, to have a Deadlock"
+    ) in text
+    assert "handed work over (call_threadsafe)" not in text and "tasks are ready" not in text
+
+
+def test_a_task_waiting_on_a_thread_is_woken_by_the_thread(tmp_path: Path) -> None:
+    text = narration(
+        tmp_path,
+        """
+        import time
+        import kernel
+
+        async def main():
+            return await kernel.run_in_thread(time.sleep, 0.05)
+        """,
+    )
+    assert (
+        "it is parked in the wait queue of _Job-1 (THREAD) until the worker thread running "
+        "the function is done and hands the result over (call_threadsafe)."
+    ) in text
+    assert "another task wakes it" not in text
+    assert (
+        "No file descriptor of the program becomes ready, but another thread has handed work "
+        "over: the byte it wrote to the kernel's wake-up socket, which select() always "
+        "watches, makes it return. step 7 — Phase 1 runs what other threads handed over: the "
+        "worker thread of _Job-1 is done"
+    ) in text
+
+
+def test_a_kernel_task_started_from_an_asyncio_task_is_spawned_by_it(tmp_path: Path) -> None:
+    text = narration(
+        tmp_path,
+        """
+        import kernel
+        import kernel.aio
+
+        async def ktask():
+            await kernel.sleep(1)
+
+        async def main():
+            await kernel.aio.run_kernel(ktask)
+        """,
+        aio=True,
+    )
+    assert "Task-1.__step calls Kernel.start_task, which spawns ktask (task 1)" in text
+    assert "Code outside any task" not in text
+
+
+def test_an_infinite_sleep_is_told_and_written_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "forever.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import math
+            import kernel
+
+            async def forever():
+                await kernel.sleep(math.inf)
+
+            async def main():
+                task = await kernel.spawn(forever)
+                await kernel.sleep(1)
+                await task.cancel()
+            """
+        ),
+        encoding="utf-8",
+    )
+    status, out, _ = explain(capsys, monkeypatch, "explain", str(script), "--deterministic")
+    assert status == 0
+    assert (
+        "forever (task 2) yields ('sleep', inf): it is parked on the sleeping queue, until a "
+        "deadline that never comes." in " ".join(out.split())
+    )
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    status, out, _ = explain(
+        capsys, monkeypatch, "explain", str(script), "--deterministic", "--json"
+    )
+    assert status == 0 and json.loads(out, parse_constant=refuse)
+    status, _, err = explain(capsys, monkeypatch, "run", str(script), "--deterministic", "--trace")
+    assert status == 0 and [json.loads(line, parse_constant=refuse) for line in err.splitlines()]

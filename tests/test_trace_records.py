@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import kernel
 import kernel.aio
-from kernel.trace import Labels, Recorder
+from kernel.trace import Labels, Recorder, asyncio_script
 from kernel.trace.script import Traced, trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +32,13 @@ def traced(path: Path, aio: bool = False) -> Traced:
     result = trace(path, aio=aio, deterministic=True)
     assert result.error is None
     return result
+
+
+def program(tmp_path: Path, source: str, aio: bool = False) -> list[dict[str, Any]]:
+    """The records of a small program, written out to ``tmp_path``."""
+    path = tmp_path / "program.py"
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return traced(path, aio).records
 
 
 def find(records: list[dict[str, Any]], event: str, **fields: Any) -> list[dict[str, Any]]:
@@ -272,7 +284,9 @@ def test_an_untraced_kernel_has_none_of_the_wrappers() -> None:
     # call_soon is the one exception, and the cheaper for it: the ready queue's own append,
     # one bound method for the kernel's life (a new one per lookup fed the GC in spawn_join).
     with kernel.Kernel() as plain:
-        assert not {"_loop", "call_at", "add_watcher", "_reschedule"} & set(vars(plain))
+        wrapped = {"_loop", "call_at", "add_watcher", "_reschedule", "_bad_yield"}
+        wrapped |= {"call_soon_threadsafe", "_run_threadsafe_callbacks"}
+        assert not wrapped & set(vars(plain))
         assert plain.call_soon is plain.call_soon
         assert plain.call_soon == plain._ready.append
     # time() is the clock's own now, per kernel: the adapter asks for it on every timer.
@@ -296,3 +310,227 @@ def test_only_a_tracer_that_asks_for_turns_hears_them() -> None:
 
     kernel.run(main, clock=kernel.VirtualClock(), tracer=tracer)
     assert "turn" not in events and "run" in events
+
+
+# -- what the loop does that is easy to miss ------------------------------------------------------
+
+
+def test_a_callback_queued_with_call_soon_threadsafe_is_queued_and_runs(tmp_path: Path) -> None:
+    records = program(
+        tmp_path,
+        """
+        import asyncio
+        import threading
+
+        def hello(future):
+            future.set_result(1)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            here, there = loop.create_future(), loop.create_future()
+            loop.call_soon_threadsafe(hello, here)  # from the loop's own thread
+            await here
+            thread = threading.Thread(target=loop.call_soon_threadsafe, args=(hello, there))
+            thread.start()
+            await there
+            thread.join()
+        """,
+        aio=True,
+    )
+    queued = find(records, "call_soon_threadsafe")
+    assert [(r["callback"], r["kind"], r["by"], r["other_thread"]) for r in queued] == [
+        ("hello(Future-1)", "callback", "Task-1.__step", False),
+        ("hello(Future-2)", "callback", None, True),  # told by the kernel's thread, later
+    ]
+    assert queued[0]["state"]["ready"] == ["hello(Future-1)"]
+    ran = find(records, "callback", kind="callback")
+    assert [r["callback"] for r in ran] == ["hello(Future-1)", "hello(Future-2)"]
+    assert all(arrival["step"] < run["step"] for arrival, run in zip(queued, ran, strict=True))
+    assert len(find(records, "callback_done", kind="callback")) == 2
+
+
+class _ThreadNoting(Recorder):
+    """A recorder that notes the threads it is called from."""
+
+    def __init__(self) -> None:
+        super().__init__(deterministic=True)
+        self.threads: set[int] = set()
+
+    def __call__(self, event: str, task: Any, **details: Any) -> None:
+        self.threads.add(threading.get_ident())
+        super().__call__(event, task, **details)
+
+
+def test_work_handed_back_by_threads_is_told_on_the_kernels_thread() -> None:
+    # run_in_executor and to_thread hand their result back with call_soon_threadsafe, from
+    # a worker thread: the tracer (not thread-safe) hears of it on the kernel's thread only.
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, time.sleep, 0.01)
+        await asyncio.to_thread(time.sleep, 0.01)
+
+    recorder = _ThreadNoting()
+    with kernel.Kernel(clock=kernel.VirtualClock(), tracer=recorder) as k:
+        recorder.attach(k)
+        loop = kernel.aio.EventLoop(k)
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    records = recorder.finish()
+    assert recorder.threads == {threading.get_ident()}
+    handed = find(records, "call_soon_threadsafe", other_thread=True)
+    assert len(handed) == 2 and all(r["by"] is None for r in handed)
+    for arrival in handed:  # and each one runs, after it is told
+        (run,) = find(records, "callback", callback=arrival["callback"])
+        assert run["step"] > arrival["step"]
+
+
+def test_a_handle_cancelled_in_the_ready_queue_does_not_run(tmp_path: Path) -> None:
+    records = program(
+        tmp_path,
+        """
+        import asyncio
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.call_soon(print, "never printed").cancel()
+            await asyncio.sleep(0)
+        """,
+        aio=True,
+    )
+    (queued,) = find(records, "call_soon", kind="callback")
+    assert queued["callback"] == "print('never printed')"
+    # asyncio's _run_once skips a cancelled Handle, and so does the kernel: it never runs,
+    # and it is left out of the ready queue shown, as the asyncio recorder leaves it out.
+    # (Once cancelled, a Handle forgets its callback: it would be named "<cancelled>()".)
+    assert [r["callback"] for r in find(records, "callback")] == [
+        "Task-1.__step",
+        "Task-1.__step",
+        "_run_until_complete_cb(Task-1)",
+    ]
+    shown = {entry for record in records for entry in record["state"]["ready"]}
+    assert shown == {"Task-1.__step", "_run_until_complete_cb(Task-1)"}
+    assert not find(records, "output")
+
+
+def test_a_bad_yield_sends_the_task_to_the_back_of_the_ready_queue(tmp_path: Path) -> None:
+    records = program(
+        tmp_path,
+        """
+        import asyncio
+        import kernel
+
+        async def other():
+            pass
+
+        async def main():
+            await kernel.spawn(other)
+            try:
+                await asyncio.sleep(0)  # asyncio's bare yield: not a kernel trap
+            except TypeError:
+                return "TypeError"
+        """,
+    )
+    main = "main (task 1)"
+    (bad,) = find(records, "bad_yield")
+    assert (bad["task"], bad["value"]) == (main, "None")
+    assert bad["exc"].startswith("TypeError(")
+    park = records[bad["step"]]  # the record after it (steps count from 1)
+    assert (park["event"], park["task"], park["to"]) == ("park", main, "ready")
+    assert park["state"]["ready"] == ["other (task 2)", main]
+    resumed = find(records, "run", task=main)[-1]
+    assert resumed["how"] == "throw" and resumed["exc"].startswith("TypeError(")
+    assert find(records, "exit", task=main)[0]["result"] == "'TypeError'"
+
+
+@pytest.mark.usefixtures("no_timeout_signal")
+def test_the_deadlock_detector_wakes_the_main_task(tmp_path: Path) -> None:
+    records = program(
+        tmp_path,
+        """
+        import kernel
+
+        async def main():
+            try:
+                await kernel.Event().wait()
+            except kernel.Deadlock:
+                return "deadlock caught"
+        """,
+    )
+    (deadlock,) = find(records, "deadlock")
+    assert deadlock["task"] == "main (task 1)" and deadlock["phase"] == 1
+    assert deadlock["report"].startswith("every task is blocked")
+    wake = records[deadlock["step"]]
+    assert (wake["event"], wake["task"], wake["reason"], wake["by"], wake["was"]) == (
+        "wake",
+        "main (task 1)",
+        "deadlock",  # not a thread's hand-over: no thread is involved
+        None,
+        "EVENT_WAIT",
+    )
+
+
+def test_a_deadline_that_never_comes_is_null_in_json(tmp_path: Path) -> None:
+    records = program(
+        tmp_path,
+        """
+        import math
+        import kernel
+
+        async def forever():
+            await kernel.sleep(math.inf)
+
+        async def main():
+            task = await kernel.spawn(forever)
+            await kernel.sleep(1)
+            await task.cancel()
+        """,
+    )
+    json.dumps(records, allow_nan=False)  # no Infinity: standard JSON
+    (park,) = find(records, "park", task="forever (task 2)")
+    assert (park["to"], park["until"]) == ("sleeping", None)
+    sleeping = park["state"]["sleeping"]
+    assert {"until": None, "who": "forever (task 2)", "kind": "sleep"} in sleeping
+
+
+def test_an_infinite_asyncio_sleep_is_null_in_json_on_both_loops(tmp_path: Path) -> None:
+    path = tmp_path / "program.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+            import math
+
+            async def main():
+                task = asyncio.create_task(asyncio.sleep(math.inf))
+                await asyncio.sleep(1)
+                task.cancel()
+            """
+        ),
+        encoding="utf-8",
+    )
+    on_asyncio = asyncio_script.trace(path, deterministic=True).records
+    for records in (traced(path, aio=True).records, on_asyncio):
+        json.dumps(records, allow_nan=False)
+        timers = [(r["until"], r["delay"]) for r in find(records, "call_at")]
+        assert timers == [(1.0, 1.0), (None, None)]  # main's sleep(1), then the task's
+
+
+def test_a_kernel_task_started_from_an_asyncio_task_is_spawned_by_it(tmp_path: Path) -> None:
+    records = program(
+        tmp_path,
+        """
+        import kernel
+        import kernel.aio
+
+        async def ktask():
+            await kernel.sleep(1)
+
+        async def main():
+            await kernel.aio.run_kernel(ktask)
+        """,
+        aio=True,
+    )
+    (spawn,) = find(records, "spawn")
+    assert (spawn["task"], spawn["by"]) == ("ktask (task 1)", "Task-1.__step")

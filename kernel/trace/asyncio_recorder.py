@@ -38,10 +38,12 @@ deadline instead of sleeping -- what the kernel does with the same clock (``kern
 is used as it is: ``real_timeout`` says how long ``select()`` may really block, ``idle`` makes
 the jump). So a one-hour ``asyncio.sleep`` takes no time, and both runs are deterministic.
 
-Not recorded: ``call_soon_threadsafe`` (it comes from another thread; the callback is
-recorded when it runs), readers and writers being added (a Handle they queue is recorded when
-it runs). The loop's self-pipe reader, ``_read_from_self``, is recorded with kind
-``"self_pipe"``: it is loop plumbing, which the kernel does inside its own ``select()``.
+Not recorded: ``call_soon_threadsafe`` (it may come from another thread; the callback is
+recorded when it runs -- the adapter's records tell the call too, and ``compare``, which
+reads the callbacks that run, leaves it out), readers and writers being added (a Handle
+they queue is recorded when it runs). The loop's self-pipe reader, ``_read_from_self``, is
+recorded with kind ``"self_pipe"``: it is loop plumbing, which the kernel does inside its own
+``select()``.
 
 Read next: ``kernel/trace/asyncio_script.py``, which runs a script on this loop; then
 ``compare.py``, which aligns these records with the adapter's.
@@ -59,7 +61,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 from ..clock import Clock, MonotonicClock
 from .labels import Labels, _args_of, _qualname
 from .records import Record
-from .records_aio import _callback_owner, _done_callback, _handed_future, _outcome, _started
+from .records_aio import (
+    _callback_owner,
+    _done_callback,
+    _finite,
+    _handed_future,
+    _outcome,
+    _started,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Generator
@@ -157,13 +166,13 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
         handle = super().call_at(when, callback, *args, context=context)
-        now = self._since(self.time())
+        until = _finite(self._since(when))  # None: never (asyncio.sleep(math.inf))
         fields: Record = {
             "task": self._task_label(self._stepping),
             "callback": self._entry(handle),
             "kind": _kind(handle, self),
-            "until": self._since(when),
-            "delay": self._since(when) - now,
+            "until": until,
+            "delay": None if until is None else until - self._since(self.time()),
             "by": self._actor(),
             "coro": self._coro(self._stepping),
         }
@@ -237,7 +246,7 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
     def _select(self, select: Callable[[float | None], _Events], timeout: float | None) -> _Events:
         """selector.select(timeout), on the loop's clock: a virtual one jumps, never sleeps."""
         self._phase = 1
-        t = self._since(self.time())
+        t = _finite(self._since(self.time()))
         events = select(self._clock.real_timeout(timeout))
         timers = [handle for handle in self._scheduled if not handle.cancelled()]
         if not events and timeout and timers:
@@ -255,7 +264,7 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
             first = min(timers, key=lambda handle: handle.when())
             nearest = {
                 "who": self._entry(first),
-                "until": self._since(first.when()),
+                "until": _finite(self._since(first.when())),
                 "kind": "call",
             }
         io_waiting = len(self._watched())
@@ -372,7 +381,7 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
             "step": len(self.records) + 1,
             "tick": self._tick,
             "phase": self._phase,
-            "t": self._since(self.time()) if t is None else t,
+            "t": _finite(self._since(self.time())) if t is None else t,
             "event": event,
             "task": fields.pop("task", None),
         }
@@ -403,7 +412,7 @@ class RecordingEventLoop(asyncio.SelectorEventLoop):
         self._last_state = {
             "ready": [self._entry(handle) for handle in self._ready if not handle.cancelled()],
             "sleeping": [
-                {"until": self._since(h.when()), "who": self._entry(h), "kind": "call"}
+                {"until": _finite(self._since(h.when())), "who": self._entry(h), "kind": "call"}
                 for h in timers
             ],
             "io": [

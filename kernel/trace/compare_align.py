@@ -54,7 +54,7 @@ class Ran:
 
     def key(self, virtual: bool) -> tuple[Any, ...]:
         """What must be equal on both sides for this to be "the same callback"."""
-        delays = tuple(round(delay, 3) for delay in self.delays)
+        delays = tuple(None if delay is None else round(delay, 3) for delay in self.delays)
         when = None if not virtual or self.t is None else round(self.t, 6)
         return (self.what, delays, self.stops, when)
 
@@ -118,7 +118,7 @@ def schedule(records: list[Record]) -> tuple[list[Ran], list[Turn], int]:
     position = 0  # of the last callback, in its turn
     current: Ran | None = None
     ended = False  # has the end of the current step's task been told?
-    deadlines: dict[str, list[float]] = {}  # TimerHandle label -> deadlines of its call_at
+    deadlines: dict[str, list[float | None]] = {}  # TimerHandle label -> its call_at deadlines
     for record in records:
         event = record["event"]
         if event == "turn":
@@ -131,7 +131,10 @@ def schedule(records: list[Record]) -> tuple[list[Ran], list[Turn], int]:
             deadlines.setdefault(record["callback"], []).append(record["until"])
             if current is not None:
                 current.delays.append(record["delay"])
-                current.did.append(f"sets {record['callback']} for {_t(record['until'])}")
+                until = record["until"]  # (None: a deadline that never comes)
+                current.did.append(
+                    f"sets {record['callback']} for {'ever' if until is None else _t(until)}"
+                )
         elif event == "callback":
             kind, what = record["kind"], record["callback"]
             if kind in _PLUMBING_KINDS or what in _PLUMBING_CALLBACKS:
@@ -168,10 +171,10 @@ def schedule(records: list[Record]) -> tuple[list[Ran], list[Turn], int]:
     return ran, turns, plumbing
 
 
-def _deadline(deadlines: list[float], t: float | None) -> float | None:
+def _deadline(deadlines: list[float | None], t: float | None) -> float | None:
     """The deadline of a TimerHandle that runs at ``t``: the latest of its label's that has
     passed (a cancelled timer with the same label leaves an earlier one behind)."""
-    passed = [d for d in deadlines if t is None or d <= t + 1e-6]
+    passed = [d for d in deadlines if d is not None and (t is None or d <= t + 1e-6)]
     if not passed:
         return None
     deadlines.remove(max(passed))

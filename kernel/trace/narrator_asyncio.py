@@ -130,19 +130,38 @@ class _AsyncioNarrator(_NarratorBase):
             f"calls set_result({result}) on {task} (a Task is a Future)."
         )
 
-    def _call_at(self, index: int, record: Record) -> str:
-        until, delay = record["until"], record["delay"]
-        if "_set_result_unless_cancelled" in record["callback"] and record.get("coro"):
-            future = record["future"]
+    def _call_soon_threadsafe(self, index: int, record: Record) -> str:
+        callback = record["callback"]
+        if record["other_thread"]:
             return (
-                f"{record['coro']}() calls asyncio.sleep({delay:.3g}): sleep creates {future} and "
-                f"calls loop.call_later({delay:.3g}, futures._set_result_unless_cancelled, "
-                f"{future}, None), which puts a TimerHandle due at {_t(until)} into _scheduled "
-                f"(the kernel's sleeping queue). Then sleep awaits {future}."
+                f"Another thread has called loop.call_soon_threadsafe({callback}): it is at the "
+                "back of _ready. (The trace tells it here, where the kernel's thread first "
+                "notices it: nothing is traced on other threads.)"
             )
         return (
-            f"{record['by'] or 'The program'} calls loop.call_at({until:.3f}): "
-            f"{record['callback']} goes into _scheduled, due at {_t(until)}."
+            f"{record['by'] or 'The program'} calls loop.call_soon_threadsafe({callback}): as "
+            "with loop.call_soon, it goes to the back of _ready; being thread-safe, the call "
+            "also writes a byte to the kernel's wake-up socket, which wakes selector.select() "
+            "if it is waiting."
+        )
+
+    def _call_at(self, index: int, record: Record) -> str:
+        until, delay = record["until"], record["delay"]
+        # An infinite deadline (asyncio.sleep(math.inf)) is None in the records.
+        due = "never due" if until is None else f"due at {_t(until)}"
+        if "_set_result_unless_cancelled" in record["callback"] and record.get("coro"):
+            future = record["future"]
+            seconds = "inf" if until is None else f"{delay:.3g}"
+            return (
+                f"{record['coro']}() calls asyncio.sleep({seconds}): sleep creates {future} and "
+                f"calls loop.call_later({seconds}, futures._set_result_unless_cancelled, "
+                f"{future}, None), which puts a TimerHandle {due} into _scheduled "
+                f"(the kernel's sleeping queue). Then sleep awaits {future}."
+            )
+        when = "inf" if until is None else f"{until:.3f}"
+        return (
+            f"{record['by'] or 'The program'} calls loop.call_at({when}): "
+            f"{record['callback']} goes into _scheduled, {due}."
         )
 
     def _watch(self, index: int, record: Record) -> str:

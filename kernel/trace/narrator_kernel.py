@@ -32,6 +32,17 @@ _WAKE_MEANS = {
     "QUEUE_JOIN": "the last item of {on} is done",
 }
 
+# What ends a wait in a wait queue, by the state it waits in, when not only another task can:
+# other threads hand their part over through call_threadsafe, which phase 1 runs.
+_WOKEN_WHEN = {
+    "THREAD": "the worker thread running the function is done and hands the result over "
+    "(call_threadsafe)",
+    "SIGNAL_WAIT": "the signal comes (its handler hands it over with call_threadsafe)",
+    "UNIVERSAL_EVENT": "another task, or another thread, wakes it",
+    "UNIVERSAL_GET": "another task, or another thread, wakes it",
+    "UNIVERSAL_PUT": "another task, or another thread, wakes it",
+}
+
 
 class _KernelNarrator(_NarratorBase):
     """The loop and kernel tasks, in the kernel's words (the loop in asyncio's, if asked)."""
@@ -47,6 +58,9 @@ class _KernelNarrator(_NarratorBase):
         after = self._next(index, "select")
         if after is not None:
             return self._select(after, self._fold(after))
+        after = self._next(index, "deadlock")  # phase 1 found that select() would never return
+        if after is not None:
+            return self._deadlock(after, self._fold(after))
         ready = record["state"]["ready"]
         again, self.skipped = self.skipped, True
         if self.asyncio:
@@ -102,6 +116,12 @@ class _KernelNarrator(_NarratorBase):
             text += f" It reports ready: {_names(woken)}, back to {ready}."
         elif timeout == 0:
             text += " Nothing is ready yet."
+        elif self._handed_over(index):
+            text += (
+                " No file descriptor of the program becomes ready, but another thread has "
+                "handed work over: the byte it wrote to the kernel's wake-up socket, which "
+                f"{call.partition('(')[0]}() always watches, makes it return."
+            )
         else:
             text += " No file descriptor becomes ready."
             if self.virtual and timeout is not None and nearest is not None:
@@ -110,6 +130,43 @@ class _KernelNarrator(_NarratorBase):
                     f"{_t(nearest['until'])}.)"
                 )
         return text
+
+    def _handed_over(self, index: int) -> bool:
+        """Does another thread's hand-over come next (what woke a blocking select())?"""
+        after = self._next(index, "wake", "call_soon_threadsafe")
+        if after is None:
+            return False
+        record = self.records[after]
+        return bool(record.get("reason") == "thread" or record.get("other_thread"))
+
+    def _deadlock(self, index: int, record: Record) -> str:
+        text = (
+            "Phase 1 would now block in select() with no time limit, and nothing could ever end "
+            "that wait: no task is ready, no deadline that can come is pending, nobody waits "
+            "for I/O, and no other thread or signal handler could hand work over. Every task is "
+            "blocked for good: a deadlock."
+        )
+        main = record["task"]
+        if main is None:
+            return (
+                f"{text} No main task is waiting to be told, so the kernel raises Deadlock "
+                "out of its loop."
+            )
+        wake = self._next(index, "wake", task=main)
+        woken = None if wake is None else self._fold(wake)
+        where = "where it waits" if woken is None else self._wait_queue(woken)
+        return (
+            f"{text} Rather than hang, the kernel's deadlock detector takes the main task, "
+            f"{main}, out of {where} and puts it in the ready queue, to have a Deadlock "
+            "(which says who waits for what) thrown in."
+        )
+
+    def _wait_queue(self, wake: Record) -> str:
+        """Where a woken task waited: "the wait queue of Event-1 (EVENT_WAIT)"."""
+        if wake["was"] == "SLEEPING":
+            return "the sleeping queue"
+        on = f"the wait queue of {wake['on']}" if wake["on"] else "its wait queue"
+        return f"{on} ({wake['was']})"
 
     def _timer(self, index: int, record: Record) -> str:
         who, t = record["who"], _t(record["t"])
@@ -148,8 +205,16 @@ class _KernelNarrator(_NarratorBase):
                 f"kernel.run(main) makes main() the main task, {record['task']}, and appends "
                 "it to the ready queue. Nothing runs yet: the loop has not started."
             )
-        by = record["by"] or "Code outside any task (Kernel.start_task)"
-        return f"{by} spawns {record['task']}: the new task goes to the back of the ready queue."
+        by = record["by"]
+        if by is not None:  # not a spawn trap (_trap tells those): a call to start_task
+            return (
+                f"{by} calls Kernel.start_task, which spawns {record['task']}: the new task "
+                "goes to the back of the ready queue."
+            )
+        return (
+            f"Code outside any task (Kernel.start_task) spawns {record['task']}: the new task "
+            "goes to the back of the ready queue."
+        )
 
     def _run(self, index: int, record: Record) -> str:
         task = record["task"]
@@ -164,6 +229,9 @@ class _KernelNarrator(_NarratorBase):
 
     def _trap(self, index: int, record: Record) -> str:
         task, call = record["task"], record["call"]
+        bad = self._next(index, "bad_yield", task=task)
+        if bad is not None:  # a trap's name with the wrong arguments: no trap after all
+            return self._bad_yield(bad, self._fold(bad))
         text = f"{task} yields {call}"
         effects = [self._fold(i) for i in self._following(index, "spawn")]
         wakes = [self._fold(i) for i in self._following(index, "wake")]
@@ -210,7 +278,12 @@ class _KernelNarrator(_NarratorBase):
                 "True": "leaves its disable_cancellation() block",
             }.get(record["args"][0], "looks for a pending cancellation")
             return f"{text}: it {doing}; the kernel answers at once and it carries on."
-        if trap == "set_timeout" and record.get("deadline") is not None:
+        if trap == "set_timeout" and "deadline" in record:
+            if record["deadline"] is None:
+                return (
+                    f"{text}: the deadline is infinite, so the timeout it arms can never "
+                    f"expire; {task} carries on."
+                )
             return (
                 f"{text}: the kernel arms a timeout, an entry in the sleeping queue for "
                 f"{_t(record['deadline'])}; {task} carries on."
@@ -225,6 +298,8 @@ class _KernelNarrator(_NarratorBase):
         to = park["to"]
         if to == "ready":
             text = "it goes to the back of the ready queue, so every other ready task runs first."
+        elif to == "sleeping" and park["until"] is None:
+            text = "it is parked on the sleeping queue, until a deadline that never comes."
         elif to == "sleeping":
             text = f"it is parked on the sleeping queue until {_t(park['until'])}."
         elif to == "io":
@@ -235,13 +310,26 @@ class _KernelNarrator(_NarratorBase):
         elif to == "future":
             text = f"it waits until {park['on']} is done (its done callback will wake it)."
         else:
-            text = (
-                f"it is parked in the wait queue of {park['on']} ({park['why']}) until another "
-                "task wakes it."
-            )
+            until = _WOKEN_WHEN.get(park["why"], "another task wakes it")
+            text = f"it is parked in the wait queue of {park['on']} ({park['why']}) until {until}."
         if park.get("timeout") is not None:
             text += f" Its timeout, {_t(park['timeout'])}, is also in the sleeping queue."
+        elif "timeout" in park:
+            text += " Its timeout has an infinite deadline: it never expires."
         return text
+
+    def _bad_yield(self, index: int, record: Record) -> str:
+        task = record["task"]
+        after = self._next(index, "park", task=task)
+        if after is not None:
+            self._fold(after)
+        error = record["exc"].partition("(")[0]
+        return (
+            f"{task} yields {record['value']}, which is not a trap, so the kernel cannot act on "
+            f"it: it puts {task} at the back of the ready queue, as sleep(0) would, with a "
+            f"{error} to throw into it when its turn comes (at the back, so that a task doing "
+            "this in a loop still lets the others run)."
+        )
 
     def _cancelled(self, cancel: Record, wake: Record | None, by: str) -> str:
         """A cancel, and the wake-up that moved its blocked target to the ready queue."""
@@ -270,9 +358,21 @@ class _KernelNarrator(_NarratorBase):
             return None
         if reason == "future":
             return f"{task} is woken: {on} is done, so its done callback puts the task back."
+        if reason == "thread" and record["was"] == "THREAD":
+            return (
+                f"Phase 1 runs what other threads handed over: the worker thread of {on} is "
+                f"done and handed its result over (call_threadsafe), which moves {task} from "
+                f"the wait queue of {on} to the ready queue."
+            )
         if reason == "thread":
             return (
-                f"A thread handed work over (call_threadsafe): {task} is woken ({record['was']})."
+                f"Phase 1 runs what other threads handed over: work handed over with "
+                f"call_threadsafe wakes {task} ({record['was']})."
+            )
+        if reason == "deadlock":  # (told with the deadlock, unless that was left out)
+            return (
+                f"The deadlock detector takes {task} out of {self._wait_queue(record)} and puts "
+                "it in the ready queue, to have a Deadlock thrown in."
             )
         if reason == "cancel":
             return self._cancelled({**record, "exc": "a cancellation"}, record, by or "Someone")

@@ -13,7 +13,10 @@ Every record has these keys:
 ``tick``    the turn of the loop it belongs to (0 before the first turn)
 ``phase``   1 poll I/O, 2 wake sleepers, 3 run what is ready (0 outside the loop)
 ``t``       when it happened: seconds since the recording began (every time in a record
-            is counted from there; on a ``VirtualClock``, which starts at 0, that is its time)
+            is counted from there; on a ``VirtualClock``, which starts at 0, that is its time).
+            A deadline that never comes -- ``sleep(math.inf)``, ``asyncio.sleep(math.inf)``
+            -- is null wherever a time is expected (``until``, ``deadline``, ``timeout``,
+            ``delay``): JSON has no infinity
 ``event``   what happened (below)
 ``task``    the task it is about: ``"main (task 1)"`` for a kernel task, ``"Task-1"`` for
             an asyncio task (for a callback: the task it belongs to), or None
@@ -27,7 +30,8 @@ and, by event (a field that does not apply is left out):
 
 ================  ============================================================================
 kernel tasks
-``spawn``         ``name``, ``id``, ``daemon``, ``by`` (the task that spawned it, or None)
+``spawn``         ``name``, ``id``, ``daemon``, ``by`` (the task that spawned it, or the code
+                  that called ``Kernel.start_task``: an asyncio task's step, say; or None)
 ``turn``          a turn of the loop begins (``tick`` is its number)
 ``run``           ``how`` ("send" or "throw"), ``value`` (what is sent) or ``exc``; ``first``
 ``trap``          ``trap`` (its name), ``args`` (each rendered short), ``call`` (the tuple);
@@ -37,7 +41,13 @@ kernel tasks
                   (``on``: the primitive), "join" (``on``: the task), "future" (``on``);
                   ``timeout`` if a deadline is armed
 ``wake``          ``by`` (who woke it), ``reason`` ("timer", "io", "wake", "join", "cancel",
-                  "future", "io_release", "thread", "other"), ``was`` (its wait state), ``on``
+                  "future", "io_release", "thread", "deadlock", "other"), ``was`` (its wait
+                  state), ``on``
+``bad_yield``     the task yielded ``value``, which is not a trap: the kernel puts it at the
+                  back of the ready queue (the ``park`` that follows) to throw ``exc`` into it
+``deadlock``      every task is blocked and nothing could ever wake one: ``task``, the main
+                  task, is woken next, to have a ``Deadlock`` thrown in (None: no main task
+                  waits, and the loop raises it); ``report``, the Deadlock's message
 ``select``        ``timeout`` (None: no limit), ``ready`` (who I/O made ready), ``nearest``
                   (the first deadline: ``{"who", "until", "kind"}``), ``io_waiting`` (how many)
 ``timer``         ``kind`` ("sleep", "timeout", "call"), ``who``
@@ -48,10 +58,16 @@ asyncio adapter
                   ``first_step`` (from ``Task.__init__``), ``again`` (a bare ``yield``); for
                   a done callback ``future``, its ``outcome``, and ``finished_step`` (the
                   future is the task whose step is running: its coroutine just ended)
+``call_soon_threadsafe``  the fields of ``call_soon``, and ``other_thread``: queued by
+                  another thread (then ``by`` is None). Recorded when the kernel's thread
+                  learns of it -- at its next event, in phase 1, or before it runs -- since
+                  the tracer is never called from another thread
 ``call_at``       ``callback``, ``kind``, ``until``, ``delay``, ``by``, ``coro``, ``future``
 ``watch``         ``callback``, ``fd``, ``for``, ``by``
 ``callback``      ``callback``, ``kind``; for a step or wake-up ``coro``, ``first``, ``how``
-                  (``exc``), and for a wake-up or a timer the ``future`` (with ``outcome``)
+                  (``exc``), and for a wake-up or a timer the ``future`` (with ``outcome``).
+                  A Handle cancelled after it was queued does not run: no record (asyncio's
+                  loop skips it too), and it is left out of ``ready``
 ``callback_done`` ``callback``, ``kind``; for a step or wake-up ``coro`` and ``outcome``:
                   ``{"yielded": future}``, ``{"again": True}`` or how the task ended
                   (then ``ended``)
@@ -94,9 +110,10 @@ from ..handlers import _FutureWaiter
 from ..iotable import EVENT_READ, IOWaitTable
 from ..task import Task
 from ..timequeue import SleepingQueue
+from ..tracing import TracedCallback
 from ..waitqueue import WaitQueue
 from .labels import Labels, _clip, _direction
-from .records_aio import _AdapterEvents
+from .records_aio import _AdapterEvents, _finite
 
 if TYPE_CHECKING:
     from ..scheduler import Kernel
@@ -107,7 +124,11 @@ Record = dict[str, Any]
 
 # The tracer hears these *before* the kernel acts on them, so their ``state`` is read when
 # the next event arrives (by then the decision has been carried out).
-_BEFORE_THE_ACT = frozenset({"trap", "wake", "timer", "cancel", "call_soon", "call_at", "watch"})
+# (A ``call_soon_threadsafe`` is heard after the act, but may be heard just as its callback is
+# taken off the ready queue to run: waiting for the next event puts it back in the state.)
+_BEFORE_THE_ACT = frozenset(
+    {"trap", "wake", "timer", "cancel", "call_soon", "call_at", "watch", "call_soon_threadsafe"}
+)
 
 
 class Recorder(_AdapterEvents):
@@ -149,6 +170,7 @@ class Recorder(_AdapterEvents):
         self._stepping: AioTask[Any] | None = None  # the asyncio task whose step runs now
         self._trap: tuple[str, str] | None = None  # (task, trap) being handled
         self._cancel: tuple[str, str | None] | None = None  # (target, by) of a cancel
+        self._deadlock: str | None = None  # the main task the deadlock detector wakes
         self._ran: set[int] = set()  # kernel tasks that have run at least once
         self._timers: list[tuple[float, int, Any]] = []  # call_at handles not yet due
         self._timer_order = 0
@@ -231,11 +253,16 @@ class Recorder(_AdapterEvents):
         return None
 
     def _now(self) -> float | None:
-        return None if self._kernel is None else self._since(self._kernel._clock.now())
+        # (_finite: a VirtualClock jumps to the only deadline left, even an infinite one.)
+        return None if self._kernel is None else _finite(self._since(self._kernel._clock.now()))
 
     def _since(self, time: float) -> float:
         """A time of the kernel's clock, counted from the start of the recording."""
         return time - self._origin
+
+    def _deadline(self, time: float) -> float | None:
+        """A deadline of the kernel's clock, counted like ``_since``; None if it never comes."""
+        return _finite(time - self._origin)
 
     def _snapshot(self) -> dict[str, Any]:
         """The three structures, as labels."""
@@ -249,9 +276,9 @@ class Recorder(_AdapterEvents):
             entry = labels.entry(who.callback if watcher else who)
             io.append({"fd": labels.fd(fd), "for": direction, "who": entry, "watcher": watcher})
         self._last_state = {
-            "ready": [labels.entry(entry) for entry in kernel._ready],
+            "ready": [labels.entry(entry) for entry in kernel._ready if not _skipped(entry)],
             "sleeping": [
-                {"until": self._since(deadline), "who": labels.entry(item), "kind": kind}
+                {"until": self._deadline(deadline), "who": labels.entry(item), "kind": kind}
                 for deadline, item, kind in kernel._sleeping.items()
             ],
             "io": io,
@@ -269,7 +296,10 @@ class Recorder(_AdapterEvents):
         return {}
 
     def _on_spawn(self, task: Task, name: str, daemon: bool, **_: Any) -> Record:
-        by = self._trap[0] if self._trap is not None and self._trap[1] == "spawn" else None
+        # A spawn trap, or ``Kernel.start_task`` called by what runs now (an asyncio task's
+        # step starting a kernel task with ``kernel.aio.run_kernel``); None: no code of the
+        # program runs (``kernel.run(main)`` before the loop starts, a thread's hand-over).
+        by = self._trap[0] if self._trap is not None and self._trap[1] == "spawn" else self._actor
         return {
             "task": self.labels.task(task),
             "name": name,
@@ -297,7 +327,7 @@ class Recorder(_AdapterEvents):
         call = "(" + ", ".join([repr(trap), *rendered]) + ("," if not rendered else "") + ")"
         fields: Record = {"task": label, "trap": trap, "args": rendered, "call": call}
         if trap in ("set_timeout", "unset_timeout") and args[0] is not None:
-            fields["deadline"] = self._since(args[0])  # a time of the clock, like ``t``
+            fields["deadline"] = self._deadline(args[0])  # a time of the clock, like ``t``
         return fields
 
     def _trap_arg(self, trap: str, index: int, arg: Any) -> str:
@@ -312,7 +342,7 @@ class Recorder(_AdapterEvents):
         if where is None:
             fields["to"] = "ready"
         elif isinstance(where, SleepingQueue):
-            fields.update(to="sleeping", until=self._since(task._wait_entry[0]))
+            fields.update(to="sleeping", until=self._deadline(task._wait_entry[0]))
         elif isinstance(where, IOWaitTable):
             *_, fileobj, event = task._wait_entry  # the IO_WAIT trap, the table's handle
             fields.update(to="io", fd=self._fd_of(fileobj), **{"for": _direction(event)})
@@ -323,7 +353,7 @@ class Recorder(_AdapterEvents):
         else:
             fields.update(to="wait", on=self.labels.value(getattr(where, "owner", None)))
         if task._timeout is not None:
-            fields["timeout"] = self._since(task._timeout)
+            fields["timeout"] = self._deadline(task._timeout)
         return fields
 
     def _fd_of(self, fileobj: Any) -> str:
@@ -338,13 +368,15 @@ class Recorder(_AdapterEvents):
         where: Any = task._waiting_on
         by = self._actor
         on: str | None = None
-        if self._cancel is not None and self._cancel[0] == label:
+        if self._deadlock == label:
+            reason, by, self._deadlock = "deadlock", None, None
+        elif self._cancel is not None and self._cancel[0] == label:
             reason, by = "cancel", self._cancel[1]
         elif self._phase == 2 and state == "SLEEPING":
             reason, by = "timer", None
         elif self._phase == 1 and state == "IO_WAIT":
             reason, by = "io", None
-        elif self._phase == 1:
+        elif self._phase == 1:  # in phase 1, only what threads hand in runs code
             reason, by = "thread", None
         elif self._trap is not None and self._trap[1] in ("wake", "io_release"):
             reason = self._trap[1]
@@ -379,7 +411,7 @@ class Recorder(_AdapterEvents):
                 deadline, item, kind = items[0]
                 nearest = {
                     "who": self.labels.entry(item),
-                    "until": self._since(deadline),
+                    "until": self._deadline(deadline),
                     "kind": kind,
                 }
         io_waiting = len(kernel._io) if kernel is not None else 0
@@ -435,6 +467,19 @@ class Recorder(_AdapterEvents):
             "blocked": blocked,
         }
 
+    def _on_bad_yield(self, task: Task, value: Any, exc: BaseException, **_: Any) -> Record:
+        label = self.labels.task(task)
+        return {
+            "task": label,
+            "value": self.labels.value(value),
+            "exc": _clip(self.labels.clean(repr(exc)), 60),
+        }
+
+    def _on_deadlock(self, task: Task | None, report: str, **_: Any) -> Record:
+        label = None if task is None else self.labels.task(task)
+        self._deadlock = label  # its wake-up, next, is the deadlock detector's
+        return {"task": label, "report": self.labels.clean(report)}
+
     def _on_exit(self, task: Task, result: str, exc: str | None, **_: Any) -> Record:
         fields: Record = {"task": self.labels.task(task), "cancelled": task.cancelled}
         if task._exception is not None:
@@ -442,3 +487,9 @@ class Recorder(_AdapterEvents):
         else:
             fields["result"] = self.labels.value(task._result)
         return fields
+
+
+def _skipped(entry: Any) -> bool:
+    """A Handle in the ready queue that was cancelled after it was queued: the loop will
+    skip it, so it is not shown (asyncio's recorder leaves it out of ``_ready`` too)."""
+    return isinstance(entry, TracedCallback) and entry.skipped()

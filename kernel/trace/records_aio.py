@@ -10,9 +10,10 @@ asyncio task whose step runs (``_stepping``), the timers not yet due.
 The functions below say what a callback in a queue is, in asyncio's terms: its *kind* ("step",
 "wakeup", "timer", "stop"...), the task it steps, the task it belongs to (``_callback_owner``),
 how a done future ended (``_outcome``), and the future a done callback, a wake-up or a timer is
-about (``_done_callback``, ``_handed_future``). ``RecordingEventLoop``
-(``asyncio_recorder.py``), which records real asyncio, uses all but the first two as well, so
-both loops' records say the same things the same way.
+about (``_done_callback``, ``_handed_future``); and ``_finite``, how a time that never
+comes is written. ``RecordingEventLoop`` (``asyncio_recorder.py``), which records real
+asyncio, uses all but the first two as well, so both loops' records say the same things the
+same way.
 
 Read next: ``kernel/trace/asyncio_recorder.py``, the same records from asyncio's own loop.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,13 @@ if TYPE_CHECKING:
     from .records import Record
 
 __all__: list[str] = []  # package-private: Recorder (records.py) is the public face
+
+
+def _finite(seconds: float) -> float | None:
+    """A time for a record: None for one that never comes (``sleep(math.inf)``'s deadline),
+    since JSON has no infinity (``json.dumps`` would write ``Infinity``, which no JSON parser
+    reads)."""
+    return seconds if math.isfinite(seconds) else None
 
 
 def _kind(obj: Any) -> str:
@@ -167,6 +176,8 @@ class _AdapterEvents:
 
         def _since(self, time: float) -> float: ...
 
+        def _deadline(self, time: float) -> float | None: ...
+
     def _owner(self, handle: Any) -> str | None:
         """The task a callback belongs to (``_callback_owner``), as a label."""
         return _callback_owner(self.labels, handle, _stepped_task(handle), _is_aio_task)
@@ -189,18 +200,27 @@ class _AdapterEvents:
         fields.update(_done_callback(self.labels, handle, self._stepping))
         return fields
 
+    def _on_call_soon_threadsafe(
+        self, task: None, callback: str, handle: Any, other_thread: bool, **_: Any
+    ) -> Record:
+        fields = self._on_call_soon(task, callback, handle)
+        fields["other_thread"] = other_thread
+        if other_thread:
+            fields["by"] = None  # whatever runs on the kernel's thread now did not queue it
+        return fields
+
     def _on_call_at(
         self, task: None, callback: str, deadline: float, handle: Any, **_: Any
     ) -> Record:
         self._timer_order += 1
         self._timers.append((deadline, self._timer_order, handle))
-        now = self._now()
+        now, until = self._now(), self._deadline(deadline)
         fields: Record = {
             "task": None if self._stepping is None else self.labels.future(self._stepping),
             "callback": self.labels.entry(handle),
             "kind": _kind(handle),
-            "until": self._since(deadline),
-            "delay": None if now is None else self._since(deadline) - now,
+            "until": until,
+            "delay": None if now is None or until is None else until - now,
             "by": self._actor,
             "coro": self._running_coro(),
         }

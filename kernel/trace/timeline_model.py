@@ -208,6 +208,10 @@ class _Builder:
         call = f"{record['trap']}({', '.join(record['args'])})"
         self.trap[record["task"]] = (record["trap"], call)
 
+    def _on_bad_yield(self, record: Record) -> None:
+        # Not a trap: the park that follows sends the task to the back of the ready queue.
+        self.trap[record["task"]] = ("bad yield", f"yield {record['value']}")
+
     def _on_park(self, record: Record) -> None:
         task = record["task"]
         trap, call = self.trap.pop(task, ("?", "?"))
@@ -281,7 +285,9 @@ class _Builder:
 def _parked(record: Record) -> str:
     """Where a ``park`` record left its task, in a few words."""
     to = record["to"]
-    if to == "sleeping":
+    if to == "sleeping" and record["until"] is None:  # (a deadline that never comes)
+        text = "sleeping for ever"
+    elif to == "sleeping":
         text = f"sleeping until t={format_seconds(record['until'])}"
     elif to == "io":
         text = f"waits until {record['fd']} is ready to {record['for']}"

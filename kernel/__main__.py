@@ -14,6 +14,12 @@ provides two functions:
 ``add_arguments(parser)``   add its options to an ``argparse.ArgumentParser``;
 ``command(args) -> int``    do the work; the return value is the exit status.
 
+A mistake in how a subcommand was called -- a bad option, a script that is not there or has no
+``main()`` -- is told in one line on stderr, ``python -m kernel explain: error: ...``, with
+exit status 2: argparse finds most of them (each option's ``type`` checks its value), and a
+command raises ``UsageError`` (``kernel/trace/script.py``) for the others. An exception the
+traced program raises is not a usage error: it keeps its traceback.
+
 Adding a view is adding its module and one line to ``SUBCOMMANDS``.
 
 Read next: ``kernel/trace/__init__.py``.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -64,9 +71,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    parser = argparse.ArgumentParser(prog=f"python -m kernel {name}", description=summary)
+    parser = _Parser(prog=f"python -m kernel {name}", description=summary)
     module.add_arguments(parser)
-    return int(module.command(parser.parse_args(rest)))
+    args = parser.parse_args(rest)
+    from .trace.script import UsageError  # already imported: every view runs a script
+
+    try:
+        return int(module.command(args))
+    except UsageError as error:
+        parser.error(str(error))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, telling a usage mistake in one line: the message names the option
+    and what it takes, so the usage summary it would print first is left to --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _overview() -> argparse.ArgumentParser:

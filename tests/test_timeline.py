@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import re
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,45 @@ def test_a_wide_timeline_is_cut_into_bands() -> None:
     rulers = [line for line in text.splitlines() if line.startswith("turn ")]
     assert len(rulers) > 1  # the columns go on in a second band
     assert rulers[1].split()[1] != "1"  # ... which starts where the first one stopped
+
+
+def terminal_columns(text: str) -> int:
+    """Columns ``text`` takes in a terminal: 2 for a wide character, 0 for a combining mark."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def timeline_of_names(folder: Path, names: list[str]) -> Timeline:
+    """The timeline of a main() that spawns a task of each name, each of which naps."""
+    spawns = "".join(f"    await kernel.spawn(kernel.sleep, 1, name={name!r})\n" for name in names)
+    script = folder / "names.py"
+    script.write_text(
+        f"import kernel\n\n\nasync def main() -> None:\n{spawns}    await kernel.sleep(2)\n",
+        encoding="utf-8",
+    )
+    return build(trace(script, deterministic=True).records, virtual=True)
+
+
+@pytest.mark.parametrize("axis", ["ticks", "time"])
+def test_wide_and_combining_names_keep_the_chart_in_line(axis: str, tmp_path: Path) -> None:
+    """A name in CJK characters (two columns each) or with a combining accent (none) takes
+    as many columns as an ASCII one of the same width: the chart is drawn the same."""
+    # Each wide name, and an ASCII name that takes as many columns in a terminal.
+    same_width = {
+        "下载器": "xxxxxx",  # "downloader"
+        "cafe\u0301": "cafe",  # e with a combining acute accent
+        "a" + "队列" * 10: "a" + "qq" * 10,  # too long for the label: cut, on a character
+    }
+    wide = timeline_of_names(tmp_path, [*same_width, "abc"])
+    narrow = timeline_of_names(tmp_path, [*same_width.values(), "abc"])
+    wide_text = render_text(wide, axis=axis, width=60)
+    assert all(terminal_columns(line) <= 60 for line in wide_text.splitlines())
+    assert "a队列队列队列.. (task 4)" in wide_text  # cut to 13 columns, as "a" + 12 "q"
+    for name, stand_in in [*same_width.items(), ("a队列队列队列", "a" + "q" * 12)]:
+        wide_text = wide_text.replace(name, stand_in)
+    assert wide_text == render_text(narrow, axis=axis, width=60)
 
 
 # -- the model, on records written by hand ---------------------------------------------------------
@@ -346,3 +386,21 @@ def test_the_page_escapes_what_the_program_names(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; (task 2)" in page
     printed = [attrs["data-printed"] for _, attrs in tags if attrs.get("data-printed")]
     assert printed == ['"quoted" & <b>bold</b>']  # as the program printed it, once parsed
+
+
+def test_a_sleep_for_ever_and_a_bad_yield_are_slices_that_say_so(tmp_path: Path) -> None:
+    script = tmp_path / "odd.py"
+    script.write_text(
+        "import math\nimport types\nimport kernel\n\n\n"
+        "@types.coroutine\ndef bad():\n    yield 'not a trap'\n\n\n"
+        "async def forever():\n    await kernel.sleep(math.inf)\n\n\n"
+        "async def main():\n"
+        "    task = await kernel.spawn(forever)\n"
+        "    try:\n        await bad()\n    except TypeError:\n        pass\n"
+        "    await task.cancel()\n",
+        encoding="utf-8",
+    )
+    built = build(trace(script, deterministic=True).records, virtual=True)
+    endings = {(s.row, s.call, s.outcome) for s in built.slices}
+    assert ("forever (task 2)", "sleep(inf)", "sleeping for ever") in endings
+    assert ("main (task 1)", "yield 'not a trap'", "back to the ready queue") in endings

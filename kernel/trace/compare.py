@@ -45,10 +45,10 @@ import json
 import sys
 from pathlib import Path
 
-from .. import aio
 from . import asyncio_script
 from .compare_align import ADAPTER, ASYNCIO, Comparison, Ran, Run, Turn, _run, align, schedule
 from .compare_report import as_json, render
+from .script import script_file
 from .script import trace as trace_adapter
 
 __all__ = [
@@ -68,17 +68,13 @@ __all__ = [
 
 def compare(path: str | Path, *, deterministic: bool = False) -> Comparison:
     """Run the asyncio program at ``path`` on both loops, recorded; align the schedules."""
+    # A program with no main() is run as __main__ by both, and the first loop it asks for
+    # (asyncio.run(), asyncio.new_event_loop(), kernel.aio.new_event_loop()) is the recording
+    # one: asyncio's own, then kernel.aio's.
     on_asyncio = asyncio_script.trace(path, deterministic=deterministic)
-    # asyncio.run() and asyncio.new_event_loop() in the program get kernel.aio's recording
-    # loop (looked up when called: script.trace puts it in kernel.aio.new_event_loop).
-    with asyncio_script.new_event_loops(_adapter_loop, kernel_aio=False):
-        on_adapter = trace_adapter(path, aio=True, deterministic=deterministic)
+    on_adapter = trace_adapter(path, aio=True, deterministic=deterministic)
     runs = (_run(ASYNCIO, on_asyncio), _run(ADAPTER, on_adapter))
     return Comparison(str(path), deterministic, runs).judge()
-
-
-def _adapter_loop() -> aio.EventLoop:
-    return aio.new_event_loop()
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -86,7 +82,11 @@ def _adapter_loop() -> aio.EventLoop:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``python -m kernel compare``'s options."""
-    parser.add_argument("script", help="an asyncio program: its main() is run, or the script")
+    parser.add_argument(
+        "script",
+        type=script_file,
+        help="an asyncio program: its main() is run, or the script",
+    )
     parser.add_argument(
         "--deterministic",
         "--virtual-clock",

@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``python -m kernel explain``'s options."""
     add_script_arguments(parser)
     parser.add_argument("--task", metavar="NAME", help="only the steps that involve this task")
-    parser.add_argument("--limit", metavar="N", type=_positive, help="stop after N steps")
+    parser.add_argument("--limit", metavar="N", type=step_count, help="stop after N steps")
     parser.add_argument(
         "--json", action="store_true", help="print the records of those steps as JSON instead"
     )
@@ -98,10 +98,16 @@ def command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    number = int(text)
+def step_count(text: str) -> int:
+    """``--limit``'s value: a whole number of steps, 1 or more. (argparse names the option.)"""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
     if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of steps, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of steps, 1 or more, not {text!r}"
+        )
     return number
 
 
@@ -166,7 +172,10 @@ def _introduction(asyncio: bool, virtual: bool) -> list[str]:
 
 def _structures(state: dict[str, Any], asyncio: bool) -> str:
     ready = ", ".join(state["ready"])
-    sleeping = ", ".join(f"{_deadline(e)} at {_t(e['until'])}" for e in state["sleeping"])
+    sleeping = ", ".join(
+        f"{_deadline(e)} {'for ever' if e['until'] is None else 'at ' + _t(e['until'])}"
+        for e in state["sleeping"]
+    )
     io = ", ".join(f"{e['fd']} ({e['for']}): {e['who']}" for e in state["io"])
     if asyncio:
         return f"_ready: [{ready}] · _scheduled: [{sleeping}] · selector: [{io}]"

@@ -4,7 +4,12 @@ A record holds no live object, only text (``records.py``), and ``Labels`` is whe
 gets its text: a kernel task is ``"main (task 1)"``, an asyncio task its name, any other future
 ``Future-1``, a callback in a queue ``Task-1.__step`` or ``TimerHandle(...)``, a primitive of
 the kernel ``Lock-1``, any other value its repr, cut short. Key invariant: an object keeps its
-label for as long as it lives, so two records that show one label speak of one object.
+label for as long as it lives, so two records that show one label speak of one object, and one
+object never shows up under two labels. An asyncio task is labelled the first time a record
+mentions it -- when its first step is queued, from inside its ``__init__`` -- by the name it
+is given at creation, even when, as on Python 3.11, ``asyncio.create_task(coro, name=...)``
+and ``TaskGroup.create_task`` set that name only once the task is made; a task renamed later
+(``set_name``) keeps its first label.
 
 In deterministic mode (``Labels(deterministic=True)``) a label is the same on every run:
 asyncio's default task names ("Task-57", from a process-wide counter) are renumbered in order
@@ -23,8 +28,10 @@ import asyncio
 import inspect
 import re
 import socket
+import sys
 import weakref
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from ..aio.tasks import Task as AioTask
@@ -54,7 +61,6 @@ class Labels:
         self._by_id: dict[int, tuple[Callable[[], Any], str]] = {}
         self._counters: dict[str, int] = {}
         self._fds: dict[int, str] = {}
-        self._task_names: dict[str, str] = {}
 
     def _named(self, obj: Any, make: Callable[[], str]) -> str:
         entry = self._by_id.get(id(obj))
@@ -76,15 +82,21 @@ class Labels:
         return f"{task.name} (task {task.id})"
 
     def future(self, future: Any) -> str:
-        """An asyncio task by its name, any other future as ``Future-n``."""
+        """An asyncio task by its name, any other future as ``Future-n``: each by the label it
+        got when first seen."""
         if isinstance(future, AioTask) or hasattr(future, "get_coro"):
-            name = str(future.get_name())
-            if self.deterministic and _DEFAULT_TASK_NAME.match(name):
-                if name not in self._task_names:
-                    self._task_names[name] = self._numbered("Task")
-                return self._task_names[name]
-            return name
+            return self._named(future, lambda: self._task_label(future))
         return self._named(future, lambda: self._numbered("Future"))
+
+    def _task_label(self, task: Any) -> str:
+        """A task's label: the name it is given at creation (in deterministic mode, a default
+        name is renumbered in order of appearance)."""
+        name = str(task.get_name())
+        if _DEFAULT_TASK_NAME.match(name):
+            name = _name_being_given(task) or name
+        if self.deterministic and _DEFAULT_TASK_NAME.match(name):
+            return self._numbered("Task")
+        return name
 
     def fd(self, fd: int) -> str:
         if not self.deterministic:
@@ -162,6 +174,31 @@ class _Strong:
 
     def __call__(self) -> Any:
         return self.obj
+
+
+# On Python 3.11, asyncio.create_task(coro, name=...) and TaskGroup.create_task(coro, name=...)
+# make the task with its default name, then rename it: ``task = loop.create_task(coro)``, then
+# ``task.set_name(name)``. The Task's __init__ queues its first step in between -- the first
+# record that mentions the task -- so at that moment the name the program gave is only a
+# local variable of the create_task that is running. (From 3.12 the name goes to the Task
+# itself.)
+_CREATE_TASK_CODES = {
+    asyncio.tasks.create_task.__code__,
+    asyncio.taskgroups.TaskGroup.create_task.__code__,
+}
+
+
+def _name_being_given(task: Any) -> str | None:
+    """The name a ``create_task(coro, name=...)`` further up the stack is making ``task``
+    with (see ``_CREATE_TASK_CODES``), or None."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code in _CREATE_TASK_CODES:
+            local = frame.f_locals
+            if local.get("coro") is task.get_coro() and local.get("name") is not None:
+                return str(local["name"])
+        frame = frame.f_back
+    return None
 
 
 def _clip(text: str, limit: int) -> str:

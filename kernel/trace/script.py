@@ -7,7 +7,12 @@
 * with ``aio=True`` on the asyncio adapter: ``main()`` is an asyncio coroutine, run as
   ``loop.run_until_complete(main())`` on a ``kernel.aio`` event loop. A script with no
   ``main()`` (the course's asyncio programs do their work at the bottom) is run as
-  ``__main__`` instead, with ``kernel.aio.new_event_loop`` handing it the recording loop.
+  ``__main__`` instead, and the first loop it asks for -- ``kernel.aio.new_event_loop()``,
+  ``asyncio.new_event_loop()``, ``asyncio.run()``, ``kernel.aio.run()`` -- is the recording
+  one (``new_event_loops``).
+
+Whether a script has a ``main()`` is read from its source (``_defines_main``), not found by
+importing it: a script with no ``main()`` runs once, as ``__main__``, and never before that.
 
 With ``deterministic=True`` the kernel gets a ``VirtualClock`` (time starts at 0 and jumps to
 the next deadline when nothing else can happen) and the recorder renames what would vary
@@ -20,7 +25,8 @@ the same way (``_recorded`` is their shared part).
 This module is also ``python -m kernel run script.py [--asyncio] [--deterministic]
 [--trace]``: run the script's ``main()`` and print what it returns; ``--trace`` writes each
 record to stderr as a line of JSON as it is made. ``add_script_arguments`` holds the options
-every view that runs a script shares.
+every view that runs a script shares; a mistake in them (a script that is not there, no
+``main()`` without ``--asyncio``) is a ``UsageError``, told in one line, not a traceback.
 
 Read next: ``kernel/trace/explain.py``.
 """
@@ -28,6 +34,8 @@ Read next: ``kernel/trace/explain.py``.
 from __future__ import annotations
 
 import argparse
+import ast
+import asyncio
 import contextlib
 import importlib.util
 import io
@@ -42,11 +50,30 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from .. import aio
+from ..aio import runners as aio_runners
 from ..clock import Clock, VirtualClock
 from ..scheduler import Kernel
 from .records import Record, Recorder
 
-__all__ = ["Traced", "add_arguments", "add_script_arguments", "command", "load", "run", "trace"]
+__all__ = [
+    "Traced",
+    "UsageError",
+    "add_arguments",
+    "add_script_arguments",
+    "command",
+    "load",
+    "new_event_loops",
+    "run",
+    "script_file",
+    "trace",
+]
+
+
+class UsageError(Exception):
+    """A mistake in how a view was asked to run a script -- not the program's own failure.
+
+    ``python -m kernel`` tells it in one line on stderr, with exit status 2 (as argparse does
+    a bad option), where an exception raised by the program keeps its traceback."""
 
 
 @dataclass
@@ -139,11 +166,78 @@ def run(path: str | Path, *, aio: bool = False, clock: Clock | None = None) -> A
 
 
 def _main_of(path: str | Path, aio: bool) -> Callable[[], Any] | None:
-    """The script's ``main`` (None: an asyncio script to run as ``__main__``)."""
+    """The script's ``main`` (None: an asyncio script to run as ``__main__``).
+
+    The script is imported -- its top level run -- only if it has a ``main()`` to call: one
+    with none is run later, as ``__main__``, and must not run twice."""
+    path = Path(path)
+    if path.suffix != ".py":
+        raise ImportError(f"cannot load {path} as a Python script")
+    if not _defines_main(path):
+        if not aio:
+            raise UsageError(
+                f"{path} has no main() to run: define main(), or pass --asyncio to run an "
+                "asyncio script as __main__"
+            )
+        return None
     main: Callable[[], Any] | None = getattr(load(path), "main", None)
-    if main is None and not aio:
-        raise LookupError(f"{path} has no main() to run")
+    if main is None:  # e.g. a def under an ``if`` that did not hold: the script has run
+        raise UsageError(f"{path} has no main() once imported: it defines one only sometimes")
     return main
+
+
+def _defines_main(path: Path) -> bool:
+    """Does the script bind ``main`` in its own namespace -- a ``def``, an assignment, an
+    import -- other than in its ``if __name__ == "__main__":`` block?"""
+    finder = _MainFinder()
+    finder.visit(ast.parse(path.read_bytes(), filename=str(path)))
+    return finder.found
+
+
+class _MainFinder(ast.NodeVisitor):
+    """Looks for a binding of the name ``main`` in a module's own scope (see
+    ``_defines_main``): not inside functions, classes, lambdas or comprehensions, which have
+    scopes of their own, nor under ``if __name__ == "__main__":``, which importing skips.
+    (What ``from module import *`` brings in is not known without running it: not looked at.)"""
+
+    found = False
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.found |= node.name == "main"
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.found |= node.name == "main"
+
+    def _own_scope(self, node: ast.AST) -> None:
+        pass  # a name bound in there is not the module's: do not visit it
+
+    visit_Lambda = visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _own_scope
+
+    def visit_Name(self, node: ast.Name) -> None:
+        self.found |= node.id == "main" and isinstance(node.ctx, ast.Store)
+
+    def visit_alias(self, node: ast.alias) -> None:  # import main, from x import y as main
+        self.found |= (node.asname or node.name.partition(".")[0]) == "main"
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_main_guard(node.test):
+            for statement in node.orelse:
+                self.visit(statement)
+        else:
+            self.generic_visit(node)
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """Is ``test`` ``__name__ == "__main__"`` (either way round)?"""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
+    return isinstance(test.ops[0], ast.Eq) and sides == {
+        ast.dump(ast.Name("__name__", ast.Load())),
+        ast.dump(ast.Constant("__main__")),
+    }
 
 
 def _execute(kernel: Kernel, main: Callable[[], Any] | None, aio: bool, path: Path) -> Any:
@@ -164,25 +258,69 @@ def _run_until_complete(kernel: Kernel, main: Callable[[], Any]) -> Any:
 
 
 def _run_as_main(kernel: Kernel, path: Path) -> None:
-    """Run the script as ``__main__``; its first ``kernel.aio.new_event_loop()`` records."""
-    handed_out: list[aio.EventLoop] = []
-    new_event_loop = aio.new_event_loop
+    """Run the script as ``__main__``. The first event loop it asks for, however it asks
+    (``new_event_loops``), is a ``kernel.aio`` loop on the recording kernel; a later one is a
+    loop of its own, unrecorded."""
+    made: list[aio.EventLoop] = []
 
-    def recording_event_loop(*, clock: Clock | None = None) -> aio.EventLoop:
-        if handed_out:
-            return new_event_loop(clock=clock)  # only the first loop is on the recorder
-        handed_out.append(aio.EventLoop(kernel))
-        return handed_out[0]
+    def recording_loop() -> aio.EventLoop:
+        made.append(aio.EventLoop(kernel))
+        return made[0]
 
-    aio.new_event_loop = recording_event_loop
+    unrecorded = aio.new_event_loop  # taken now: new_event_loops replaces it
     try:
-        with _script_folder_on_path(path):
+        loops = new_event_loops(_first_then(recording_loop, unrecorded))
+        with loops, _script_folder_on_path(path):
             runpy.run_path(str(path), run_name="__main__")
     finally:
-        aio.new_event_loop = new_event_loop
-        for loop in handed_out:
+        for loop in made:
             if not loop.is_closed():
                 loop.close()
+
+
+@contextlib.contextmanager
+def new_event_loops(
+    factory: Callable[[], asyncio.AbstractEventLoop], *, kernel_aio: bool = True
+) -> Iterator[None]:
+    """While inside: ``asyncio.new_event_loop()`` and ``asyncio.run()`` (which asks
+    ``asyncio.events.new_event_loop``) -- and ``kernel.aio.new_event_loop()`` and
+    ``kernel.aio.run()`` unless ``kernel_aio`` is false -- get their loop from ``factory()``.
+    (A ``clock=`` argument to ``kernel.aio.new_event_loop`` is ignored.)"""
+
+    def new_event_loop(*_: Any, **__: Any) -> asyncio.AbstractEventLoop:
+        return factory()
+
+    places: list[tuple[object, str]] = [
+        (asyncio, "new_event_loop"),
+        (asyncio.events, "new_event_loop"),
+    ]
+    if kernel_aio:
+        places += [(aio, "new_event_loop"), (aio_runners, "new_event_loop")]
+    saved = [getattr(module, name) for module, name in places]
+    for module, name in places:
+        setattr(module, name, new_event_loop)
+    try:
+        yield
+    finally:
+        for (module, name), value in zip(places, saved, strict=True):
+            setattr(module, name, value)
+
+
+def _first_then(
+    first: Callable[[], asyncio.AbstractEventLoop], then: Callable[[], asyncio.AbstractEventLoop]
+) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A loop factory that hands out the loop ``first()`` makes once, then what ``then()``
+    makes each time."""
+    handed_out = False
+
+    def factory() -> asyncio.AbstractEventLoop:
+        nonlocal handed_out
+        if handed_out:
+            return then()
+        handed_out = True
+        return first()
+
+    return factory
 
 
 @contextlib.contextmanager
@@ -226,7 +364,7 @@ class _Output(io.TextIOBase):
 
 def add_script_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of every view that runs a script: the script, --asyncio, --deterministic."""
-    parser.add_argument("script", help="a Python file whose main() is run")
+    parser.add_argument("script", type=script_file, help="a Python file whose main() is run")
     parser.add_argument(
         "--asyncio",
         dest="aio",
@@ -242,6 +380,20 @@ def add_script_arguments(parser: argparse.ArgumentParser) -> None:
         help="a VirtualClock (time jumps to the next deadline) and stable names: the same "
         "output on every run",
     )
+
+
+def script_file(text: str) -> str:
+    """The ``script`` argument, checked as argparse reads it: a Python file that is there."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file: {text} (give the path of a .py file)")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file (give the path of a .py file)")
+    if path.suffix != ".py":
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a Python script (give the path of a .py file)"
+        )
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -272,6 +424,8 @@ def command(args: argparse.Namespace) -> int:
             result = run(
                 args.script, aio=args.aio, clock=VirtualClock() if args.deterministic else None
             )
+    except UsageError:
+        raise  # how the command was called, not the program: python -m kernel says it
     except Exception:
         traceback.print_exc()
         return 1

@@ -39,7 +39,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .script import add_script_arguments, trace
+from .script import UsageError, add_script_arguments, trace
 from .timeline_chrome import chrome_trace, dumps_trace
 from .timeline_model import (
     BLOCKED,
@@ -95,15 +95,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         metavar="timeline.html",
+        type=output_file,
         help="also write the timeline as a self-contained HTML page",
     )
     parser.add_argument(
         "--chrome-trace",
         metavar="out.json",
+        type=output_file,
         help="also write it as Chrome-trace JSON, for ui.perfetto.dev or chrome://tracing",
     )
     parser.add_argument(
-        "--width", metavar="N", type=_width, default=WIDTH, help="columns of text (default 100)"
+        "--width", metavar="N", type=text_width, default=WIDTH, help="columns of text (default 100)"
     )
 
 
@@ -119,20 +121,45 @@ def command(args: argparse.Namespace) -> int:
     if args.output:
         from .timeline_html import render_html  # only the page needs it
 
-        Path(args.output).write_text(render_html(timeline, axis=axis, title=title), "utf-8")
-        print(f"timeline: wrote {args.output}", file=sys.stderr)
+        _write(args.output, render_html(timeline, axis=axis, title=title))
     if args.chrome_trace:
-        exported = chrome_trace(timeline, axis=axis, title=title)
-        Path(args.chrome_trace).write_text(dumps_trace(exported), "utf-8")
-        print(f"timeline: wrote {args.chrome_trace}", file=sys.stderr)
+        _write(args.chrome_trace, dumps_trace(chrome_trace(timeline, axis=axis, title=title)))
     if traced.error is not None:
         print(f"timeline: the program raised {traced.error!r}", file=sys.stderr)
         return 1
     return 0
 
 
-def _width(text: str) -> int:
-    number = int(text)
+def text_width(text: str) -> int:
+    """``--width``'s value: a whole number of columns, 40 or more. (argparse names the
+    option.)"""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
     if number < 40:
-        raise argparse.ArgumentTypeError(f"expected a width of at least 40 columns, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"expected a width of at least 40 columns (a whole number), not {text!r}"
+        )
     return number
+
+
+def output_file(text: str) -> str:
+    """The value of ``-o`` or ``--chrome-trace``: a file that can be written, checked before
+    the program runs, so that a typo does not cost a run."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory: give a file name in it")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text}: there is no directory {path.parent} (create it first)"
+        )
+    return text
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, "utf-8")
+    except OSError as error:  # e.g. no permission: the chart is printed, the file is not
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    print(f"timeline: wrote {path}", file=sys.stderr)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import unicodedata
 
 from .timeline_model import BLOCKED, FILL, READY, SYMBOLS, Column, Timeline, format_seconds
 
@@ -140,16 +141,39 @@ def _ruler(name: str, label_width: int, marks: list[tuple[int, str]], room: int)
 
 
 def _label_width(timeline: Timeline) -> int:
-    return min(max((len(row) for row in timeline.rows), default=4), LABEL_MAX) + 2
+    return min(max((_columns(row) for row in timeline.rows), default=4), LABEL_MAX) + 2
 
 
 def _label(text: str, width: int) -> str:
     """A row's name in ``width`` columns; a long one is cut, keeping its "(task n)"."""
-    if len(text) > width - 2:
+    if _columns(text) > width - 2:
         name, task, number = text.rpartition(" (task ")
         suffix = task + number if name else ""
-        text = (name or text)[: width - 4 - len(suffix)] + ".." + suffix
-    return text.ljust(width)
+        text = _cut(name or text, width - 4 - _columns(suffix)) + ".." + suffix
+    return text + " " * (width - _columns(text))
+
+
+def _columns(text: str) -> int:
+    """How many columns of a terminal ``text`` takes: a wide character (CJK ideographs,
+    fullwidth forms) takes two, a combining mark (an accent drawn over the letter before it)
+    none. ``len()`` counts characters, which would push the chart out of line."""
+    return sum(_char_columns(char) for char in text)
+
+
+def _char_columns(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _cut(text: str, columns: int) -> str:
+    """The start of ``text`` that fits in ``columns`` columns."""
+    used = 0
+    for index, char in enumerate(text):
+        used += _char_columns(char)
+        if used > columns:
+            return text[:index]
+    return text
 
 
 def _legend(timeline: Timeline, width: int) -> list[str]:

@@ -180,6 +180,7 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
         handlers = self._handlers
         task: Task | None = None
         trap: Any = None
+        coro: Any = None
         try:
             while not finished():
                 # Phase 1: poll I/O -- and sleep here if no task is ready.
@@ -206,7 +207,10 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
                             if task._next_exc is None:
                                 value = task._next_value
                                 task._next_value = None
-                                trap = task._context.run(task._coro.send, value)
+                                # (send as its type's function: `task._coro.send` would make
+                                # a bound method object on every step, for Context.run.)
+                                coro = task._coro
+                                trap = task._context.run(type(coro).send, coro, value)
                             else:
                                 exc = task._next_exc
                                 task._next_exc = None

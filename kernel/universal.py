@@ -35,6 +35,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .scheduler import current_kernel, running_task
+from .time import _check_seconds
 from .traps import _wait_on
 from .waitqueue import WaitQueue
 
@@ -83,12 +84,13 @@ class _Universal:
         ``timeout`` is None (wait as long as it takes) or a number of seconds >= 0, as for
         ``queue.Queue.get``; anything else would fail deep inside ``threading``, or not at all.
         """
-        if timeout is not None and not _is_seconds(timeout):
-            number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
-            raise (ValueError if number else TypeError)(
-                f"{type(self).__name__}.{method}_sync(timeout={timeout!r}): timeout must be a "
-                f"number of seconds >= 0, or None to wait as long as it takes"
-            )
+        if timeout is not None:
+            what = f"{type(self).__name__}.{method}_sync(timeout=...)"
+            if _check_seconds(timeout, what) < 0:  # (a number, not NaN: checked there)
+                raise ValueError(
+                    f"{what} got {timeout!r}: a thread cannot wait a negative time; pass 0 "
+                    f"to only look, or None to wait as long as it takes"
+                )
         # A blocking call would freeze every task of the kernel running in this thread.
         if current_kernel() is not None:
             raise RuntimeError(
@@ -356,8 +358,3 @@ class UniversalEvent(_Universal):
                 return True
             generation = self._generation
             return self._changed.wait_for(lambda: self._generation != generation, timeout)
-
-
-def _is_seconds(timeout: object) -> bool:
-    """A number of seconds a thread can wait: an int or float >= 0 (not a bool, not NaN)."""
-    return isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0

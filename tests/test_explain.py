@@ -399,11 +399,19 @@ def test_a_task_waiting_on_a_thread_is_woken_by_the_thread(tmp_path: Path) -> No
     text = narration(
         tmp_path,
         """
+        import sys
+        import threading
         import time
         import kernel
 
+        def when_the_kernel_waits(kernel_thread):
+            # Hand the result over only once the kernel's thread waits in select(): a
+            # condition, checked every millisecond, not a guess at how long it takes.
+            while sys._current_frames()[kernel_thread].f_code.co_name != "select":
+                time.sleep(0.001)
+
         async def main():
-            return await kernel.run_in_thread(time.sleep, 0.05)
+            return await kernel.run_in_thread(when_the_kernel_waits, threading.get_ident())
         """,
     )
     assert (

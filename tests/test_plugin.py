@@ -185,6 +185,7 @@ def test_an_overridden_virtual_clock_can_wait_for_a_thread(pytester: pytest.Pyte
     # The recipe in getting-started.md for a test whose task waits on a worker thread.
     pytester.makepyfile(
         """
+        import threading
         import time
         import pytest
         import kernel
@@ -198,8 +199,10 @@ def test_an_overridden_virtual_clock_can_wait_for_a_thread(pytester: pytest.Pyte
             assert virtual_clock.now() == 0.0
 
         async def test_the_default_clock_jumps():
+            released = threading.Event()  # the job ends only once the timeout has come
             with pytest.raises(kernel.TaskTimeout):
-                await kernel.timeout_after(1, kernel.run_in_thread, time.sleep, 0.05)
+                await kernel.timeout_after(1, kernel.run_in_thread, released.wait)
+            released.set()
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")

@@ -12,7 +12,6 @@ import asyncio
 import json
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -366,8 +365,17 @@ def test_work_handed_back_by_threads_is_told_on_the_kernels_thread() -> None:
     # a worker thread: the tracer (not thread-safe) hears of it on the kernel's thread only.
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, time.sleep, 0.01)
-        await asyncio.to_thread(time.sleep, 0.01)
+        # Each job waits until the kernel's side has registered for its result, so that the
+        # result is handed back from the worker, not found done at once on this thread.
+        released = threading.Event()
+        future = loop.run_in_executor(None, released.wait)
+        released.set()
+        await future
+        released.clear()
+        task = asyncio.ensure_future(asyncio.to_thread(released.wait))
+        await asyncio.sleep(0)  # the task submits the job and waits for it
+        released.set()
+        await task
 
     recorder = _ThreadNoting()
     with kernel.Kernel(clock=kernel.VirtualClock(), tracer=recorder) as k:

@@ -64,6 +64,7 @@ class TrapHandlers:
         def _cancel_task(self, task: Task, exc: BaseException) -> bool: ...
         def _wake(self, queue: WaitQueue, n: int = 1, value: Any = None) -> int: ...
         def _reschedule(self, task: Task, value: Any = None) -> None: ...
+        def _interrupt(self, task: Task) -> None: ...
 
     def _park(self, task: Task, structure: Any, entry: Any, state: str) -> bool:
         """Record where a blocked task waits, so that a cancel can find it. Returns False."""
@@ -232,8 +233,30 @@ class TrapHandlers:
         pending again and is raised at the next blocking call, not here -- raising inside
         the block's own exit would tangle the two timeouts together.
         """
-        previous = trap[1]
         now = self._clock.now()
+        if self._restore_timeout(task, trap[1], now) and task._cancel_pending is None:
+            task._cancel_pending = TaskTimeout(now)
+        task._next_value = now
+        return True
+
+    def _trap_unset_timeout_for(self, task: Task, trap: Trap) -> bool:
+        """UNSET_TIMEOUT_FOR target previous: UNSET_TIMEOUT on behalf of ``target``.
+
+        Discussion: an async generator that yields inside a timeout block may be closed by
+        another task -- the one the kernel closes it in once it is collected, or any task
+        that calls ``aclose()`` -- while the task that entered the block has moved on. The
+        block's deadline is that task's, so it is that task's timeout to restore; one it is
+        owed is delivered as a cancel is, at once if it is blocked.
+        """
+        _, target, previous = trap
+        now = self._clock.now()
+        if not target.done and self._restore_timeout(target, previous, now):
+            self._cancel_task(target, TaskTimeout(now))
+        task._next_value = now
+        return True
+
+    def _restore_timeout(self, task: Task, previous: float | None, now: float) -> bool:
+        """Disarm ``task``'s timeout and arm ``previous`` instead; True if it has passed."""
         if isinstance(task._cancel_pending, TaskTimeout):
             task._cancel_pending = None
         if task._timeout != previous:
@@ -243,10 +266,7 @@ class TrapHandlers:
             task._timeout = previous
             if previous is not None and previous > now:
                 task._timeout_entry = self._sleeping.push(previous, task, "timeout")
-        if previous is not None and previous <= now and task._cancel_pending is None:
-            task._cancel_pending = TaskTimeout(now)
-        task._next_value = now
-        return True
+        return previous is not None and previous <= now
 
     def _trap_future_wait(self, task: Task, trap: Trap) -> bool:
         """FUTURE_WAIT future: park until an asyncio-style future is done.
@@ -288,6 +308,18 @@ class TrapHandlers:
         elif task._cancel_pending is not None and self._deliver_cancel(task):
             return True  # check_cancellation() outside a no-cancel block raises it now
         task._next_value = task._cancel_pending
+        return True
+
+    def _trap_enable_cancellation_for(self, task: Task, trap: Trap) -> bool:
+        """ENABLE_CANCELLATION_FOR target: leave a ``disable_cancellation()`` block of
+        ``target``'s that another task closed (see ``_trap_unset_timeout_for``). A
+        cancellation ``target`` was kept from while it is blocked is delivered now."""
+        target = trap[1]
+        if not target.done and target._no_cancel:
+            target._no_cancel -= 1
+            if target._cancel_pending is not None:
+                self._interrupt(target)
+        task._next_value = None
         return True
 
 

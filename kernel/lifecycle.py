@@ -340,6 +340,15 @@ class KernelLifecycle:
             raise KeyboardInterrupt
         self.call_threadsafe(self._stop_program, KeyboardInterrupt())
 
+    def _in_task_step(self) -> bool:
+        """Whether one of this kernel's tasks is taking a step in this thread right now.
+
+        Code being closed (``GeneratorExit``) asks this before it yields a trap: an async
+        generator closed by ``aclose()`` in a task may, but a coroutine the kernel closes
+        as it abandons its tasks (outside the loop) may not.
+        """
+        return _current.kernel is self and self._running is not None
+
     def _abandon(self) -> None:
         """After a kernel failure: close every coroutine (running its finally blocks)."""
         for task in list(self._tasks.values()):

@@ -424,11 +424,16 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
                 task._cancelled_with = exc  # see kernel/time.py)
         if self._tracer is not None:
             self._tracer("cancel", task, exc=repr(exc), blocked=task._waiting_on is not None)
+        self._interrupt(task)
+        return True
+
+    def _interrupt(self, task: Task) -> None:
+        """If ``task`` is blocked and may be cancelled, take it off what it waits on and
+        throw its pending cancellation in; otherwise it meets it at its next blocking trap."""
         if task._waiting_on is not None and not task._no_cancel:
             task._waiting_on.discard(task._wait_entry)
             self._reschedule(task)
             self._deliver_cancel(task)
-        return True
 
     def _exit_task(self, task: Task, result: Any, exc: BaseException | None) -> None:
         """A task's coroutine returned or raised: record it and wake whoever waits."""

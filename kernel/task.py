@@ -35,7 +35,14 @@ from .errors import (
     TaskTimeout,
     TimeoutCancellationError,
 )
-from .traps import _cancel, _get_current, _set_cancellation, _spawn, _wait_task
+from .traps import (
+    _cancel,
+    _enable_cancellation_for,
+    _get_current,
+    _set_cancellation,
+    _spawn,
+    _wait_task,
+)
 
 if TYPE_CHECKING:
     from .scheduler import Kernel
@@ -360,13 +367,23 @@ class disable_cancellation:
     call *after* the block. Blocks nest.
     """
 
+    _task: Task | None = None  # the task that entered the block
+
     async def __aenter__(self) -> disable_cancellation:
         await _set_cancellation(False)
+        from .lifecycle import running_task  # (here: lifecycle imports this module)
+
+        self._task = running_task()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if exc_info[0] is GeneratorExit:
-            return  # the coroutine is being closed (see TimeoutBlock.__aexit__): no trap now
+            # Closed rather than left: see TimeoutBlock._closed. An async generator's block
+            # is left for the task that entered it, which may be blocked elsewhere by now.
+            task = self._task
+            if task is not None and task._kernel._in_task_step():
+                await _enable_cancellation_for(task)
+            return
         await _set_cancellation(True)
 
 

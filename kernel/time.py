@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .errors import TaskTimeout, TimeoutCancellationError, UncaughtTimeoutError
 from .task import Task, as_coroutine
-from .traps import _clock, _get_current, _schedule, _set_timeout, _sleep, _unset_timeout
+from .traps import (
+    _clock,
+    _get_current,
+    _schedule,
+    _set_timeout,
+    _sleep,
+    _unset_timeout,
+    _unset_timeout_for,
+)
 
 if TYPE_CHECKING:
     from .traps import TrapCall
@@ -121,9 +129,7 @@ class TimeoutBlock:
         traceback: TracebackType | None,
     ) -> bool:
         if exc_type is GeneratorExit:
-            # The coroutine is being closed -- its kernel abandoned it (a second Ctrl-C, a
-            # kernel failure), or it was never run to the end. It may not yield a trap now
-            # (Python would report it as ignoring the exit); its deadline goes with its task.
+            await self._closed()
             return False
         now = await _unset_timeout(self._previous)
         assert self._task is not None and self._task._deadlines is not None
@@ -154,6 +160,31 @@ class TimeoutBlock:
             return False
         finally:
             deadlines.pop()
+
+    async def _closed(self) -> None:
+        """The block is being closed rather than left: ``GeneratorExit`` reached it.
+
+        Discussion: either an async generator that yields inside the block is closed --
+        by ``aclose()``, or by the task the kernel closes it in once it is collected --
+        or the kernel is abandoning the block's task (a second Ctrl-C, a kernel failure).
+        In the first case the task that entered the block may be elsewhere by now,
+        inside blocks of its own entered since, so this block's deadline is taken out of
+        the middle of its stack, and the nearest one left is armed again -- for that task,
+        through a trap (``UNSET_TIMEOUT_FOR``) yielded by whichever task is closing the
+        generator. Otherwise it may not yield a trap at all (Python would report it as
+        ignoring the exit), and the deadline goes with its task.
+        """
+        task = self._task
+        if task is None or task._deadlines is None:
+            return
+        deadlines = task._deadlines
+        for index in range(len(deadlines) - 1, -1, -1):
+            if deadlines[index] == self.deadline:  # (equal deadlines are interchangeable)
+                del deadlines[index]
+                break
+        if task._kernel._in_task_step():
+            nearest = min((d for d in deadlines if d is not None), default=None)
+            await _unset_timeout_for(task, nearest)
 
 
 def _cancellation_under_way(

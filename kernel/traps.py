@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CANCEL",
     "CLOCK",
+    "ENABLE_CANCELLATION_FOR",
     "FUTURE_WAIT",
     "GET_CURRENT",
     "GET_KERNEL",
@@ -45,6 +46,7 @@ __all__ = [
     "SPAWN",
     "TRAPS",
     "UNSET_TIMEOUT",
+    "UNSET_TIMEOUT_FOR",
     "WAIT_ON",
     "WAIT_TASK",
     "WAKE",
@@ -75,6 +77,8 @@ CLOCK = "clock"
 SET_TIMEOUT = "set_timeout"
 UNSET_TIMEOUT = "unset_timeout"
 SET_CANCELLATION = "set_cancellation"
+UNSET_TIMEOUT_FOR = "unset_timeout_for"
+ENABLE_CANCELLATION_FOR = "enable_cancellation_for"
 FUTURE_WAIT = "future_wait"
 
 # Every trap, with the names of the arguments that follow it in the tuple.
@@ -94,6 +98,8 @@ TRAPS: dict[str, tuple[str, ...]] = {
     SET_TIMEOUT: ("deadline",),
     UNSET_TIMEOUT: ("previous",),
     SET_CANCELLATION: ("allow",),
+    UNSET_TIMEOUT_FOR: ("task", "previous"),
+    ENABLE_CANCELLATION_FOR: ("task",),
     FUTURE_WAIT: ("future",),
 }
 
@@ -190,6 +196,18 @@ def _set_timeout(deadline: float | None) -> Generator[Trap, Any, float | None]:
 def _unset_timeout(previous: float | None) -> Generator[Trap, Any, float]:
     """Disarm the current timeout and restore ``previous``; returns the clock."""
     return (yield (UNSET_TIMEOUT, previous))  # type: ignore[no-any-return]
+
+
+@types.coroutine
+def _unset_timeout_for(task: Task, previous: float | None) -> Generator[Trap, Any, float]:
+    """``_unset_timeout`` for ``task``'s block, closed from elsewhere; returns the clock."""
+    return (yield (UNSET_TIMEOUT_FOR, task, previous))  # type: ignore[no-any-return]
+
+
+@types.coroutine
+def _enable_cancellation_for(task: Task) -> Generator[Trap, Any, None]:
+    """Leave ``task``'s ``disable_cancellation()`` block, closed from elsewhere."""
+    yield (ENABLE_CANCELLATION_FOR, task)
 
 
 @types.coroutine

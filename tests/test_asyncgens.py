@@ -9,6 +9,7 @@ unraisable error into a failure of the test, so each test here would also fail t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import socket
@@ -391,3 +392,101 @@ def test_a_generator_finalized_after_its_kernel_closed_is_closed_in_place(
     assert "waits" in warning and "could not finish" in warning
     assert "aclosing" in warning
     gc.collect()
+
+
+# -- blocks held across a yield -----------------------------------------------------------
+# A generator that yields inside ``timeout_after`` or ``disable_cancellation`` entered the
+# block for the task iterating it. Closed early, the block must still be left for that task
+# -- even when another task closes it -- or its deadline fires later into unrelated code,
+# or the task can never be cancelled again.
+
+
+async def ticks_within(seconds: float) -> AsyncGenerator[int, None]:
+    async with kernel.timeout_after(seconds):
+        for n in range(1000):
+            yield n
+
+
+async def ticks_uncancellable() -> AsyncGenerator[int, None]:
+    async with kernel.disable_cancellation():
+        for n in range(1000):
+            yield n
+
+
+def test_a_timeout_block_closed_by_aclose_takes_its_deadline_with_it() -> None:
+    async def main() -> float:
+        async with contextlib.aclosing(ticks_within(5)) as ticks:
+            async for n in ticks:
+                if n == 2:
+                    break
+        async with kernel.ignore_after(100) as block:  # only its own timeout may end it
+            await kernel.sleep(10)
+        assert not block.expired
+        return await kernel.clock()
+
+    assert kernel.run(main, clock=VirtualClock()) == 10.0
+
+
+def test_a_timeout_block_closed_after_a_break_is_left_for_the_iterating_task() -> None:
+    async def main() -> float:
+        async for n in ticks_within(5):
+            if n == 2:
+                break  # collected: the kernel closes it in a task of its own
+        await kernel.sleep(10)  # past the generator's deadline
+        return await kernel.clock()
+
+    assert kernel.run(main, clock=VirtualClock()) == 10.0
+
+
+def test_closing_it_from_another_task_keeps_the_iterating_tasks_own_deadline() -> None:
+    async def worker(ticks: AsyncGenerator[int, None]) -> float:
+        await ticks.__anext__()  # inside the generator's 2-second block
+        try:
+            async with kernel.timeout_after(6):  # entered after it: not nested in it
+                await kernel.sleep(100)
+        except kernel.TaskTimeout:
+            return await kernel.clock()
+        return -1.0
+
+    async def main() -> float:
+        ticks = ticks_within(2)
+        task = await kernel.spawn(worker, ticks)
+        await kernel.sleep(1)
+        await ticks.aclose()  # by main, while the worker sleeps
+        result: float = await task.join()
+        return result
+
+    assert kernel.run(main, clock=VirtualClock()) == 6.0
+
+
+def test_a_no_cancel_block_closed_after_a_break_leaves_the_task_cancellable() -> None:
+    async def worker() -> None:
+        async for _ in ticks_uncancellable():
+            break
+        await kernel.sleep(100)
+
+    async def main() -> tuple[bool, float]:
+        task = await kernel.spawn(worker)
+        await kernel.sleep(1)
+        await task.cancel()
+        return task.cancelled, await kernel.clock()
+
+    assert kernel.run(main, clock=VirtualClock()) == (True, 1.0)
+
+
+def test_a_cancel_held_back_by_a_generators_block_arrives_when_it_is_closed() -> None:
+    async def worker(ticks: AsyncGenerator[int, None]) -> None:
+        await ticks.__anext__()  # cancellation is off for this task from here ...
+        await kernel.sleep(100)
+
+    async def main() -> tuple[bool, float]:
+        ticks = ticks_uncancellable()
+        task = await kernel.spawn(worker, ticks)
+        await kernel.sleep(1)
+        await task.cancel(blocking=False)  # held back while the block is open
+        await kernel.sleep(1)
+        await ticks.aclose()  # ... to here: the cancel is delivered now, not at t=100
+        await task.wait()
+        return task.cancelled, await kernel.clock()
+
+    assert kernel.run(main, clock=VirtualClock()) == (True, 2.0)

@@ -161,6 +161,7 @@ class KernelLifecycle:
                 "kernel.run() was called inside a running kernel; from async code, `await` "
                 "the coroutine or `await kernel.spawn(...)` it instead"
             )
+        self._check_not_running_elsewhere()
         main = self._new_task(as_coroutine(corofunc, args, "run"), False, None)
         self._main = main
         try:
@@ -192,6 +193,12 @@ class KernelLifecycle:
         """
         if self._closed:
             return
+        if self._active:
+            raise RuntimeError(
+                "Kernel.close() was called while the kernel is running (from one of its "
+                "tasks, or from another thread); let the main task return instead: run() "
+                "then returns, and the `with` block or kernel.run() closes the kernel"
+            )
         try:
             if self._shutdown_steps:
                 self._cancel_remaining_tasks()
@@ -252,6 +259,7 @@ class KernelLifecycle:
             raise RuntimeError("this Kernel is closed; create a new one")
         if _current.kernel is not None:
             raise RuntimeError("a kernel is already running in this thread")
+        self._check_not_running_elsewhere()
         try:
             with self._activated():
                 self._loop(lambda: finished() or self._fatal is not None)
@@ -261,6 +269,16 @@ class KernelLifecycle:
         if self._fatal is not None:
             fatal, self._fatal = self._fatal, None
             raise fatal
+
+    def _check_not_running_elsewhere(self) -> None:
+        """Refuse to run a kernel that another thread is running: two loops would turn its
+        queues at once, and its tasks would be stepped in both threads."""
+        if self._active:
+            raise RuntimeError(
+                "this Kernel is already running in another thread; a kernel runs in one "
+                "thread at a time. Give each thread its own Kernel (kernel.run() makes one), "
+                "or hand the running one work with call_threadsafe()"
+            )
 
     def add_run_context(
         self, factory: Callable[[], contextlib.AbstractContextManager[object]]

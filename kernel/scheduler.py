@@ -469,7 +469,15 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
             self._crashed.add(task)
 
     def _stop_program(self, exc: BaseException) -> None:
-        """Cancel the main task; ``run()`` raises ``exc`` once its cleanup has run."""
+        """Cancel the main task; ``run()`` raises ``exc`` once its cleanup has run.
+
+        A second ``KeyboardInterrupt`` while that cleanup runs stops at once: it leaves the
+        loop, and the kernel abandons its tasks. (Ctrl-C raises it in whatever code is
+        running: in the loop's own code it leaves the loop by itself; in a task it ends the
+        task, and arrives here.)
+        """
+        if self._fatal is not None and isinstance(exc, KeyboardInterrupt):
+            raise exc
         if self._fatal is None:
             self._fatal = exc
             if self._main is not None:

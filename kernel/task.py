@@ -299,15 +299,20 @@ def _coroutine_name(coro: Any) -> str:
     return getattr(coro, "__qualname__", None) or type(coro).__name__
 
 
-def as_coroutine(corofunc: Any, args: tuple[Any, ...], caller: str) -> CoroutineLike:
-    """Turn what the user handed to ``spawn``/``run`` into a coroutine, or explain the mistake."""
+def as_coroutine(
+    corofunc: Any, args: tuple[Any, ...], caller: str, before: str = ""
+) -> CoroutineLike:
+    """Turn what the user handed to ``spawn``/``run`` into a coroutine, or explain the mistake.
+
+    ``before`` is what ``caller`` takes ahead of the function, for the advice ("seconds, ").
+    """
     # (A function is not a coroutine, and no coroutine is callable: asking only what is not
     # callable spares ``spawn(func)`` the ABC's check, which costs more than the rest.)
     if not callable(corofunc) and isinstance(corofunc, _COROUTINE_TYPES):
         if args:
             raise TypeError(
                 f"{caller}() got a coroutine object *and* arguments {args!r}; pass either "
-                f"{caller}(func, *args) or {caller}(func(*args))"
+                f"{caller}({before}func, *args) or {caller}({before}func(*args))"
             )
         return corofunc
     if not callable(corofunc):

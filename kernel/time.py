@@ -137,7 +137,8 @@ class TimeoutBlock:
         try:
             if not isinstance(exc, TaskTimeout | TimeoutCancellationError):
                 return False
-            fired_at = exc.args[0] if exc.args else now
+            # (When the kernel raised it, it says when it fired; one raised by hand may not.)
+            fired_at = exc.args[0] if exc.args and isinstance(exc.args[0], int | float) else now
             expired = [i for i, d in enumerate(deadlines) if d is not None and d <= fired_at]
             if not expired:
                 raise UncaughtTimeoutError(
@@ -250,7 +251,11 @@ def timeout_after(
 def timeout_after(seconds: float | None, coro: Any = None, *args: Any) -> Any:
     """Raise ``TaskTimeout`` if the block (or ``coro``) takes more than ``seconds``."""
     block = TimeoutBlock(seconds, absolute=False, ignore=False)
-    return block if coro is None else _run_within(block, as_coroutine(coro, args, "timeout_after"))
+    return (
+        block
+        if coro is None
+        else _run_within(block, as_coroutine(coro, args, "timeout_after", "seconds, "))
+    )
 
 
 @overload
@@ -262,7 +267,11 @@ def timeout_at(
 def timeout_at(deadline: float | None, coro: Any = None, *args: Any) -> Any:
     """Like ``timeout_after`` with an absolute deadline on the kernel's clock."""
     block = TimeoutBlock(deadline, absolute=True, ignore=False)
-    return block if coro is None else _run_within(block, as_coroutine(coro, args, "timeout_at"))
+    return (
+        block
+        if coro is None
+        else _run_within(block, as_coroutine(coro, args, "timeout_at", "deadline, "))
+    )
 
 
 @overload
@@ -282,7 +291,11 @@ def ignore_after(
     With ``coro``, returns its result, or ``timeout_result`` if time ran out.
     """
     block = TimeoutBlock(seconds, absolute=False, ignore=True, timeout_result=timeout_result)
-    return block if coro is None else _run_within(block, as_coroutine(coro, args, "ignore_after"))
+    return (
+        block
+        if coro is None
+        else _run_within(block, as_coroutine(coro, args, "ignore_after", "seconds, "))
+    )
 
 
 @overload
@@ -299,4 +312,8 @@ def ignore_at(
 ) -> Any:
     """Like ``ignore_after`` with an absolute deadline on the kernel's clock."""
     block = TimeoutBlock(deadline, absolute=True, ignore=True, timeout_result=timeout_result)
-    return block if coro is None else _run_within(block, as_coroutine(coro, args, "ignore_at"))
+    return (
+        block
+        if coro is None
+        else _run_within(block, as_coroutine(coro, args, "ignore_at", "deadline, "))
+    )

@@ -674,3 +674,71 @@ def test_ctrl_c_during_the_shutdown_cleanup_still_raises_keyboard_interrupt() ->
         kernel.run(main, clock=VirtualClock())
     assert log == [("cleanup done", 1.0)]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_that_lands_in_a_task_stops_at_once() -> None:
+    # The first Ctrl-C cancels main, whose cleanup takes 100 s; the second is raised in
+    # whatever code runs when it comes -- here a task's -- and must still stop the program
+    # then, not after the cleanup.
+    log: list[Any] = []
+
+    async def press_twice() -> None:
+        await kernel.sleep(1)
+        signal.raise_signal(signal.SIGINT)
+        await kernel.sleep(1)
+        signal.raise_signal(signal.SIGINT)  # KeyboardInterrupt is raised right here
+
+    async def main() -> None:
+        await kernel.spawn(press_twice, daemon=True)
+        try:
+            await kernel.sleep(1000)
+        except TaskCancelled:
+            log.append(("main cancelled at", await kernel.clock()))
+            try:
+                await kernel.sleep(100)
+                log.append("cleanup ran to its end")
+            except GeneratorExit:
+                log.append("cleanup closed")
+                raise
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        kernel.run(main, clock=VirtualClock())
+    assert log == [("main cancelled at", 1.0), "cleanup closed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_kernel_running_in_one_thread_cannot_be_run_from_another() -> None:
+    async def other() -> str:
+        return "ran"
+
+    async def main(k: Kernel) -> str:
+        def run_it_again() -> str:
+            try:
+                return str(k.run(other))
+            except RuntimeError as error:
+                return str(error)
+
+        answer: str = await kernel.run_in_thread(run_it_again)
+        return answer
+
+    with Kernel() as k:
+        answer = k.run(main, k)
+        assert "already running in another thread" in answer
+        assert "call_threadsafe" in answer
+        assert len(k._tasks) == 0  # nothing was left behind by the refused run
+        assert k.run(other) == "ran"  # and it still runs here
+
+
+def test_closing_a_running_kernel_from_its_own_task_is_refused() -> None:
+    async def main(k: Kernel) -> str:
+        try:
+            k.close()
+        except RuntimeError as error:
+            return str(error)
+        return "closed"
+
+    with Kernel() as k:
+        answer = k.run(main, k)
+        assert "while the kernel is running" in answer and "main task return" in answer
+        assert k.run(kernel.sleep, 0) is None  # it was not closed

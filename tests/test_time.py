@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -411,3 +412,36 @@ async def test_another_tasks_cancellation_handled_here_does_not_outrank_a_deadli
             await kernel.sleep(5)  # a fallback that takes too long
     assert block.expired
     assert virtual_clock.now() == 1.0
+
+
+def test_a_task_timeout_raised_by_hand_with_a_message_is_not_mistaken_for_a_time() -> None:
+    async def main() -> None:
+        async with kernel.timeout_after(5):
+            raise kernel.TaskTimeout("gave up waiting for the reply")
+
+    # Not a TypeError from comparing the message with the deadlines: the block's own
+    # deadline has not passed, so it is a timeout that is not this block's.
+    with pytest.raises(kernel.UncaughtTimeoutError):
+        kernel.run(main, clock=VirtualClock())
+
+
+@pytest.mark.parametrize(
+    ("call", "advice"),
+    [
+        (kernel.timeout_after, "timeout_after(seconds, func, *args)"),
+        (kernel.ignore_at, "ignore_at(deadline, func(*args))"),
+    ],
+)
+def test_a_coroutine_with_arguments_gets_advice_that_keeps_the_time(call: Any, advice: str) -> None:
+    async def fetch(url: str) -> str:
+        return url
+
+    async def main() -> None:
+        coro = fetch("a")
+        try:
+            await call(1, coro, "b")
+        finally:
+            coro.close()
+
+    with pytest.raises(TypeError, match=re.escape(advice)):
+        kernel.run(main, clock=VirtualClock())

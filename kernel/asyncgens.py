@@ -70,8 +70,10 @@ class AsyncGenerators:
         # generator has no other reference left), in the order they came.
         self._handed_over: dict[AsyncGen, None] = {}
         # First iterated by code outside any kernel task, under the hooks that were in
-        # place before ours: they finalize it (weakly; generator -> those hooks' finalizer).
-        self._foreign: weakref.WeakKeyDictionary[AsyncGen, Any] = weakref.WeakKeyDictionary()
+        # place before ours: they finalize it. By id(generator) -> (a weak reference to it,
+        # those hooks' finalizer); see _remember_foreign for why not a weak dictionary.
+        self._foreign: dict[int, tuple[weakref.ref[AsyncGen], Any]] = {}
+        self._foreign_gone: list[int] = []  # ids of those collected since (see below)
         self._before: Any = sys.get_asyncgen_hooks()  # (replaced at each run, by hooks())
         self._closed = False  # close() has swept for the last time: no task will run again
 
@@ -90,11 +92,30 @@ class AsyncGenerators:
         before = self._before
         if self._kernel._running is None and before.finalizer is not None:
             # Not a kernel task's (asyncio code, on the adapter's loop): its own hooks'.
-            self._foreign[agen] = before.finalizer
+            self._remember_foreign(agen, before.finalizer)
             if before.firstiter is not None:
                 before.firstiter(agen)
             return
         self._suspended[agen] = None
+
+    def _remember_foreign(self, agen: AsyncGen, finalizer: Any) -> None:
+        """Note that ``finalizer`` closes ``agen``, for ``_finalize`` to find.
+
+        Discussion: not in a weak dictionary. CPython clears a generator's weak references
+        *before* it calls the finalizer hook, so the hook would never find its entry, and
+        the generator would go to a kernel task -- where an asyncio cleanup that awaits
+        cannot run. So the entry is kept by id, and only *marked* gone when the weak
+        reference dies; marked entries are dropped here, at the next first iteration,
+        before an id can come back for a new generator (a generator is always first
+        iterated before it is finalized). An entry still there when its generator is
+        finalized is popped by ``_finalize``.
+        """
+        gone = self._foreign_gone
+        while gone:
+            self._foreign.pop(gone.pop(), None)
+        key = id(agen)
+        reference = weakref.ref(agen, lambda _: gone.append(key))
+        self._foreign[key] = (reference, finalizer)
 
     def _finalize(self, agen: AsyncGen) -> None:
         """CPython is about to collect ``agen`` while it is suspended: close it in a task.
@@ -104,9 +125,9 @@ class AsyncGenerators:
         dictionary is not safe to change from another thread while the kernel's thread reads
         it.)
         """
-        foreign = self._foreign.pop(agen, None)
+        foreign = self._foreign.pop(id(agen), None)
         if foreign is not None:
-            foreign(agen)
+            foreign[1](agen)
             return
         if not self._closed:
             self._handed_over[agen] = None

@@ -274,6 +274,23 @@ def test_on_the_adapters_loop_each_generator_is_closed_by_its_own_side() -> None
     assert sorted(events) == ["asyncio cleanup", "kernel cleanup", "kernel cleanup"]
 
 
+def test_asyncio_code_that_drops_a_generator_has_it_closed_by_asyncio() -> None:
+    # CPython clears a generator's weak references before it calls the finalizer hook:
+    # the kernel must still know it as asyncio's, or its cleanup, which awaits, would be
+    # run in a kernel task and fail there (a bare yield is no trap).
+    events: list[str] = []
+
+    async def main() -> list[str]:
+        async for n in asyncio_numbers(events):
+            if n == 1:
+                break  # the last reference goes: it is finalized here
+        for _ in range(5):  # asyncio's closing task starts, and its cleanup awaits once
+            await asyncio.sleep(0)
+        return list(events)
+
+    assert kernel.aio.run(main()) == ["asyncio cleanup"]
+
+
 def test_kernel_run_called_from_asyncio_code_closes_its_tasks_generators() -> None:
     # As a notebook cell does: a blocking kernel.run() inside a running asyncio loop.
     events: list[str] = []

@@ -31,9 +31,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import QueueEmpty, QueueFull
-from .scheduler import current_kernel, running_task
+from .scheduler import running_task
+from .sync import _check_here
 from .traps import _wait_on, _wake
-from .waitqueue import WaitQueue, in_use_elsewhere
+from .waitqueue import WaitQueue
 
 if TYPE_CHECKING:
     from .task import Task
@@ -41,14 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["LifoQueue", "PriorityQueue", "Queue"]
 
 T = TypeVar("T")
-
-
-def _check_here(waiters: WaitQueue) -> None:
-    """Before a queue hands anything to ``waiters``: they must be tasks of the kernel running
-    here. Checked before anything changes, so that the error loses no item."""
-    error = in_use_elsewhere(waiters, current_kernel())
-    if error is not None:
-        raise error
 
 
 class Queue(Generic[T]):
@@ -121,7 +114,7 @@ class Queue(Generic[T]):
         if self._putters:
             _check_here(self._putters)
         item = self._get_item()
-        if self._putters:
+        while self._putters and not self.full():
             await _wake(self._putters, 1, self._admit_waiting_putter())
         return item
 
@@ -130,6 +123,12 @@ class Queue(Generic[T]):
 
         Returns what to wake that putter with: None, or the error that kept its item out
         (its ``put`` raises it; the item taken by the get that made room is not affected).
+
+        Discussion: the callers admit putters in a loop, while putters wait and there is
+        room. One get makes room for one item, so the loop usually admits one putter -- but
+        a refused item leaves the room free, and the next putter in line must take it now:
+        left parked, it would be overtaken by a later ``put`` that finds the queue not full.
+        Each turn wakes the putter it admitted, so the loop ends.
         """
         item = self._waiting_items.pop(self._putters.peek())
         try:
@@ -158,7 +157,7 @@ class Queue(Generic[T]):
         if self._putters:
             _check_here(self._putters)
         item = self._get_item()
-        if self._putters:
+        while self._putters and not self.full():
             refused = self._admit_waiting_putter()
             self._putters.kernel._wake(self._putters, 1, refused)
         return item

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
-from .scheduler import running_task
+from .scheduler import current_kernel, running_task
 from .task import disable_cancellation
 from .traps import _wait_on, _wake
-from .waitqueue import WaitQueue
+from .waitqueue import WaitQueue, in_use_elsewhere
 
 if TYPE_CHECKING:
     from .task import Task
@@ -36,6 +36,15 @@ if TYPE_CHECKING:
 __all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 T = TypeVar("T")
+
+
+def _check_here(waiters: WaitQueue) -> None:
+    """Before a primitive hands anything (a lock, an item) to ``waiters``: they must be tasks
+    of the kernel running here. Checked before anything changes, so that the error leaves
+    the primitive as it was -- no lock held by a task that is never woken, no item lost."""
+    error = in_use_elsewhere(waiters, current_kernel())
+    if error is not None:
+        raise error
 
 
 class _AsyncContext:
@@ -82,6 +91,8 @@ class Event:
 
     async def set(self) -> None:
         """Set the event and wake every task waiting for it."""
+        if self._waiters:
+            _check_here(self._waiters)  # another kernel's waiters: refused, and still unset
         self._set = True
         if self._waiters:
             await _wake(self._waiters, len(self._waiters))
@@ -127,6 +138,8 @@ class Lock(_AsyncContext):
 
     async def _hand_over(self) -> None:
         """Give the lock to the first waiter (and wake it), or leave it free."""
+        if self._waiters:
+            _check_here(self._waiters)  # another kernel's waiter: refused, still ours
         self._owner = self._waiters.peek()
         if self._owner is not None:
             await _wake(self._waiters, 1)
@@ -153,9 +166,9 @@ class RLock(Lock):
 
     async def release(self) -> None:
         self._check_owner(running_task())
-        self._depth -= 1
-        if self._depth == 0:
-            await self._hand_over()
+        if self._depth == 1:
+            await self._hand_over()  # if it raises, nothing has changed: still held once
+        self._depth -= 1  # (before a waiter it was handed to resumes and sets 1)
 
 
 class Semaphore(_AsyncContext):
@@ -203,9 +216,15 @@ class BoundedSemaphore(Semaphore):
         self._bound = value
 
     async def release(self) -> None:
-        if self._value >= self._bound and not self._waiters:
+        # Discussion: the permits out (held by tasks) number ``bound - value``: a release
+        # with tasks waiting passes its permit straight on, leaving both unchanged. So a
+        # release is one too many exactly when ``value`` is already at the bound, whether
+        # tasks wait or not. (While tasks wait ``value`` is 0, so that refuses only a bound
+        # of 0, whose waiters wait for a permit that never existed.)
+        if self._value >= self._bound:
             raise ValueError(
-                f"{self!r} released more times than acquired (its bound is {self._bound})"
+                f"{self!r} released more times than acquired (its bound is {self._bound}): "
+                f"release() only a permit that acquire() took"
             )
         await super().release()
 
@@ -262,9 +281,19 @@ class Condition(_AsyncContext):
             return
         await self.release()
 
+    def _check_held(self, method: str) -> None:
+        """``wait`` and ``notify`` need the lock, held by the calling task."""
+        task, owner = running_task(), self._lock._owner
+        if owner is not task:
+            holder = "nobody holds it" if owner is None else f"{owner!r} holds it"
+            raise RuntimeError(
+                f"Condition.{method}() needs the condition's lock, held by this task "
+                f"({task!r}; {holder}): call it inside `async with cond:`"
+            )
+
     async def wait(self) -> None:
         """Release the lock, wait for a ``notify``, then re-acquire the lock."""
-        self._lock._check_owner(running_task())
+        self._check_held("wait")
         await self._lock.release()
         try:
             await _wait_on(self._waiters, "CONDITION")
@@ -292,9 +321,12 @@ class Condition(_AsyncContext):
             )
         if n < 0:
             raise ValueError(f"notify(n) needs n >= 0 (how many waiters to wake), got {n!r}")
-        self._lock._check_owner(running_task())
+        self._check_held("notify")
         if self._waiters:
             await _wake(self._waiters, n)
 
     async def notify_all(self) -> None:
-        await self.notify(len(self._waiters))
+        """Wake every waiter (they run once they get the lock back)."""
+        self._check_held("notify_all")
+        if self._waiters:
+            await _wake(self._waiters, len(self._waiters))

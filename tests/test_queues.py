@@ -145,6 +145,27 @@ async def test_a_parked_putter_whose_item_is_refused_gets_the_error() -> None:
     assert (queue.qsize(), queue.get_nowait()) == (1, (2, {"id": "b"}))
 
 
+@pytest.mark.parametrize("nowait", [False, True], ids=["get", "get_nowait"])
+async def test_the_room_a_refused_item_left_goes_to_the_next_parked_putter(nowait: bool) -> None:
+    """The first parked putter's item is refused: the next one in line is admitted at once,
+    not left parked while a later put could take the free slot ahead of it."""
+    queue: PriorityQueue[tuple[int, Any]] = PriorityQueue(2)
+    await queue.put((1, "a"))
+    await queue.put((5, "b"))
+    refused = await kernel.spawn(queue.put, (5, {"no": "order"}))  # cannot follow (5, "b")
+    admitted = await kernel.spawn(queue.put, (3, "c"))
+    await settle()
+    assert len(queue._putters) == 2
+    assert (queue.get_nowait() if nowait else await queue.get()) == (1, "a")
+    assert queue.full() and len(queue._putters) == 0
+    with pytest.raises(kernel.TaskError) as info:
+        await refused.join()
+    assert isinstance(info.value.__cause__, TypeError)
+    await admitted.join()
+    assert [queue.get_nowait(), queue.get_nowait()] == [(3, "c"), (5, "b")]
+    assert queue._unfinished == 3  # a, b and c: the refused item was never counted
+
+
 def test_another_kernels_waiters_are_refused_before_anything_changes() -> None:
     """A queue (or event) whose waiters are tasks of another, still open, kernel: handing
     them an item from here is an error, and the item stays with the caller."""

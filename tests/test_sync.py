@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,6 +275,26 @@ async def test_bounded_semaphore_refuses_over_release() -> None:
     assert sem.value == 2
 
 
+async def test_a_bounded_semaphore_with_no_permit_out_refuses_a_release_even_to_a_waiter() -> None:
+    """A ``BoundedSemaphore(0)`` never gives out a permit, so every release is one too many:
+    handing one to a waiter would make a permit that never existed."""
+    sem = BoundedSemaphore(0)
+    waiter = await kernel.spawn(sem.acquire)
+    await settle()
+    with pytest.raises(ValueError, match="released more times than acquired"):
+        await sem.release()
+    assert (sem.value, len(sem._waiters)) == (0, 1)  # nothing given, the waiter still waits
+    await waiter.cancel()
+    assert waiter.cancelled
+    bounded = BoundedSemaphore(1)  # with a permit out, a release still goes to the waiter
+    await bounded.acquire()
+    waiter = await kernel.spawn(bounded.acquire)
+    await settle()
+    await bounded.release()
+    assert await waiter.join() is True
+    assert bounded.value == 0
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
 def test_semaphore_value_is_checked(bad: Any) -> None:
     with pytest.raises(ValueError, match="whole number >= 0"):
@@ -360,13 +383,24 @@ async def test_condition_wait_that_times_out_waits_for_the_lock() -> None:
 
 
 async def test_condition_misuse_is_reported() -> None:
-    cond = Condition()
-    with pytest.raises(RuntimeError, match="not locked"):
-        await cond.wait()
-    with pytest.raises(RuntimeError, match="not locked"):
-        await cond.notify()
     with pytest.raises(TypeError, match="needs a kernel Lock"):
         Condition(RLock())
+
+
+async def test_waiting_or_notifying_without_the_lock_names_the_method_and_the_fix() -> None:
+    cond = Condition()
+    for name in ("wait", "notify", "notify_all"):
+        with pytest.raises(RuntimeError) as info:
+            await getattr(cond, name)()
+        message = str(info.value)
+        assert message.startswith(f"Condition.{name}() needs the condition's lock, held by")
+        assert "nobody holds it" in message and "release()" not in message
+        assert message.endswith("call it inside `async with cond:`")
+    holder = await kernel.spawn(cond.acquire)  # another task holds it
+    await settle()
+    with pytest.raises(RuntimeError, match=r"Condition\.notify\(\) needs") as info:
+        await cond.notify()
+    assert f"{holder!r} holds it" in str(info.value)
 
 
 @pytest.mark.usefixtures("no_timeout_signal")  # so the kernel can see the deadlock
@@ -441,6 +475,18 @@ async def test_a_bad_notify_count_is_an_error_in_the_caller(
     assert woken == ["woken"]
 
 
+# -- the docs ---------------------------------------------------------------------------------
+
+
+def test_the_api_docs_name_the_primitives_that_work_with_async_with() -> None:
+    api = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    sentence = re.search(r"[^.]*\bwork with\s+`async with`", api)
+    assert sentence is not None
+    named = set(re.findall(r"`(\w+)`", sentence.group(0).split("work with")[0]))
+    primitives = [getattr(kernel, name) for name in kernel.sync.__all__]
+    assert named == {cls.__name__ for cls in primitives if hasattr(cls, "__aenter__")}
+
+
 # -- one kernel per primitive -----------------------------------------------------------------
 
 
@@ -462,3 +508,86 @@ def test_a_lock_cannot_be_shared_by_two_open_kernels() -> None:
             pytest.raises(RuntimeError, match="is in use by another kernel"),
         ):
             second.run(wait_for_it)
+
+
+@pytest.mark.parametrize("lock_type", [Lock, RLock])
+def test_a_lock_is_not_handed_to_another_kernels_waiter(lock_type: type[Lock]) -> None:
+    """A lock a task of this kernel holds, with a task of another kernel (another thread)
+    parked on it: release() refuses before the lock changes hands -- it stays with its
+    holder, who can release it once the other kernel has closed."""
+    lock = lock_type()
+    parked = threading.Event()  # kernel B's task waits on the lock
+    released = threading.Event()  # kernel A tried to release it: B may stop waiting
+    errors: list[BaseException] = []
+
+    async def other_kernel() -> None:
+        waiter = await kernel.spawn(lock.acquire)
+        await settle()
+        assert len(lock._waiters) == 1
+        parked.set()
+        assert await kernel.run_in_thread(released.wait, 10)
+        await waiter.cancel()
+        assert waiter.cancelled
+
+    def thread_b() -> None:
+        try:
+            kernel.run(other_kernel, clock=VirtualClock())
+        except BaseException as error:
+            errors.append(error)
+            parked.set()
+
+    async def this_kernel() -> None:
+        await lock.acquire()  # uncontended: the lock's line belongs to no kernel yet
+        thread.start()
+        try:
+            assert await kernel.run_in_thread(parked.wait, 10)
+            with pytest.raises(RuntimeError, match="in use by another kernel"):
+                await lock.release()
+            assert lock._owner is await kernel.current_task()  # not kernel B's parked task
+        finally:
+            released.set()
+            await kernel.run_in_thread(thread.join, 10)
+        assert not thread.is_alive() and errors == []
+        await lock.release()  # B's kernel has closed: its line is free again
+        assert not lock.locked()
+
+    thread = threading.Thread(target=thread_b, daemon=True)
+    kernel.run(this_kernel, clock=VirtualClock())
+
+
+def test_an_event_with_another_kernels_waiter_refuses_set_and_stays_unset() -> None:
+    """As a lock's release: the check comes before the event changes, so an error leaves
+    it as it was -- not set, with nobody woken."""
+    event = Event()
+    parked = threading.Event()  # kernel B's task waits on the event
+    tried = threading.Event()  # kernel A tried to set it: B may stop waiting
+    errors: list[BaseException] = []
+
+    async def other_kernel() -> None:
+        waiter = await kernel.spawn(event.wait)
+        await settle()
+        parked.set()
+        assert await kernel.run_in_thread(tried.wait, 10)
+        await waiter.cancel()
+
+    def thread_b() -> None:
+        try:
+            kernel.run(other_kernel, clock=VirtualClock())
+        except BaseException as error:
+            errors.append(error)
+            parked.set()
+
+    async def this_kernel() -> None:
+        thread.start()
+        try:
+            assert await kernel.run_in_thread(parked.wait, 10)
+            with pytest.raises(RuntimeError, match="in use by another kernel"):
+                await event.set()
+            assert not event.is_set()
+        finally:
+            tried.set()
+            await kernel.run_in_thread(thread.join, 10)
+        assert not thread.is_alive() and errors == []
+
+    thread = threading.Thread(target=thread_b, daemon=True)
+    kernel.run(this_kernel, clock=VirtualClock())

@@ -52,6 +52,10 @@ __all__ = ["Task"]
 
 T = TypeVar("T")
 
+# Whether uncancel() taking back the last request withdraws a cancellation not yet thrown
+# in: asyncio's rule from Python 3.13 (on 3.11 and 3.12 it is still delivered).
+UNCANCEL_WITHDRAWS = sys.version_info >= (3, 13)
+
 # asyncio's own registry, so that asyncio.current_task() and asyncio.all_tasks() see our
 # tasks: these are the hooks asyncio provides for task implementations other than its own.
 _register_task: Callable[[Any], None] = _asyncio_tasks._register_task
@@ -219,10 +223,14 @@ class Task(Future[T]):
         return self._num_cancels_requested
 
     def uncancel(self) -> int:
-        """Take one cancellation request back; returns how many remain."""
+        """Take one cancellation request back; returns how many remain.
+
+        As the running Python's asyncio does: from 3.13, taking back the last request also
+        withdraws a cancellation not yet thrown in; before, that one still arrives.
+        """
         if self._num_cancels_requested > 0:
             self._num_cancels_requested -= 1
-            if self._num_cancels_requested == 0:
+            if self._num_cancels_requested == 0 and UNCANCEL_WITHDRAWS:
                 self._must_cancel = False
         return self._num_cancels_requested
 

@@ -188,7 +188,9 @@ class Popen:
 
         Returns ``(stdout, stderr)``, None for a stream that is not a pipe. The three pipes
         are served at once, by helper tasks, so a child that fills one pipe while the parent
-        waits on another cannot deadlock. Cancelled: the child is stopped.
+        waits on another cannot deadlock. Cancelled: the child is stopped. A pipe the caller
+        has closed already is skipped, as by the standard library's: b"" for its output,
+        nothing fed to it (``ValueError`` if there is ``input`` for a closed stdin).
 
         Once a call has ended, the pipes are closed; a second call returns the same output
         again, as the standard library's does -- all of it, or what the first call had read
@@ -201,18 +203,23 @@ class Popen:
             return self._output
         if input and self.stdin is None:
             raise ValueError("communicate(input=...) needs stdin=PIPE")
+        if input and self.stdin is not None and self.stdin.closed:
+            raise ValueError(
+                "communicate(input=...): stdin is closed already, so the input cannot be "
+                "sent; write it to p.stdin before closing it, or call communicate() without it"
+            )
         # Helpers of a daemon task are daemons too: if the kernel shuts down while they
         # run, they are cancelled with it, quietly, instead of reported as forgotten.
         daemon = running_task().daemon
         helpers: list[Task] = []
         readers: list[Task | None] = [None, None]
         try:
-            if self.stdin is not None:
+            if self.stdin is not None and not self.stdin.closed:
                 helpers.append(
                     await spawn(_feed, self.stdin, input, daemon=daemon, name="communicate:stdin")
                 )
             readers = [
-                await spawn(stream.readall, daemon=daemon, name=f"communicate:{name}")
+                await spawn(_read_to_end, stream, daemon=daemon, name=f"communicate:{name}")
                 if stream
                 else None
                 for name, stream in (("stdout", self.stdout), ("stderr", self.stderr))
@@ -358,6 +365,17 @@ async def _feed(stdin: FileStream, data: bytes | None) -> None:
         pass  # the child exited (or closed stdin) without reading it all, as it may
     finally:
         await stdin.close()
+
+
+async def _read_to_end(stream: FileStream) -> bytes:
+    """A ``communicate`` helper: everything up to the end of ``stream``.
+
+    A stream the caller has closed already counts as one at its end: b"", as the standard
+    library's ``communicate`` skips a closed pipe (the caller read from it what it wanted).
+    """
+    if stream.closed:
+        return b""
+    return await stream.readall()
 
 
 def _read_so_far(reader: Task | None, stream: FileStream | None) -> bytes | None:

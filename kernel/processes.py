@@ -107,9 +107,11 @@ async def run_in_process(func: Callable[..., T], *args: Any) -> T:
     """Run ``func(*args)`` in a new child process and return its result.
 
     ``func`` and ``args`` are pickled to the child and the result (or exception) pickled
-    back. An exception raised by ``func`` is raised here with the child's traceback added as
-    a note. If the task is cancelled or times out while it waits, the child is terminated.
-    The child ignores SIGINT: a Ctrl-C at the terminal is the program's to handle.
+    back; one that cannot be raises a ``TypeError`` naming it (an argument: before any
+    child is started). An exception raised by ``func`` is raised here with the child's
+    traceback added as a note. If the task is cancelled or times out while it waits, the
+    child is terminated. The child ignores SIGINT: a Ctrl-C at the terminal is the
+    program's to handle.
 
     As with any ``multiprocessing`` child that is not a bare fork, the child imports the
     main module again: a script must start the kernel under ``if __name__ == "__main__":``.
@@ -193,8 +195,13 @@ class _Call:
         self.pickled: memoryview | None = None
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
-        self.pickled = ForkingPickler.dumps(self.call)
-        self.call = None
+        assert self.call is not None, "a _Call is pickled once, by process.start()"
+        call, self.call = self.call, None
+        try:
+            self.pickled = ForkingPickler.dumps(call)
+        except (pickle.PicklingError, AttributeError, TypeError) as error:
+            # Raised out of process.start() before it forks: no child, nothing to stop.
+            raise _unpicklable_call(*call, error) from error
         return (_sent_apart, ())
 
     def take(self) -> memoryview:
@@ -203,6 +210,41 @@ class _Call:
         if pickled is None:
             raise RuntimeError("process.start() returned without pickling the call")
         return pickled
+
+
+def _unpicklable_call(
+    func: Callable[..., Any], args: tuple[Any, ...], error: Exception
+) -> TypeError:
+    """The error for a call that cannot be pickled to the child, naming what cannot be.
+
+    Discussion: pickle's own error names a class or a local object, not which argument
+    holds it, so each argument is tried alone -- still inside ``process.start()``, so that
+    an argument that may travel only then (a ``multiprocessing`` lock) is not blamed.
+    """
+    for number, arg in enumerate(args, 1):
+        try:
+            ForkingPickler.dumps(arg)
+        except Exception as arg_error:  # (the first one that fails is the one to name)
+            return TypeError(
+                f"run_in_process({func!r}, ...) cannot send argument {number}, "
+                f"{_short_repr(arg)}, to the child process: it cannot be pickled "
+                f"({type(arg_error).__name__}: {arg_error}). Pass plain data (numbers, "
+                f"strings, lists, dicts, dataclasses) or objects whose classes and functions "
+                f"are defined at the top level of a module -- not a lambda, a local "
+                f"function, a lock or an open file"
+            )
+    return TypeError(
+        f"run_in_process({func!r}, ...) cannot send the call to the child process: it cannot "
+        f"be pickled ({type(error).__name__}: {error}). Pass a function defined at the top "
+        f"level of a module, and plain data or objects whose classes and functions are "
+        f"defined there too"
+    )
+
+
+def _short_repr(obj: object, limit: int = 200) -> str:
+    """``repr(obj)``, cut short if longer than ``limit`` (an argument may be a large list)."""
+    text = repr(obj)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _sent_apart() -> None:

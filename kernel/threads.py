@@ -29,6 +29,7 @@ Read next: ``kernel/processes.py``.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 import queue
 import threading
@@ -57,6 +58,8 @@ class _Job:
 
     ``state`` moves from "queued" to "running" (a worker claimed it) or to "abandoned" (its
     task gave up first); both moves happen under the pool's lock, so exactly one side wins.
+    A job that has run is "done"; if nobody takes its outcome it becomes "dropped", under
+    the same lock, when it is reported (``ThreadPool._drop_late``): only once.
 
     ``call`` -- the function and its arguments -- is dropped (set to None) as soon as it has
     run, before the outcome is delivered, or once it never will run: the job lives on a
@@ -85,7 +88,7 @@ class _Job:
         self.context: contextvars.Context | None = contextvars.copy_context()  # (the task's)
         self.name: str | None = None  # the function's, kept when the call is dropped
         # For a result that holds a resource (an open file): what to do with it if nobody
-        # is left to take it (see _report_late).
+        # is left to take it (see ThreadPool._drop_late).
         self.release = release
         self.state = "queued"
         self.result: Any = None
@@ -107,6 +110,10 @@ class _Job:
         func, args, kwargs = self.call
         try:
             self.result = self.context.run(func, *args, **kwargs)
+            if inspect.iscoroutine(self.result):  # an async function run_in_thread missed
+                self.result, coroutine = None, self.result
+                coroutine.close()  # never started: closed, it warns of nothing
+                raise _not_a_sync_function(func, returned=True)
         except BaseException as error:  # handed to the task, not raised here
             self.exception = error
             # A late exception is logged with the function's name: that much is kept.
@@ -174,7 +181,7 @@ class ThreadPool:
         if job.waiter:
             self._kernel._wake(job.waiter, 1)
         else:
-            _report_late(job)
+            self._drop_late(job)
 
     def shutdown(self) -> None:
         """Stop and join every worker (run by ``Kernel.close()`` after all tasks ended).
@@ -200,9 +207,36 @@ class ThreadPool:
         # Outcomes that never reached the kernel: the loop had stopped before it ran their
         # delivery callback. Their tasks are gone; errors are still reported.
         for job in self._pending:
-            if job.state == "done":
-                _report_late(job)
+            self._drop_late(job)
         self._pending.clear()
+
+    def _drop_late(self, job: _Job) -> None:
+        """An outcome nobody waits for: a result is released (if its job says how) or dropped,
+        an exception is logged -- once.
+
+        Discussion: two places may find the same late outcome when the kernel closes while a
+        worker runs a job. The worker, whose delivery is refused, reports it at once; and
+        ``shutdown`` reports what is still pending once the workers are joined -- that job
+        too, as its delivery never ran. The move from "done" to "dropped" decides, under the
+        lock: a result released twice would be a file closed twice, or the second time
+        ``None`` (its reference is dropped with the first report).
+        """
+        with self._lock:
+            if job.state != "done":
+                return  # reported already (or it never ran: there is no outcome)
+            job.state = "dropped"
+        if job.exception is None and job.release is not None:
+            try:
+                job.release(job.result)
+            except Exception as error:
+                log.error("releasing the late result of %r failed", job, exc_info=error)
+        if job.exception is not None:
+            log.error(
+                "run_in_thread(%s) raised after its task had stopped waiting for it",
+                job.describe(),
+                exc_info=job.exception,
+            )
+        job.result = job.exception = None
 
     # -- the worker threads' side ----------------------------------------------------------
 
@@ -234,28 +268,27 @@ class ThreadPool:
         try:
             self._kernel.call_threadsafe(self._deliver, job)
         except RuntimeError:  # the kernel has closed: nobody can be waiting any more
-            _report_late(job)
+            self._drop_late(job)
 
 
 def _name_of(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
 
 
-def _report_late(job: _Job) -> None:
-    """An outcome nobody waits for: a result is released (if its job says how) or dropped,
-    an exception is logged."""
-    if job.exception is None and job.release is not None:
-        try:
-            job.release(job.result)
-        except Exception as error:
-            log.error("releasing the late result of %r failed", job, exc_info=error)
-    if job.exception is not None:
-        log.error(
-            "run_in_thread(%s) raised after its task had stopped waiting for it",
-            job.describe(),
-            exc_info=job.exception,
-        )
-    job.result = job.exception = None
+def _not_a_sync_function(func: Callable[..., Any], returned: bool = False) -> TypeError:
+    """The error for an async function given to ``run_in_thread`` (as trio's ``run_sync``
+    refuses one): its call only makes a coroutine, which no thread would ever run."""
+    name = _name_of(func)
+    what = (
+        "returned a coroutine (closed unrun): it is asynchronous"
+        if returned
+        else "is an async function: calling it only makes a coroutine"
+    )
+    return TypeError(
+        f"run_in_thread() runs a blocking sync function in a worker thread, but {name} {what}, "
+        f"which a thread cannot run. Await it in the task instead (`await {name}(...)`), or "
+        f"spawn it as a task of its own (`await kernel.spawn({name}, ...)`)"
+    )
 
 
 def _pool_of(kernel: Kernel) -> ThreadPool:
@@ -267,7 +300,7 @@ def _pool_of(kernel: Kernel) -> ThreadPool:
     return pool
 
 
-async def run_in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+async def run_in_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``func(*args, **kwargs)`` in a worker thread and return its result.
 
     For blocking calls that have no async version (file systems, C libraries, DNS, ...). The
@@ -276,7 +309,14 @@ async def run_in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs)
     ``RuntimeError`` as it leaves a coroutine). If the task is cancelled or times out while
     it waits, it gets the ``TaskCancelled`` / ``TaskTimeout`` at once; the thread cannot be
     stopped and runs on, its result is dropped and its exception, if any, logged.
+
+    ``func`` is positional-only, as in ``asyncio.to_thread``: a keyword argument named
+    ``func`` is passed on to it. An async function is refused with ``TypeError``: before any
+    thread is used if it is declared ``async def``, else when its call returns a coroutine
+    (which is closed unrun, so nothing warns that it was never awaited).
     """
+    if inspect.iscoroutinefunction(func):
+        raise _not_a_sync_function(func)
     result: T = await _run_job(_Job(func, args, kwargs))
     return result
 

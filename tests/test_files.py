@@ -7,6 +7,7 @@ are closed and the threads gone when the kernel is).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import sys
 import threading
@@ -143,6 +144,38 @@ def test_a_file_opened_for_a_task_that_left_is_closed_at_once(tmp_path: Path) ->
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     with pytest.raises(OSError):  # closed
         os.fstat(descriptors[0])
+
+
+def test_a_file_still_opening_as_the_kernel_closes_is_closed_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """main returns while a daemon task's file is being opened: close() cancels the task,
+    and the worker, done after that, finds the kernel closed. The file is closed, once --
+    no error logged for a second release -- and no descriptor is left open."""
+    path = tmp_path / "late.txt"
+    path.write_text("late")
+    opening, go_on = threading.Event(), threading.Event()
+    before = set(os.listdir("/proc/self/fd"))
+
+    def slow_opener(name: str, flags: int) -> int:
+        opening.set()
+        go_on.wait(5)
+        return os.open(name, flags)
+
+    async def opens() -> None:
+        async with aopen(path, opener=slow_opener) as f:
+            await f.read()
+
+    async def main() -> None:
+        await kernel.spawn(opens, daemon=True)
+        await kernel.sleep(0)  # its job is in a worker's hands...
+        assert opening.wait(5)  # ... which is inside the opener (it needs nothing from us)
+        k.add_close_callback(go_on.set)  # before the pool's shutdown joins it (last in, first)
+
+    with caplog.at_level(logging.WARNING, logger="kernel"), kernel.Kernel() as k:
+        k.run(main)
+    assert caplog.records == []
+    assert set(os.listdir("/proc/self/fd")) == before
 
 
 # -- calls are seen through, one at a time -------------------------------------------------------

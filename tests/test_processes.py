@@ -168,6 +168,22 @@ async def test_an_unpicklable_function_is_a_type_error_naming_the_fix() -> None:
     assert multiprocessing.active_children() == []
 
 
+async def test_an_unpicklable_argument_is_a_type_error_naming_it_and_the_fix() -> None:
+    await run_in_process(abs, -1)  # the first call starts the fork server, which keeps its fds
+    fds, threads = open_fds(), set(threading.enumerate())
+    for arg in (lambda: 1, threading.Lock()):  # (pickle raises AttributeError, TypeError)
+        with pytest.raises(TypeError) as info:
+            await run_in_process(max, 1, arg)
+        message = str(info.value)
+        assert message.startswith(f"run_in_process({max!r}, ...) cannot send argument 2, ")
+        assert repr(arg) in message and "cannot be pickled" in message
+        assert "Pass plain data" in message and "at the top level of a module" in message
+    # Refused inside process.start(), before it forks: nothing to stop or to close.
+    assert multiprocessing.active_children() == []
+    assert set(threading.enumerate()) == threads
+    assert open_fds() == fds
+
+
 async def test_cancelling_the_task_terminates_the_child() -> None:
     task = await kernel.spawn(run_in_process, time.sleep, 60)
     await kernel.sleep(0)  # the child has started; the task waits on its pipe

@@ -405,6 +405,32 @@ async def test_communicate_after_a_cancelled_one_returns_what_was_read() -> None
     assert gone(child.pid)
 
 
+@pytest.mark.usefixtures("no_fd_leak")
+async def test_communicate_skips_pipes_the_caller_closed() -> None:
+    # As subprocess.Popen.communicate does: a closed pipe is at its end (b""), a closed
+    # stdin is not fed; the other pipes are served to the end and the child is reaped.
+    code = (
+        "import sys; print('first', flush=True)\n"
+        "sys.stderr.write(sys.stdin.read() or 'end of stdin'); sys.exit(7)"
+    )
+    child = Popen(python(code), stdin=PIPE, stdout=PIPE, stderr=PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    assert await child.stdout.readline() == b"first\n"
+    await child.stdout.close()
+    await child.stdin.close()  # the child's read ends
+    assert await child.communicate() == (b"", b"end of stdin")
+    assert child.returncode == 7
+    assert gone(child.pid)
+
+
+async def test_communicate_refuses_input_for_a_closed_stdin() -> None:
+    async with Popen(python("pass"), stdin=PIPE) as child:
+        assert child.stdin is not None
+        await child.stdin.close()
+        with pytest.raises(ValueError, match="stdin is closed already"):
+            await child.communicate(b"lost")
+
+
 class _KernelFailure:
     """A callback that raises in the kernel's loop, as a second Ctrl-C does: the kernel
     abandons its tasks (closing their coroutines: GeneratorExit)."""

@@ -240,11 +240,33 @@ def test_an_outcome_for_a_closed_kernel_is_reported_by_the_worker(
     k = Kernel()
     k.close()
     job = _Job(int, (), {})
-    job.exception = ZeroDivisionError("nobody home")
+    job.exception, job.state = ZeroDivisionError("nobody home"), "done"  # as a worker left it
     with caplog.at_level(logging.ERROR, logger="kernel"):
         ThreadPool(k)._send_home(job)
     assert "raised after its task had stopped waiting" in caplog.text
     assert "nobody home" in caplog.text
+
+
+def test_a_late_result_for_a_closing_kernel_is_released_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The kernel closes while a worker runs a job whose result holds a resource (aopen's
+    file): the worker's delivery is refused, so it releases the result, and the job is still
+    pending when the pool's shutdown looks -- which must not release it a second time."""
+    gate = Gate(result="the file")
+    released: list[Any] = []
+
+    async def main() -> None:
+        await kernel.spawn(_run_job, _Job(gate, (), {}, release=released.append), daemon=True)
+        await kernel.sleep(0)
+        arrived(gate.started)
+        k.add_close_callback(gate.release.set)  # runs before the pool's shutdown (LIFO)
+
+    with caplog.at_level(logging.WARNING, logger="kernel"), Kernel() as k:
+        k.run(main)
+    assert released == ["the file"]
+    assert caplog.records == []
+    assert workers() == []
 
 
 def test_a_worker_that_cannot_start_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -330,6 +352,37 @@ async def test_stopiteration_from_the_function_arrives_as_python_makes_it() -> N
     with pytest.raises(RuntimeError) as info:
         await run_in_thread(next, iter([]))
     assert isinstance(info.value.__cause__, StopIteration)
+
+
+async def fetch() -> str:
+    return "data"
+
+
+async def test_an_async_function_is_refused_before_a_thread_is_used() -> None:
+    # (The tests turn warnings into errors: a coroutine left unawaited would fail this one.)
+    with pytest.raises(TypeError, match=r"but fetch is an async function.*await fetch\("):
+        _ = await run_in_thread(fetch)  # (which mypy takes for a coroutine to use)
+    assert workers() == []  # refused in the task: no worker was started for it
+    gc.collect()  # an unawaited coroutine would warn as it is collected
+
+
+async def test_a_function_returning_a_coroutine_is_refused_and_the_coroutine_closed() -> None:
+    made: list[Any] = []
+
+    def makes_a_coroutine() -> Any:
+        made.append(fetch())
+        return made[-1]
+
+    with pytest.raises(TypeError, match="makes_a_coroutine returned a coroutine"):
+        await run_in_thread(makes_a_coroutine)
+    assert made[0].cr_frame is None  # closed, never run
+    del made[:]
+    gc.collect()
+
+
+async def test_a_keyword_argument_named_func_is_passed_on() -> None:
+    # func is positional-only, as in asyncio.to_thread(func, /, *args, **kwargs).
+    assert await run_in_thread(dict, func=1, x=2) == {"func": 1, "x": 2}
 
 
 async def test_the_pool_keeps_nothing_of_a_call_once_it_has_returned() -> None:

@@ -91,10 +91,22 @@ def _check_not_daemonic() -> None:
         )
 
 
+# The module name kernel/trace/script.py's load() gives a script that `python -m kernel`
+# runs (kept in step with it by tests/test_processes.py).
+_VIEWS_SCRIPT_PREFIX = "_kernel_script_"
+
+
 def _check_picklable(func: Callable[..., Any]) -> None:
     try:
         pickle.dumps(func)
     except (pickle.PicklingError, AttributeError, TypeError) as error:
+        if getattr(func, "__module__", "").startswith(_VIEWS_SCRIPT_PREFIX):
+            raise TypeError(
+                f"run_in_process() cannot send {func!r} to a child process: the script was "
+                f"loaded by `python -m kernel` (run, explain, timeline...) under a private "
+                f"module name that a child cannot import. Run the script itself (`python "
+                f"script.py`), or move the function into a module the script imports"
+            ) from error
         raise TypeError(
             f"run_in_process() needs a function the child process can import by name, but "
             f"{func!r} cannot be pickled ({error}). Define it with `def` at the top level of a "

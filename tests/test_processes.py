@@ -13,6 +13,7 @@ import logging
 import math
 import multiprocessing
 import os
+import pathlib
 import signal
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 import kernel
-from kernel import Task, TaskCancelled, TaskTimeout
+from kernel import Task, TaskCancelled, TaskTimeout, processes
 from kernel.iotable import EVENT_READ, EVENT_WRITE
 from kernel.processes import TERMINATE_GRACE_SECONDS, _context, run_in_process
 
@@ -367,3 +368,22 @@ async def test_an_argument_that_cannot_be_rebuilt_in_the_child_is_reported() -> 
     with pytest.raises(TypeError, match="could not unpickle the function and arguments"):
         await run_in_process(len, HeldUntil(None))  # (None has no wait())
     assert multiprocessing.active_children() == []
+
+
+def test_a_function_of_a_script_run_by_the_views_gets_advice_that_fits(
+    tmp_path: pathlib.Path,
+) -> None:
+    # `python -m kernel run script.py` loads the script under a private name that a child
+    # cannot import: "define it at the top level" would be advice it already follows.
+    from kernel.trace.script import load
+
+    script = tmp_path / "uses_a_process.py"
+    script.write_text("def square(x):\n    return x * x\n", encoding="utf-8")
+    module = load(script)
+    assert module.__name__.startswith(processes._VIEWS_SCRIPT_PREFIX)
+
+    async def main() -> None:
+        await kernel.run_in_process(module.square, 7)
+
+    with pytest.raises(TypeError, match=r"python -m kernel.*python script\.py"):
+        kernel.run(main)

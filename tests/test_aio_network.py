@@ -14,6 +14,7 @@ import errno
 import functools
 import importlib
 import io
+import logging
 import os
 import socket
 import ssl
@@ -26,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import trustme
 
+import kernel.aio
 from kernel.aio.datagram_transport import DatagramTransport
 from kernel.aio.network import NetworkMixin, Server
 from kernel.aio.transports import SocketTransport
@@ -1454,3 +1456,26 @@ def test_the_fd_leak_check_notices_a_leak() -> None:
     before = set(os.listdir("/proc/self/fd"))
     with socket.socket():
         assert not set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_what_asyncio_logs_goes_to_the_asyncio_logger(caplog: pytest.LogCaptureFixture) -> None:
+    # So that the usual way to quiet asyncio -- raising its logger's level -- works here
+    # too: writes to a lost connection are warned about as "socket.send() raised exception."
+    async def main() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.transport.abort()  # the peer goes away
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.read()  # the connection is lost
+        for _ in range(7):
+            writer.write(b"ignored")
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    with caplog.at_level(logging.WARNING):
+        kernel.aio.run(main())
+    warnings = [r for r in caplog.records if "socket.send() raised" in r.getMessage()]
+    assert warnings and {r.name for r in warnings} == {"asyncio"}

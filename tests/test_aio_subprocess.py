@@ -469,7 +469,7 @@ def test_asyncio_runner_with_the_loop_factory() -> None:
 
 def test_debug_mode_logs_the_life_of_a_child(loop: _Loop, caplog: pytest.LogCaptureFixture) -> None:
     loop.set_debug(True)
-    caplog.set_level(logging.DEBUG, logger="kernel")
+    caplog.set_level(logging.DEBUG, logger="asyncio")
 
     async def main() -> int:
         proc = await asyncio.create_subprocess_exec(*READY_THEN_SLEEP, stdin=PIPE, stdout=PIPE)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DatagramTransport"]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 
 class DatagramTransport(SocketTransportBase, asyncio.DatagramTransport, asyncio.Transport):

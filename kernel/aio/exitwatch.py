@@ -32,7 +32,7 @@ from typing import cast
 
 __all__ = ["EXIT_POLL_FIRST", "EXIT_POLL_MAX", "UNKNOWN_RETURNCODE", "ExitWatch", "open_pidfd"]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 EXIT_POLL_FIRST = 0.001  # seconds: without a pidfd, the first waitpid poll comes after this,
 EXIT_POLL_MAX = 0.1  # and the interval doubles up to this

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ReadPipeTransport", "WritePipeTransport"]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 
 def _set_result_unless_cancelled(fut: asyncio.Future[None]) -> None:

@@ -56,7 +56,7 @@ else:
 
 __all__ = ["SocketsMixin"]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 _T = TypeVar("_T")
 _AddrInfo = tuple[int, int, int, str, Any]  # (family, type, proto, canonname, address)

@@ -48,7 +48,7 @@ else:
 
 __all__ = ["ProcessMixin", "SubprocessTransport"]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 _PipeTransportT = TypeVar("_PipeTransportT", ReadPipeTransport, WritePipeTransport)

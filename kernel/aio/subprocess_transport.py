@@ -61,7 +61,7 @@ from .exitwatch import ExitWatch
 
 __all__ = ["SubprocessTransport"]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 
 class _PipeEnd(asyncio.Protocol):

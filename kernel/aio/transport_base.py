@@ -42,7 +42,7 @@ __all__ = [
     "wait_connection_made",
 ]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 MAX_READ = 256 * 1024  # bytes asked of one recv(); asyncio's max_size
 HIGH_WATER = 64 * 1024  # default write buffer size above which the protocol is paused

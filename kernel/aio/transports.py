@@ -74,7 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SocketTransport"]
 
-log = logging.getLogger("kernel")
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 
 class SocketTransport(BufferedWriting, SocketTransportBase, asyncio.Transport):

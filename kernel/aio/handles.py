@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+from asyncio import format_helpers
 from asyncio.format_helpers import extract_stack as _extract_stack  # debug mode only
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +129,6 @@ class Nothing:
 
 
 def _format_callback(handle: Handle) -> str:
-    callback = handle._callback
-    args = handle._args
-    name = getattr(callback, "__qualname__", None) or repr(callback)
-    return f"{name}({', '.join(repr(arg) for arg in args or ())})"
+    """The callback as asyncio's own message names it: arguments shortened (a 100 KB
+    argument is not logged whole), ``functools.partial`` unwrapped, where it is defined."""
+    return format_helpers._format_callback_source(handle._callback, handle._args)

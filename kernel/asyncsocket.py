@@ -28,7 +28,7 @@ from .iotable import EVENT_READ, EVENT_WRITE
 from .lifecycle import let_go_of
 from .resolver import names_a_host, numeric_address
 from .resource import AsyncResource
-from .streams import SocketStream
+from .streams import CHUNK_SIZE, SocketStream
 from .traps import _io_release, _io_wait
 
 __all__ = ["Socket", "flat_bytes"]
@@ -218,6 +218,67 @@ class Socket(AsyncResource):
             error.bytes_sent = sent  # type: ignore[attr-defined]
             raise
 
+    async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """Send ``file`` (opened in binary mode) from byte ``offset`` on, ``count`` bytes of it
+        (None: to its end); return how many were sent. As the stdlib's: ``os.sendfile`` where
+        it takes the file (the bytes never pass through Python), else ``file.read`` and
+        ``send``; the file's position ends just past the last byte sent, on an error too. If
+        cancelled part-way, the exception carries ``bytes_sent``.
+
+        Unlike the stdlib's ``read`` fallback, which starts from the file's position when
+        ``offset`` is 0, both ways start at ``offset``. A file ``os.sendfile`` cannot take is
+        read on the kernel's thread: an in-memory one is fine, a pipe whose ``read`` waits
+        would stall every task (use a stream's ``read`` and ``sendall`` for those).
+
+        Discussion: ``os.sendfile`` writes to the descriptor itself, so it is used only under
+        a plain stdlib socket. Under a TLS one (an ``SSLSocket``, which inherits this) it
+        would put the file's bytes on the wire unencrypted: there the bytes go through the
+        socket's own ``send``.
+        """
+        _check_sendfile(self._socket, file, count)
+        seekable = _seekable(file)
+        source = _sendfile_source(self._socket, file)
+        sent = 0
+        try:
+            if source is not None:
+                sock_fd = self._socket.fileno()
+                while count is None or sent < count:
+                    # (A gibibyte at most per call: a larger count can overflow, bpo-38319.)
+                    size = _SENDFILE_MOST if count is None else min(_SENDFILE_MOST, count - sent)
+                    try:
+                        just_sent = os.sendfile(sock_fd, source, offset + sent, size)
+                    except BlockingIOError:
+                        await _io_wait(self._socket, EVENT_WRITE)
+                        continue
+                    except OSError:
+                        if sent:
+                            raise
+                        break  # not a file os.sendfile takes (a pipe, say): read it instead
+                    if not just_sent:
+                        break  # end of file
+                    sent += just_sent
+                if sent:
+                    return sent
+            if offset or seekable:
+                file.seek(offset)
+            while count is None or sent < count:
+                size = CHUNK_SIZE if count is None else min(CHUNK_SIZE, count - sent)
+                with memoryview(file.read(size)) as data:
+                    if not data:
+                        break
+                    done = 0
+                    while done < len(data):
+                        just_sent = await self.send(data[done:])
+                        done += just_sent
+                        sent += just_sent
+            return sent
+        except BaseException as error:
+            error.bytes_sent = sent  # type: ignore[attr-defined]
+            raise
+        finally:
+            if sent and seekable:
+                file.seek(offset + sent)
+
     async def sendto(self, data: Any, *flags_and_address: Any) -> int:
         """Like the stdlib's ``sendto(data[, flags], address)``; a host name in ``address`` is
         looked up first, in a worker thread (see ``connect_ex``). Numbers go straight on."""
@@ -298,6 +359,39 @@ def flat_bytes(view: memoryview) -> memoryview:
             "sendall() needs a C-contiguous buffer; copy this one first (bytes(view))"
         )
     return view.cast("B")
+
+
+# The most one os.sendfile call is asked for.
+_SENDFILE_MOST = 1 << 30
+
+
+def _check_sendfile(sock: _stdlib.socket, file: Any, count: int | None) -> None:
+    """Refuse what the stdlib's ``sendfile`` refuses, with its errors."""
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if not sock.type & _stdlib.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+
+
+def _sendfile_source(sock: _stdlib.socket, file: Any) -> int | None:
+    """The descriptor ``os.sendfile`` may read ``file`` from, or None: the file has none, the
+    platform has no ``os.sendfile``, or ``sock`` is not a plain socket (TLS: see sendfile)."""
+    if type(sock) is not _stdlib.socket or not hasattr(os, "sendfile"):
+        return None
+    try:
+        return int(file.fileno())
+    except (AttributeError, OSError, ValueError):  # (io.UnsupportedOperation is both)
+        return None
+
+
+def _seekable(file: Any) -> bool:
+    seekable = getattr(file, "seekable", None)
+    return bool(seekable()) if seekable is not None else hasattr(file, "seek")
 
 
 def _stays_non_blocking(call: str) -> RuntimeError:

@@ -18,10 +18,12 @@ Read next: ``kernel/servers.py``.
 
 from __future__ import annotations
 
+import os
 import ssl as _ssl
 from typing import Any
 
 from . import socket as ksocket
+from .servers import UnixPath
 from .time import timeout_after
 from .tls import start_tls
 
@@ -85,9 +87,9 @@ async def open_connection(
 
 
 async def open_unix_connection(
-    path: str | bytes, *, ssl: Any = None, server_hostname: str | None = None
+    path: UnixPath, *, ssl: Any = None, server_hostname: str | None = None
 ) -> ksocket.Socket:
-    """Connect to the Unix socket at ``path``; TLS if ``ssl``.
+    """Connect to the Unix socket at ``path`` (``str``, ``bytes`` or path-like); TLS if ``ssl``.
 
     A path names no host, so a context that checks host names (``ssl=True`` makes one) needs
     ``server_hostname``: the name on the server's certificate.
@@ -99,9 +101,10 @@ async def open_unix_connection(
             "server_hostname=, the name on the server's certificate (a Unix path names no "
             "host); pass it, or a context with check_hostname = False"
         )
+    address = os.fspath(path)  # (a pathlib.Path, say: the stdlib's connect() takes no other)
     sock = ksocket.socket(ksocket.AF_UNIX, ksocket.SOCK_STREAM)
     try:
-        await sock.connect(path)
+        await sock.connect(address)
     except BaseException:
         await sock.close()
         raise

@@ -26,7 +26,6 @@ Read next: ``kernel/poller.py``, then ``kernel/clock.py``.
 
 from __future__ import annotations
 
-import contextlib
 import selectors
 import socket
 from typing import Any
@@ -188,12 +187,16 @@ class IOWaitTable:
         already). Watchers on it are dropped; a task parked on it becomes an orphan, which
         the next ``select`` wakes, so that it retries its call and gets the error.
         """
+        self._orphan_waiters(stale)
+        self._forget(stale)
+
+    def _orphan_waiters(self, stale: _Registration) -> None:
+        """Drop the watchers of a stale registration; make orphans of its parked tasks."""
         for event, occupant in zip((EVENT_READ, EVENT_WRITE), stale.waiters, strict=True):
             if occupant.__class__ is _Watcher:
                 self._occupied -= 1
             elif occupant is not None:
                 self._orphans[occupant] = (stale.names, event)
-        self._forget(stale)
 
     def watch(self, fileobj: Any, event: int, callback: Any) -> Any:
         """Hand ``callback`` back from ``select`` whenever ``fileobj`` is ready for ``event``.
@@ -289,13 +292,61 @@ class IOWaitTable:
             self._forget(entry)
 
     def _forget(self, entry: _Registration) -> None:
-        # By number: the object may be closed or detached already (then epoll has dropped
-        # the descriptor by itself, and only our own index needs cleaning).
-        with contextlib.suppress(KeyError, ValueError, OSError):
+        # By number: the object may be closed or detached already. Closed, epoll refuses
+        # (EBADF; ENOENT if the number is some other file's now), and may still hold the
+        # registration, out of anyone's reach: see _renew_poller.
+        try:
             self._poller.unregister(entry.fd)
+            lost = False
+        except (KeyError, ValueError):
+            lost = False
+        except OSError:
+            lost = True
         for name in entry.names:  # (pop: forget_idle, from a finalizer, may have been first)
             self._by_object.pop(name, None)
         if self._by_fd.get(entry.fd) is entry:
+            del self._by_fd[entry.fd]
+        if lost:
+            self._renew_poller()
+
+    def _renew_poller(self) -> None:
+        """Replace the poller with a new one that watches just what the table holds.
+
+        Discussion: epoll watches an open file, not a number. A socket closed behind the
+        table's back while another descriptor still has its file open (a ``dup()``, a
+        child process's copy) stays in epoll's set: epoll drops a registration only when the
+        file's last descriptor closes, and ``epoll_ctl`` can no longer name it, since it
+        takes the closed number. If that file is ready -- the duplicate's unread data --
+        epoll reports it on every poll, and the loop spins at full speed; if the number is
+        reused, its reports wake the new file's waiters for nothing. The only cure is a new
+        epoll. The signs: epoll refuses to unregister a descriptor (``_forget``), or reports a
+        number the table does not know (``select``). Only then does this run, so its cost --
+        one ``epoll_ctl`` per registration -- is paid on that rare path alone. A registration
+        found closed meanwhile is treated as ``_evict`` treats a stale one.
+
+        A stdlib ``selectors`` selector hides both signs (its ``unregister`` swallows the
+        error, its ``select`` skips the number), so over a ``selectors.EpollSelector`` this
+        never runs. The table makes none: on Linux it calls epoll itself, and the selectors
+        it falls back on elsewhere (kqueue, poll, select) forget a descriptor as it closes.
+        """
+        old = self._poller
+        self._poller = new = old.fresh()
+        stale = []
+        for fd, entry in self._by_fd.items():
+            if _still_names(entry.fileobj, fd):
+                try:
+                    new.register(fd, entry.events)
+                    continue
+                except OSError:  # (a bare int's descriptor, closed)
+                    pass
+            stale.append(entry)
+        if self._wakeup_fd >= 0:
+            new.register(self._wakeup_fd, EVENT_READ)
+        old.close()
+        for entry in stale:
+            self._orphan_waiters(entry)
+            for name in entry.names:
+                self._by_object.pop(name, None)
             del self._by_fd[entry.fd]
 
     def _stop_watching(self, entry: _Registration, events: int) -> None:
@@ -339,11 +390,14 @@ class IOWaitTable:
         readable = poller.readable
         writable = poller.writable
         by_fd = self._by_fd
+        stray = False
         for fd, mask in poller.poll(timeout, len(by_fd) + 1):
             entry = by_fd.get(fd)
             if entry is None:
                 if fd == self._wakeup_fd:
                     self._drain_wakeup()
+                else:  # a registration epoll kept and we cannot remove: see _renew_poller
+                    stray = True
                 continue
             # Read and write are spelled out, not looped over: this runs for every ready
             # descriptor, and it is the I/O benchmark's hottest loop.
@@ -375,6 +429,8 @@ class IOWaitTable:
                         unwatched |= EVENT_WRITE
             if unwatched:
                 self._stop_watching(entry, unwatched)
+        if stray:
+            self._renew_poller()
         self._occupied -= woken_tasks
         return ready
 

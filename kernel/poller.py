@@ -2,7 +2,9 @@
 
 The I/O wait table (``kernel/iotable.py``) needs five things from the OS -- register a
 descriptor for reading and/or writing, change that, unregister it, poll, close -- and
-nothing more. This module gives it them over two implementations:
+nothing more, but for one rare repair: a new, empty poller of the same kind (``fresh``),
+which it fills again when epoll holds a registration nobody can remove (see
+``IOWaitTable._renew_poller``). This module gives it them over two implementations:
 
 * ``EpollPoller`` calls Linux's epoll directly. The table keeps its own index from
   descriptor number to registration, so ``poll`` hands back epoll's own list of
@@ -54,6 +56,9 @@ class Poller(Protocol):
         ...
 
     def close(self) -> None: ...
+    def fresh(self) -> Poller:
+        """A new poller of the same kind, watching nothing."""
+        ...
 
 
 class EpollPoller:
@@ -85,6 +90,9 @@ class EpollPoller:
     def close(self) -> None:
         self._epoll.close()
 
+    def fresh(self) -> EpollPoller:
+        return EpollPoller()
+
 
 class SelectorPoller:
     """A stdlib ``selectors`` selector behind the same calls; its masks are EVENT_*."""
@@ -108,6 +116,9 @@ class SelectorPoller:
 
     def close(self) -> None:
         self.selector.close()
+
+    def fresh(self) -> SelectorPoller:
+        return SelectorPoller(type(self.selector)())
 
 
 def default_poller() -> Poller:

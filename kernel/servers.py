@@ -64,6 +64,9 @@ log = logging.getLogger("kernel")
 
 Handler = Callable[[ksocket.Socket, Any], Awaitable[Any]]
 
+# What names a Unix socket: a str or bytes path (or abstract name), or a path-like object.
+UnixPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
 # accept() failures that say "not now" rather than "never": the process or the system is out
 # of descriptors or memory. Connections that are already open may close and free some, so
 # the server pauses this long (on the kernel's clock) and accepts again instead of ending.
@@ -134,8 +137,8 @@ def tcp_server_socket(
     return sock
 
 
-def unix_server_socket(path: str | bytes, backlog: int = 100) -> ksocket.Socket:
-    """A bound, listening Unix ``Socket`` at ``path``.
+def unix_server_socket(path: UnixPath, backlog: int = 100) -> ksocket.Socket:
+    """A bound, listening Unix ``Socket`` at ``path`` (``str``, ``bytes`` or path-like).
 
     A socket file left there by a server that is gone is replaced; one that a running
     server still listens on is not: that is ``OSError(EADDRINUSE)``, and so is one that a
@@ -144,6 +147,7 @@ def unix_server_socket(path: str | bytes, backlog: int = 100) -> ksocket.Socket:
     there is no file, so nothing stale to look for (the kernel refuses a name in use by
     itself).
     """
+    path = os.fspath(path)  # (a pathlib.Path, say: the stdlib's bind() takes no other)
     if path[:1] not in ("\0", b"\0"):
         try:
             if stat.S_ISSOCK(os.stat(path).st_mode):
@@ -348,7 +352,7 @@ async def tcp_server(
 
 
 async def unix_server(
-    path: str | bytes,
+    path: UnixPath,
     handler: Handler,
     *,
     backlog: int = 100,

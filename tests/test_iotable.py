@@ -7,6 +7,7 @@ system, not the table, which descriptors the poller has registered.
 
 from __future__ import annotations
 
+import os
 import select
 import selectors
 import socket
@@ -324,3 +325,68 @@ def test_a_wait_on_a_bare_int_descriptor_is_unregistered_when_it_ends(
     table.register(a.fileno(), EVENT_READ, "cancelled")
     table.discard((a.fileno(), EVENT_READ))
     assert a.fileno() not in watched(table)
+
+
+# -- a socket closed behind the table's back while a dup() keeps its file open -------------
+# (epoll's trouble: a poll selector keeps nothing between polls, and passes these as it is.)
+
+
+def test_a_socket_closed_behind_the_tables_back_with_a_dup_open_is_not_polled_forever(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # epoll watches the open file, and drops it only when its last descriptor closes: with
+    # the dup open, the closed number stays in epoll's set, where no epoll_ctl can reach it,
+    # and it is reported ready on every poll while the dup has unread data.
+    a, b = pair
+    wakeup, wakeup_peer = socket.socketpair()  # (the rebuilt poller watches it too)
+    wakeup.setblocking(False)
+    table.add_wakeup(wakeup)
+    with wakeup, wakeup_peer, a.dup() as dup:
+        table.register(a, EVENT_READ, "reader")
+        b.send(b"x")
+        assert table.select(1.0) == ["reader"]  # its registration is kept
+        number = a.fileno()
+        a.close()  # behind the table's back; dup keeps the file open
+        b.send(b"unread, for the dup")
+        assert table.select(0) == []  # ready, nobody waits: dropped
+        assert watched(table) == {wakeup.fileno(): EVENT_READ}  # gone from the OS's set too
+        assert number not in table._by_fd and len(table) == 0
+        assert dup.recv(100) == b"xunread, for the dup"
+
+
+def test_a_reused_number_is_not_woken_by_the_duplicate_of_the_file_it_had(
+    table: IOWaitTable,
+) -> None:
+    first, peer = socket.socketpair()
+    with peer, first.dup():
+        table.register(first, EVENT_READ, "old reader")
+        peer.send(b"x")
+        assert table.select(1.0) == ["old reader"]  # kept
+        number = first.fileno()
+        first.close()  # behind the table's back
+        second, other = socket.socketpair()
+        if second.fileno() != number:  # (the OS gave it another): move it there
+            os.dup2(second.fileno(), number)
+            second.close()
+            second = socket.socket(fileno=number)
+        with second, other:
+            table.register(second, EVENT_READ, "new reader")
+            peer.send(b"for the dup, not for the new socket")
+            assert table.select(0) == []
+            other.send(b"y")
+            assert table.select(1.0) == ["new reader"]
+            assert second.recv(100) == b"y"
+
+
+def test_a_number_the_poller_reports_but_the_table_does_not_know_is_dropped(
+    table: IOWaitTable, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # However it got there, a registration the table has no entry for would be reported on
+    # every poll, and never cleared: the table makes a new poller without it.
+    a, b = pair
+    table.register(b, EVENT_READ, "reader")
+    table._poller.register(a.fileno(), EVENT_WRITE)  # writable at once, and stays so
+    assert table.select(0) == []
+    assert watched(table) == {b.fileno(): EVENT_READ}  # the reader's survives
+    a.send(b"x")
+    assert table.select(1.0) == ["reader"]

@@ -12,7 +12,11 @@ import contextlib
 import errno
 import logging
 import os
+import random
+import select
+import socket as stdlib_socket
 import ssl
+import struct
 import sys
 from collections.abc import Iterator
 from functools import partial
@@ -205,6 +209,75 @@ async def test_tls_can_be_unwrapped_back_to_plain_bytes(
         async with plain:
             assert not isinstance(plain, socket.SSLSocket)
             assert await kernel.timeout_after(LIMIT, plain.recv, 100) == b"plain again"
+
+
+async def tls_pair(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> tuple[socket.SSLSocket, socket.SSLSocket]:
+    """A TLS connection over loopback, handshake done: (client, server). Small socket buffers
+    (fixed: the system no longer grows them), so that a large write soon has to wait."""
+    server_context, client_context = certificates
+    async with kernel.tcp_server_socket("127.0.0.1", 0) as listener:
+        plain_client = socket.socket()
+        await plain_client.connect(listener.getsockname())
+        plain_server, _ = await listener.accept()
+    plain_client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    plain_server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    client = socket.wrap_ssl(
+        plain_client, client_context, server_side=False, server_hostname="localhost"
+    )
+    server = socket.wrap_ssl(plain_server, server_context, server_side=True, server_hostname=None)
+    handshake = await kernel.spawn(server.do_handshake)
+    await client.do_handshake()
+    await handshake.join()
+    # (read first: closing with the server's session tickets unread would reset)
+    await server.sendall(b"hi")
+    assert await client.recv(100) == b"hi"
+    return client, server
+
+
+async def read_to_the_end(sock: socket.Socket) -> bytes:
+    received = bytearray()
+    while chunk := await sock.recv(65536):
+        received += chunk
+    return bytes(received)
+
+
+async def send_in_calls(sock: socket.Socket, data: bytes) -> None:
+    """``data`` by ``send`` calls; if one is cancelled, ``bytes_sent`` counts them all."""
+    with memoryview(data) as view:
+        sent = 0
+        try:
+            while sent < len(view):
+                sent += await sock.send(view[sent:])
+        except BaseException as error:
+            error.bytes_sent = sent + error.bytes_sent  # type: ignore[attr-defined]
+            raise
+
+
+@pytest.mark.parametrize("write", ["sendall", "send"])
+async def test_a_cancelled_tls_write_counts_what_tls_took_and_the_next_one_sends_its_own_bytes(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext], write: str
+) -> None:
+    # OpenSSL cannot take back records it has begun: a write that has to wait is finished
+    # by the next one. bytes_sent must count it, and the next write must not send other
+    # bytes in its place (or fail with BAD_LENGTH).
+    write_all = send_in_calls if write == "send" else (lambda sock, data: sock.sendall(data))
+    first, second = random.Random(1).randbytes(2 << 20), random.Random(2).randbytes(100_000)
+    before = open_fds()
+    client, server = await tls_pair(certificates)
+    async with server:
+        async with client:
+            # Nobody reads yet: the write fills the buffers and waits, and the virtual clock
+            # moves on to the deadline at once.
+            with pytest.raises(kernel.TaskTimeout) as cancelled:
+                await kernel.timeout_after(1, write_all, client, first)
+            sent = cancelled.value.bytes_sent  # type: ignore[attr-defined]
+            assert 0 < sent < len(first)
+            reader = await kernel.spawn(read_to_the_end, server)
+            await write_all(client, second)
+        assert await reader.join() == first[:sent] + second
+    assert open_fds() == before
 
 
 async def test_a_second_cancellation_does_not_cut_the_shutdown_short() -> None:
@@ -406,6 +479,65 @@ async def test_a_failing_tls_start_closes_the_connection(
             await kernel.open_connection("127.0.0.1", port, ssl=client_context)
     assert caught.value is not None  # still held, with the frames that held the socket
     assert open_fds() == before
+
+
+@pytest.mark.parametrize(
+    ("failure", "server_hostname", "error"),
+    [
+        ("peer reset", "localhost", ConnectionResetError),
+        ("name IDNA cannot encode", "a" * 64 + ".example", UnicodeError),
+        ("NUL in the name", "local\0host", TypeError),
+    ],
+)
+async def test_a_failing_wrap_ssl_closes_the_descriptor_while_its_error_is_kept(
+    failure: str, server_hostname: str, error: type[Exception]
+) -> None:
+    # These fail after the stdlib's SSLSocket has taken the descriptor over, and (before
+    # CPython's gh-113280) without it closing itself: the traceback held it open.
+    before = open_fds()
+    async with kernel.tcp_server_socket("127.0.0.1", 0) as listener:
+        client = socket.socket()
+        await client.connect(listener.getsockname())
+        peer, _ = await listener.accept()
+    async with peer:
+        if failure == "peer reset":
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await peer.close()  # RST, not FIN
+            assert select.select([client], [], [], LIMIT)[0] == [client]  # it has come
+        fd = client.fileno()
+        with pytest.raises(error) as failed:
+            socket.wrap_ssl(
+                client,
+                ssl.create_default_context(),
+                server_side=False,
+                server_hostname=server_hostname,
+            )
+        assert str(fd) not in open_fds()  # closed already, not when the error goes
+        del failed
+    assert open_fds() == before
+
+
+async def test_a_tls_server_closes_a_client_that_reset_before_the_handshake(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext], caplog: pytest.LogCaptureFixture
+) -> None:
+    server_context, _ = certificates
+    with caplog.at_level(logging.INFO, logger="kernel"):
+        async with kernel.TaskGroup(wait=None) as group:
+            port = await serve_tls(group, server_context)
+            before = open_fds()
+            # A blocking stdlib connect (the listener's backlog completes it) and a reset,
+            # before the server has run to accept the connection.
+            with stdlib_socket.create_connection(("127.0.0.1", port)) as rude:
+                rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            for _ in range(1000):  # the server accepts, fails to wrap it, and logs that
+                if caplog.records:
+                    break
+                await kernel.sleep(0)
+            # Closed at once: dropped instead, the half-built stdlib socket would be closed
+            # by the collector, and its ResourceWarning would fail the test.
+            assert open_fds() == before
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and "Connection reset" in record.getMessage()
 
 
 async def test_a_failed_tls_handshake_is_a_warning_not_a_crash(
@@ -792,3 +924,49 @@ async def test_run_server_closes_the_socket_when_its_tls_arguments_are_refused(
     finally:
         await listener.close()
     assert open_fds() == before
+
+
+async def test_unix_server_and_connection_take_a_path_like(tmp_path: Path) -> None:
+    path = tmp_path / "server.sock"  # a pathlib.Path, not its str
+    before = open_fds()
+    listener = kernel.unix_server_socket(path)
+    await listener.close()  # its file stays: stale, for unix_server to replace
+    assert open_fds() == before
+    async with kernel.TaskGroup(wait=None) as group:
+        await group.start(kernel.unix_server, path, echo)
+        with pytest.raises(OSError, match="a running server listens"):
+            kernel.unix_server_socket(path)
+        async with await kernel.open_unix_connection(path) as client:
+            assert await roundtrip(client, b"by path", limit=None) == b"by path"
+
+
+@pytest.mark.realtime
+async def test_sendfile_over_tls_goes_through_tls(
+    certificates: tuple[ssl.SSLContext, ssl.SSLContext], tmp_path: Path
+) -> None:
+    # os.sendfile would write the file to the descriptor past the TLS layer, in clear: the
+    # server would see garbage where a record should be.
+    server_context, client_context = certificates
+    payload = bytes(range(256)) * 1024
+    (tmp_path / "payload").write_bytes(payload)
+    async with kernel.TaskGroup(wait=None) as group:
+        port = await serve_tls(group, server_context)
+        client = await kernel.open_connection(
+            "127.0.0.1", port, ssl=client_context, server_hostname="localhost", timeout=LIMIT
+        )
+        async with client:
+
+            async def echoed() -> bytes:
+                data = b""
+                while len(data) < len(payload):
+                    chunk = await kernel.timeout_after(LIMIT, client.recv, 65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data
+
+            reader = await group.spawn(echoed)
+            with open(tmp_path / "payload", "rb") as file:
+                assert await kernel.timeout_after(LIMIT, client.sendfile, file) == len(payload)
+                assert file.tell() == len(payload)
+            assert await reader.join() == payload

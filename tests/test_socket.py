@@ -1026,3 +1026,125 @@ async def test_resolver_helpers_run_in_a_worker_thread(
     assert result == real(*args)
     assert threads and threads[0] != threading.get_ident()
     assert name in socket.__all__
+
+
+async def test_a_socket_closed_behind_the_kernels_back_with_a_dup_open_does_not_spin_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # epoll watches the open file: with a dup() keeping it open, the closed number stayed in
+    # epoll's set, reported ready on every poll while the dup had unread data, and an idle
+    # loop went round (and round) at full speed.
+    a, b = socket.socketpair()
+    async with b, a.dup() as dup:
+        await park_once(a, b)  # a's registration is kept between waits
+        a.stdlib_socket.close()  # behind the kernel's back
+        await b.sendall(b"unread, for the dup")
+        k = kernel.current_kernel()
+        assert k is not None
+        selects: list[float | None] = []
+        real_select = k._io.select
+
+        def counting_select(timeout: float | None) -> list[Any]:
+            selects.append(timeout)
+            return real_select(timeout)
+
+        monkeypatch.setattr(k._io, "select", counting_select)
+        await kernel.sleep(0.05)  # every task idle: a poll or two, each until the deadline
+        assert len(selects) < 10, f"the loop polled {len(selects)} times in 0.05 s"
+        assert await dup.recv(100) == b"unread, for the dup"
+
+
+# -- sendfile ----------------------------------------------------------------------------
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: more than a socket pair's buffers hold
+
+
+async def received(sock: socket.Socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size and (chunk := await sock.recv(65536)):
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def payload_file(tmp_path: Any) -> Any:
+    path = tmp_path / "payload"
+    path.write_bytes(PAYLOAD)
+    return path
+
+
+async def test_sendfile_sends_a_file_with_os_sendfile_and_moves_its_position(
+    payload_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real_sendfile = os.sendfile
+
+    def spy(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        calls.append(count)
+        return real_sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", spy)
+    a, b = socket.socketpair()
+    async with a, b:
+        with open(payload_file, "rb") as file:
+            reader = await kernel.spawn(received, b, len(PAYLOAD))
+            assert await kernel.timeout_after(LIMIT, a.sendfile, file) == len(PAYLOAD)
+            assert await kernel.timeout_after(LIMIT, reader.join) == PAYLOAD
+            assert file.tell() == len(PAYLOAD)
+            assert len(calls) > 1  # it parked while the peer's buffer was full, then went on
+            reader = await kernel.spawn(received, b, 1000)
+            assert await kernel.timeout_after(LIMIT, a.sendfile, file, 10, 1000) == 1000
+            assert await kernel.timeout_after(LIMIT, reader.join) == PAYLOAD[10:1010]
+            assert file.tell() == 1010
+
+
+async def test_sendfile_reads_what_os_sendfile_cannot_take() -> None:
+    import io
+
+    a, b = socket.socketpair()
+    read_end, write_end = os.pipe()
+    async with a, b:
+        memory = io.BytesIO(PAYLOAD)
+        memory.seek(12345)  # (from offset, like os.sendfile: not from the position)
+        reader = await kernel.spawn(received, b, len(PAYLOAD) - 5)
+        assert await kernel.timeout_after(LIMIT, a.sendfile, memory, 5) == len(PAYLOAD) - 5
+        assert await kernel.timeout_after(LIMIT, reader.join) == PAYLOAD[5:]
+        assert memory.tell() == len(PAYLOAD)
+        os.write(write_end, b"through a pipe")
+        os.close(write_end)
+        with open(read_end, "rb") as pipe:  # a descriptor, which os.sendfile refuses
+            assert await kernel.timeout_after(LIMIT, a.sendfile, pipe) == 14
+        assert await b.recv(100) == b"through a pipe"
+
+
+async def test_sendfile_refuses_what_the_stdlibs_refuses(payload_file: Any) -> None:
+    a, b = socket.socketpair()
+    datagram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    async with a, b, datagram:
+        with open(payload_file) as text, pytest.raises(ValueError, match="binary mode"):
+            await a.sendfile(text)
+        with open(payload_file, "rb") as file:
+            with pytest.raises(ValueError, match="positive integer"):
+                await a.sendfile(file, 0, 0)
+            with pytest.raises(ValueError, match="SOCK_STREAM"):
+                await datagram.sendfile(file)
+            assert file.tell() == 0
+
+
+async def test_a_cancelled_sendfile_carries_bytes_sent_and_the_file_says_where_it_stopped(
+    payload_file: Any,
+) -> None:
+    before = open_fds()
+    a, b = socket.socketpair()
+    async with a, b:  # nobody reads b: the buffers fill up and sendfile parks
+        with open(payload_file, "rb") as file:
+            task = await kernel.spawn(a.sendfile, file)
+            await parked(task)
+            await task.cancel()
+            assert isinstance(task.exception, TaskCancelled)
+            sent = task.exception.bytes_sent  # type: ignore[attr-defined]
+            assert 0 < sent < len(PAYLOAD)
+            assert file.tell() == sent
+            assert io_waiters() == []
+            assert await kernel.timeout_after(LIMIT, received, b, sent) == PAYLOAD[:sent]
+    assert open_fds() == before

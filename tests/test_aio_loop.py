@@ -153,7 +153,9 @@ def test_a_timer_that_raises_goes_to_the_exception_handler(aio_loop: EventLoop) 
     handle = aio_loop.call_later(1, broken, 7)
     aio_loop.run_until_complete(asyncio.sleep(2))
     [context] = reports
-    assert context["message"].startswith(f"Exception in callback {broken.__qualname__}(7) at ")
+    # (Its arguments are shown up to 3.12; 3.13's asyncio shows them in debug mode only.)
+    message = context["message"]
+    assert message.startswith(f"Exception in callback {broken.__qualname__}(") and " at " in message
     assert repr(context["exception"]) == "ValueError('timer failed with 7')"
     assert context["handle"] is handle
 

@@ -91,16 +91,16 @@ def _check_not_daemonic() -> None:
         )
 
 
-# The module name kernel/trace/script.py's load() gives a script that `python -m kernel`
-# runs (kept in step with it by tests/test_processes.py).
-_VIEWS_SCRIPT_PREFIX = "_kernel_script_"
+# How the module name begins that kernel/trace/script.py's load() gives a script `python -m
+# kernel` runs: defined here, where it is checked, and imported there (views use the core).
+SCRIPT_MODULE_PREFIX = "_kernel_script_"
 
 
 def _check_picklable(func: Callable[..., Any]) -> None:
     try:
         pickle.dumps(func)
     except (pickle.PicklingError, AttributeError, TypeError) as error:
-        if getattr(func, "__module__", "").startswith(_VIEWS_SCRIPT_PREFIX):
+        if getattr(func, "__module__", "").startswith(SCRIPT_MODULE_PREFIX):
             raise TypeError(
                 f"run_in_process() cannot send {func!r} to a child process: the script was "
                 f"loaded by `python -m kernel` (run, explain, timeline...) under a private "

@@ -380,7 +380,7 @@ def test_a_function_of_a_script_run_by_the_views_gets_advice_that_fits(
     script = tmp_path / "uses_a_process.py"
     script.write_text("def square(x):\n    return x * x\n", encoding="utf-8")
     module = load(script)
-    assert module.__name__.startswith(processes._VIEWS_SCRIPT_PREFIX)
+    assert module.__name__.startswith(processes.SCRIPT_MODULE_PREFIX)
 
     async def main() -> None:
         await kernel.run_in_process(module.square, 7)

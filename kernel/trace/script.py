@@ -52,6 +52,7 @@ from typing import Any, Protocol
 from .. import aio
 from ..aio import runners as aio_runners
 from ..clock import Clock, VirtualClock
+from ..processes import SCRIPT_MODULE_PREFIX
 from ..scheduler import Kernel
 from .records import Record, Recorder
 
@@ -92,7 +93,7 @@ class Traced:
 def load(path: str | Path) -> ModuleType:
     """Import the script at ``path`` as a module named after its file (not ``__main__``)."""
     path = Path(path)
-    name = "_kernel_script_" + "".join(c if c.isalnum() else "_" for c in path.stem)
+    name = SCRIPT_MODULE_PREFIX + "".join(c if c.isalnum() else "_" for c in path.stem)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path} as a Python script")

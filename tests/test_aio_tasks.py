@@ -697,3 +697,53 @@ def test_untraced_a_result_wakes_the_task_without_a_handle(aio_loop: EventLoop) 
     assert result == 7 and isinstance(error, ValueError)
     # One: the exception's. The two results (ok for first, first for main) needed none.
     assert queued.count("Task.__wakeup") == 1
+
+
+def _task_reprs(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """A task's repr at each stage of its life, with the loop-specific parts cut away: the
+    words' names (``name=``, ``coro=``...) in their order, and the state word in full."""
+    seen: list[str] = []
+
+    def words(task: asyncio.Task[Any]) -> str:
+        inside = repr(task).removeprefix("<Task ").removesuffix(">")
+        state, *rest = inside.split(" ")
+        keys = [word.split("=")[0] for word in rest if "=" in word]
+        return " ".join([state, *keys])
+
+    async def child(fut: asyncio.Future[int]) -> int:
+        return await fut
+
+    async def main() -> None:
+        fut = loop.create_future()
+        task = loop.create_task(child(fut), name="c")
+        task.add_done_callback(lambda _: None)
+        seen.append(words(task))  # pending, not started
+        await asyncio.sleep(0)
+        seen.append(words(task))  # waiting for fut
+        task.cancel()
+        seen.append(words(task))  # cancelling
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        seen.append(words(task))  # cancelled
+        done = loop.create_task(child(fut := loop.create_future()), name="d")
+        fut.set_result(3)
+        await done
+        seen.append(words(done))  # finished with a result
+        failed = loop.create_task(child(fut := loop.create_future()), name="e")
+        fut.set_exception(ValueError("no"))
+        with contextlib.suppress(ValueError):
+            await failed
+        seen.append(words(failed))  # finished with an exception
+
+    loop.run_until_complete(main())
+    return seen
+
+
+def test_task_repr_has_asyncios_words_in_asyncios_order(aio_loop: EventLoop) -> None:
+    reference = asyncio.new_event_loop()
+    try:
+        expected = _task_reprs(reference)
+    finally:
+        reference.close()
+    assert _task_reprs(aio_loop) == expected
+    assert expected[2].startswith("cancelling name coro wait_for")  # (what it checks)

@@ -87,22 +87,24 @@ class Future(Generic[T]):
         self._asyncio_future_blocking = False
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._describe()}>"
+        return f"<{type(self).__name__} {' '.join(self._repr_info())}>"
 
-    def _describe(self) -> str:
-        text = self._state.lower()
+    def _repr_info(self) -> list[str]:
+        """The words of the repr after the class name, in asyncio's order (a Task inserts its
+        own after the state)."""
+        info = [self._state.lower()]
         if self._state == _FINISHED:
             if self._exception is not None:
-                text += f" exception={self._exception!r}"
+                info.append(f"exception={self._exception!r}")
             else:
-                text += f" result={_short_repr(self._result)}"
+                info.append(f"result={_short_repr(self._result)}")
         names = [] if self._awaited_by is None else ["Task.__wakeup()"]
         names += [_callback_name(callback) for callback, _ in self._callbacks or ()]
         if names:
             if len(names) > 2:
                 names = [names[0], f"<{len(names) - 2} more>", names[-1]]
-            text += f" cb=[{', '.join(names)}]"
-        return text
+            info.append(f"cb=[{', '.join(names)}]")
+        return info
 
     def __del__(self) -> None:
         if not self._log_traceback:

@@ -131,15 +131,20 @@ class Task(Future[T]):
         self._call_soon(self)  # the first step: _schedule_step(), minus a call
         _register_task(self)
 
-    def __repr__(self) -> str:
-        text = f"<{type(self).__name__} {self._describe()} name={self.get_name()!r}"
-        text += f" coro={_coro_repr(self._coro)}"
+    def _repr_info(self) -> list[str]:
+        """As asyncio orders them: the state ("cancelling" once a cancel is asked for and
+        the task has not finished), the name, the coroutine, what it waits for, then the
+        future's result and callbacks."""
+        info = super()._repr_info()
+        if self._num_cancels_requested and self._state == _PENDING:
+            info[0] = "cancelling"
+        info[1:1] = [f"name={self.get_name()!r}", f"coro={_coro_repr(self._coro)}"]
         if self._fut_waiter is not None:
-            text += f" wait_for={self._fut_waiter!r}"
-        return text + ">"
+            info.insert(3, f"wait_for={self._fut_waiter!r}")
+        return info
 
     def __del__(self) -> None:
-        if self._state == "PENDING" and self._log_destroy_pending:
+        if self._state == _PENDING and self._log_destroy_pending:
             self._loop.call_exception_handler(
                 {"message": "Task was destroyed but it is pending!", "task": self}
             )

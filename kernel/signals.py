@@ -99,7 +99,7 @@ class _SignalCatcher:
         _require_main_thread(f"{name}()")
         if not signals:
             raise TypeError(f"{name}() needs at least one signal, e.g. {name}(signal.SIGUSR1)")
-        self.signals = tuple(dict.fromkeys(signal.Signals(s) for s in signals))
+        self.signals = tuple(dict.fromkeys(_signal_named(name, s) for s in signals))
         self._arrived: deque[int] = deque()  # appended by the handler, drained by the kernel
         self._kernel: Kernel | None = current_kernel()  # whose tasks wait here
         self._waiters = WaitQueue(self)
@@ -233,6 +233,17 @@ class _SignalCatcher:
         self.close()
 
 
+def _signal_named(catcher: str, signo: int) -> signal.Signals:
+    """``signo`` as a ``signal.Signals`` member, or a ``ValueError`` that says what to pass."""
+    try:
+        return signal.Signals(signo)
+    except ValueError:
+        raise ValueError(
+            f"{catcher}() got {signo!r}, which is not a signal of this system; pass one of "
+            f"the signal module's constants, e.g. signal.SIGUSR1"
+        ) from None
+
+
 def _attach(catcher: _SignalCatcher, signo: int) -> _Dispatcher:
     """Add ``catcher`` to the dispatcher of ``signo``, installing one if there is none."""
     current = signal.getsignal(signo)
@@ -245,7 +256,14 @@ def _attach(catcher: _SignalCatcher, signo: int) -> _Dispatcher:
                 f"could not be put back afterwards; refusing to replace it"
             )
         dispatcher = _Dispatcher(signo, current)
-        signal.signal(signo, dispatcher)  # SIGKILL and SIGSTOP cannot be caught: OSError
+        try:
+            signal.signal(signo, dispatcher)
+        except OSError as error:  # SIGKILL and SIGSTOP: the system never lets them be caught
+            raise ValueError(
+                f"{signal.Signals(signo).name} cannot be caught: the operating system acts on "
+                f"it without running any handler. Watch a signal that can be, such as SIGTERM "
+                f"or SIGUSR1"
+            ) from error
     dispatcher.catchers.append(catcher)
     return dispatcher
 

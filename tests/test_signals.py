@@ -167,11 +167,14 @@ def test_only_the_main_thread_may_install_handlers() -> None:
 
 
 def test_uncatchable_and_missing_signals_are_refused() -> None:
-    with pytest.raises(OSError):
-        SignalEvent(signal.SIGKILL)
+    before = signal.getsignal(SIGUSR1)
+    # (SIGUSR1 first: the handler it got is put back when SIGKILL fails.)
+    with pytest.raises(ValueError, match=r"SIGKILL cannot be caught.*such as SIGTERM"):
+        SignalEvent(SIGUSR1, signal.SIGKILL)
+    assert signal.getsignal(SIGUSR1) == before
     with pytest.raises(TypeError):
         SignalQueue()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"SignalQueue\(\) got 12345, which is not a signal.*"):
         SignalQueue(SIGUSR1, 12345)
 
 

@@ -12,6 +12,7 @@ import functools
 import gc
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -975,3 +976,61 @@ def test_a_failed_callback_is_named_as_asyncio_names_it() -> None:
     ours = messages(kernel.aio.new_event_loop())
     assert ours == messages(asyncio.SelectorEventLoop())
     assert all(len(message) < 200 for message in ours)
+
+
+def test_debug_mode_warns_of_slow_callbacks_and_task_steps(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = kernel.VirtualClock()
+    loop = kernel.aio.new_event_loop(clock=clock)
+
+    def takes(seconds: float) -> None:
+        clock.advance(seconds)  # the loop's clock is what it is timed by
+
+    async def step_takes(seconds: float) -> None:
+        takes(seconds)
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        loop.call_soon(takes, 0.25)
+        loop.call_soon(takes, 0.05)  # below slow_callback_duration (0.1)
+        loop.call_later(1, takes, 0.5)
+        await asyncio.gather(
+            asyncio.create_task(step_takes(0.125), name="slow"),
+            asyncio.create_task(step_takes(0.01), name="quick"),
+        )
+        await asyncio.sleep(2)
+        loop.set_debug(False)
+        loop.call_soon(takes, 1.0)  # not in debug mode: not timed
+        await asyncio.sleep(0)
+
+    try:
+        loop.set_debug(True)
+        with caplog.at_level(logging.WARNING, logger="asyncio"):
+            loop.run_until_complete(main())
+    finally:
+        loop.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert len(warnings) == 3, warnings
+    first, second, third = warnings
+    assert re.fullmatch(r"Executing <Handle .*takes\(0\.25\) at .*> took 0\.250 seconds", first)
+    assert re.fullmatch(r"Executing <Task .* name='slow' .*> took 0\.125 seconds", second)
+    assert re.fullmatch(r"Executing <TimerHandle when=1\.0 .*> took 0\.500 seconds", third)
+
+
+def test_debug_mode_tracks_where_coroutines_were_made_while_it_runs(aio_loop: EventLoop) -> None:
+    depths = []
+
+    async def main() -> None:
+        depths.append(sys.get_coroutine_origin_tracking_depth())
+        aio_loop.set_debug(True)  # while running: from now on
+        depths.append(sys.get_coroutine_origin_tracking_depth())
+        aio_loop.set_debug(False)
+        depths.append(sys.get_coroutine_origin_tracking_depth())
+
+    before = sys.get_coroutine_origin_tracking_depth()
+    aio_loop.run_until_complete(main())
+    aio_loop.set_debug(True)
+    aio_loop.run_until_complete(main())
+    assert depths == [before, 10, before, 10, 10, before]
+    assert sys.get_coroutine_origin_tracking_depth() == before  # put back when it stops

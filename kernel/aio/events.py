@@ -175,6 +175,7 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         self._thread_id: int | None = None
         # asyncio's own rule (PYTHONASYNCIODEBUG, -X dev), asked in asyncio's own words.
         self._debug: bool = asyncio.coroutines._is_debug_mode()  # type: ignore[attr-defined]
+        self._saved_origin_depth: int | None = None  # set while debug mode tracks origins
         self._exception_handler: Callable[[Any, dict[str, Any]], object] | None = None
         self._task_factory: Any = None
         self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -246,13 +247,28 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         sys.set_asyncgen_hooks(
             firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
         )
+        self._track_coroutine_origins(self._debug)
         try:
             self._kernel.run_until(finished)
         finally:
+            self._track_coroutine_origins(False)
             self._running = False
             self._thread_id = None
             _asyncio_events._set_running_loop(None)
             sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def _track_coroutine_origins(self, enabled: bool) -> None:
+        """Debug mode, while the loop runs: coroutines remember where they were made, so
+        that "coroutine ... was never awaited" can say (asyncio does the same)."""
+        if enabled == (self._saved_origin_depth is not None):
+            return
+        if enabled:
+            self._saved_origin_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(asyncio.constants.DEBUG_STACK_DEPTH)
+        else:
+            assert self._saved_origin_depth is not None
+            sys.set_coroutine_origin_tracking_depth(self._saved_origin_depth)
+            self._saved_origin_depth = None
 
     @contextlib.contextmanager
     def _running_with_kernel(self) -> Iterator[None]:

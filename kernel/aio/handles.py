@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import sys
 from asyncio import format_helpers
 from asyncio.format_helpers import extract_stack as _extract_stack  # debug mode only
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["Handle", "Nothing", "TimerHandle"]
+
+log = logging.getLogger("asyncio")  # what asyncio logs, where asyncio logs it
 
 
 class Handle(asyncio.Handle):
@@ -56,6 +59,8 @@ class Handle(asyncio.Handle):
         """Call the callback in its context; an error goes to the loop's exception handler."""
         if self._cancelled:
             return  # cancelled after it was queued: asyncio skips it too
+        loop = self._loop
+        started = loop.time() if loop._debug else None
         try:
             self._context.run(self._callback, *self._args)
         except (SystemExit, KeyboardInterrupt):
@@ -68,6 +73,8 @@ class Handle(asyncio.Handle):
                     "handle": self,
                 }
             )
+        if started is not None:
+            warn_if_slow(loop, self, started)
         # Discussion: a coroutine that failed inside the callback keeps its frame alive in
         # the exception's traceback, and that frame keeps this one (its caller) -- with
         # ``self`` in it, which leads back to the task and so to the exception: a cycle
@@ -126,6 +133,15 @@ class Nothing:
 
     def _run(self) -> None:
         pass
+
+
+def warn_if_slow(loop: Any, ran: object, started: float) -> None:
+    """Debug mode: log, as asyncio does, a callback or task step that held the loop for
+    ``loop.slow_callback_duration`` seconds or more (by the loop's clock: on a
+    ``VirtualClock``, only what advances it counts)."""
+    took = loop.time() - started
+    if took >= loop.slow_callback_duration:
+        log.warning("Executing %r took %.3f seconds", ran, took)
 
 
 def _format_callback(handle: Handle) -> str:

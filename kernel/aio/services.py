@@ -43,6 +43,7 @@ class ServicesMixin(asyncio.AbstractEventLoop):
     # EventLoop's; declared here for the type checker.
     _kernel: Kernel
     _debug: bool
+    _thread_id: int | None
     _default_executor: concurrent.futures.ThreadPoolExecutor | None
     _executor_shutdown_called: bool
     _asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]]
@@ -54,6 +55,7 @@ class ServicesMixin(asyncio.AbstractEventLoop):
 
         def _check_closed(self) -> None: ...
         def _check_callback(self, callback: Any, method: str) -> None: ...
+        def _track_coroutine_origins(self, enabled: bool) -> None: ...
 
     # -- threads -------------------------------------------------------------------------------
 
@@ -277,6 +279,8 @@ class ServicesMixin(asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
+        if self._thread_id is not None:  # running (run_forever): origins from now on
+            self._track_coroutine_origins(enabled)
 
 
 def _set_result_unless_done(future: asyncio.Future[Any], result: Any = None) -> None:

@@ -42,6 +42,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .futures import _FINISHED, _PENDING, Future
+from .handles import warn_if_slow
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -249,7 +250,13 @@ class Task(Future[T]):
     def _run(self) -> None:
         """Called by the kernel when this task's turn in the ready queue comes."""
         exc, self._step_exc = self._step_exc, None
-        self._context.run(Task.__step, self, exc)
+        loop = self._loop
+        if loop._debug:
+            started = loop.time()
+            self._context.run(Task.__step, self, exc)
+            warn_if_slow(loop, self, started)
+        else:
+            self._context.run(Task.__step, self, exc)
         del self  # see __step
 
     def __step(self, exc: BaseException | None = None) -> None:

@@ -94,19 +94,23 @@ def _check_not_daemonic() -> None:
 # How the module name begins that kernel/trace/script.py's load() gives a script `python -m
 # kernel` runs: defined here, where it is checked, and imported there (views use the core).
 SCRIPT_MODULE_PREFIX = "_kernel_script_"
+_SCRIPT_ADVICE = (
+    "the script was loaded by `python -m kernel` (run, explain, timeline...) under a private "
+    "module name that a child cannot import. Run the script itself (`python script.py`), or "
+    "move what is sent into a module the script imports"
+)
 
 
 def _check_picklable(func: Callable[..., Any]) -> None:
+    # (Looked at first: such a function pickles here, where the script's module is known
+    # by its private name, and fails only in the child.)
+    if (getattr(func, "__module__", None) or "").startswith(SCRIPT_MODULE_PREFIX):
+        raise TypeError(
+            f"run_in_process() cannot send {func!r} to a child process: {_SCRIPT_ADVICE}"
+        )
     try:
         pickle.dumps(func)
     except (pickle.PicklingError, AttributeError, TypeError) as error:
-        if getattr(func, "__module__", "").startswith(SCRIPT_MODULE_PREFIX):
-            raise TypeError(
-                f"run_in_process() cannot send {func!r} to a child process: the script was "
-                f"loaded by `python -m kernel` (run, explain, timeline...) under a private "
-                f"module name that a child cannot import. Run the script itself (`python "
-                f"script.py`), or move the function into a module the script imports"
-            ) from error
         raise TypeError(
             f"run_in_process() needs a function the child process can import by name, but "
             f"{func!r} cannot be pickled ({error}). Define it with `def` at the top level of a "
@@ -405,6 +409,13 @@ def _receive(calls: Connection) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     try:
         call: tuple[Callable[..., Any], tuple[Any, ...]] = pickle.loads(pickled)
     except Exception as error:
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").startswith(
+            SCRIPT_MODULE_PREFIX
+        ):
+            raise TypeError(
+                f"run_in_process(): the child process could not unpickle an argument: "
+                f"{_SCRIPT_ADVICE}"
+            ) from error
         raise TypeError(
             f"run_in_process(): the child process could not unpickle the function and "
             f"arguments it was sent ({type(error).__name__}: {error}). Pass objects whose "

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import pathlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -378,12 +379,22 @@ def test_a_function_of_a_script_run_by_the_views_gets_advice_that_fits(
     from kernel.trace.script import load
 
     script = tmp_path / "uses_a_process.py"
-    script.write_text("def square(x):\n    return x * x\n", encoding="utf-8")
+    script.write_text(
+        "def square(x):\n    return x * x\n\n\nclass Point:\n    pass\n", encoding="utf-8"
+    )
     module = load(script)
     assert module.__name__.startswith(processes.SCRIPT_MODULE_PREFIX)
 
     async def main() -> None:
         await kernel.run_in_process(module.square, 7)
 
-    with pytest.raises(TypeError, match=r"python -m kernel.*python script\.py"):
-        kernel.run(main)
+    async def main_sends_a_point() -> None:
+        await kernel.run_in_process(repr, module.Point())  # (the child cannot unpickle it)
+
+    try:
+        with pytest.raises(TypeError, match=r"python -m kernel.*python script\.py"):
+            kernel.run(main)
+        with pytest.raises(TypeError, match=r"an argument: .*python -m kernel.*python script"):
+            kernel.run(main_sends_a_point)
+    finally:
+        del sys.modules[module.__name__]

@@ -180,7 +180,7 @@ def test_a_script_with_main_is_imported_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "defines",
     [
-        "def main():\n    pass",
+        "def main():\n    return hello()",
         "main = hello",
         "from asyncio import sleep as main",
         "if True:\n    async def main():\n        pass",
@@ -324,3 +324,102 @@ def test_from_the_shell_a_usage_error_is_one_line_and_a_program_error_a_tracebac
     done = run_python_dash_m_kernel("explain", str(broken))
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "RuntimeError: the program broke" in done.stderr
+
+
+# -- the script sees the world that python script.py shows it -------------------------------------
+
+
+@pytest.mark.parametrize("view", ["explain", "timeline"])
+def test_sys_exit_ends_the_program_and_the_view_still_shows_it(
+    view: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = (
+        "import sys\nimport kernel\n\n\nasync def main():\n"
+        "    print('about to exit')\n    await kernel.sleep(1)\n    sys.exit({code})\n"
+    )
+    for code, status in (("3", 1), ("", 0), ("0", 0)):
+        exits = write(tmp_path, "exits.py", program.format(code=code))
+        assert cli.main([view, str(exits), "--deterministic"]) == status
+        out, err = capsys.readouterr()
+        assert "main (task 1)" in out  # the narration or chart, up to the exit
+        assert ("SystemExit(3)" in err) == (code == "3")
+    traced = trace(exits, deterministic=True)
+    assert traced.error is None and traced.records[-1]["event"] == "close"
+
+
+def test_the_script_sees_its_own_argv_path_and_module(tmp_path: Path) -> None:
+    write(tmp_path, "helper.py", "VALUE = 7\n")
+    script = write(
+        tmp_path,
+        "world.py",
+        "from __future__ import annotations\n"
+        "import dataclasses, pickle, sys\n\n\n"
+        "@dataclasses.dataclass\nclass Job:\n    name: str\n\n\n"
+        "async def main():\n"
+        "    import helper  # imported late: the folder is on the path for the whole run\n"
+        "    job = pickle.loads(pickle.dumps(Job('a')))\n"
+        "    return sys.argv, helper.VALUE, job.name\n",
+    )
+    argv = sys.argv
+    for traced in (trace(script, deterministic=True), trace(script, aio=False, capture=False)):
+        assert traced.error is None, traced.error
+        assert traced.result == ([str(script)], 7, "a")
+    assert sys.argv is argv and str(tmp_path) not in sys.path
+
+
+def test_the_program_writes_to_a_real_text_stdout(tmp_path: Path) -> None:
+    script = write(
+        tmp_path,
+        "stdout.py",
+        "import sys\n\n\nasync def main():\n"
+        "    print('encoding', sys.stdout.encoding)\n"
+        "    sys.stdout.buffer.write('bytes: é\\n'.encode())\n"
+        "    print('not finished', end='', flush=True)\n"
+        "    print(' -- finished')\n"
+        "    sys.stdout.write('the end, with no newline')\n",
+    )
+    traced = trace(script, deterministic=True)
+    assert traced.error is None, traced.error
+    assert [r["text"] for r in traced.records if r["event"] == "output"] == [
+        "encoding utf-8",
+        "bytes: é",
+        "not finished -- finished",
+        "the end, with no newline",
+    ]
+
+
+@pytest.mark.parametrize("loop", ["kernel.aio", "asyncio"])
+def test_two_tasks_with_one_name_get_two_labels(loop: str, tmp_path: Path) -> None:
+    script = write(
+        tmp_path,
+        "twins.py",
+        "import asyncio\n\n\nasync def main():\n"
+        "    one = asyncio.create_task(asyncio.sleep(1), name='worker')\n"
+        "    two = asyncio.create_task(asyncio.sleep(2), name='worker')\n"
+        "    three = asyncio.create_task(asyncio.sleep(3), name='callbacks')\n"
+        "    await asyncio.gather(one, two, three)\n",
+    )
+    if loop == "asyncio":
+        traced = asyncio_script.trace(script, deterministic=True)
+    else:
+        traced = trace(script, aio=True, deterministic=True)
+    assert traced.error is None
+    assert task_labels(traced.records) == {"Task-1", "worker", "worker#2", "callbacks#2"}
+    rows = build(traced.records, virtual=True).rows
+    assert sorted(rows) == ["Task-1", "callbacks", "callbacks#2", "worker", "worker#2"]
+
+
+@pytest.mark.parametrize("view", ["explain", "timeline", "compare"])
+def test_an_asyncio_main_that_is_not_async_is_a_usage_error(
+    view: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = write(
+        tmp_path,
+        "sync_main.py",
+        "import asyncio\n\n\nasync def amain():\n    return 5\n\n\n"
+        "def main():\n    return asyncio.run(amain())\n",
+    )
+    flags = [] if view == "compare" else ["--asyncio"]
+    line = usage_error(capsys, view, str(script), *flags)
+    assert "main() must be an async def" in line and "returned 5" in line
+    assert "if __name__ ==" in line

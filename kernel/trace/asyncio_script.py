@@ -30,6 +30,8 @@ from .script import (
     _main_of,
     _recorded,
     _script_folder_on_path,
+    as_script,
+    awaitable_of,
     new_event_loops,
 )
 
@@ -45,24 +47,25 @@ def trace(path: str | Path, *, deterministic: bool = False, capture: bool = True
     course's programs), ``asyncio.new_event_loop()`` or ``asyncio.run()`` -- is the recording
     one. With ``deterministic=True`` its clock is a ``VirtualClock``.
     """
-    main = _main_of(path, True)
-    traced = Traced(str(path), True, deterministic, as_main=main is None)
-    loop = RecordingEventLoop(
-        clock=VirtualClock() if deterministic else None, deterministic=deterministic
-    )
+    with as_script(path):
+        main = _main_of(path, True)
+        traced = Traced(str(path), True, deterministic, as_main=main is None)
+        loop = RecordingEventLoop(
+            clock=VirtualClock() if deterministic else None, deterministic=deterministic
+        )
 
-    def execute() -> Any:
-        if main is not None:
-            return loop.run_until_complete(main())
-        # Later loops are asyncio's own, unrecorded (asyncio.new_event_loop, taken before
-        # new_event_loops replaces it).
-        loops = new_event_loops(_first_then(lambda: loop, asyncio.new_event_loop))
-        with loops, _script_folder_on_path(Path(path)):
-            runpy.run_path(str(path), run_name="__main__")
-        return None
+        def execute() -> Any:
+            if main is not None:
+                return loop.run_until_complete(awaitable_of(main))
+            # Later loops are asyncio's own, unrecorded (asyncio.new_event_loop, taken
+            # before new_event_loops replaces it).
+            loops = new_event_loops(_first_then(lambda: loop, asyncio.new_event_loop))
+            with loops, _script_folder_on_path(Path(path)):
+                runpy.run_path(str(path), run_name="__main__")
+            return None
 
-    def close() -> None:
-        if not loop.is_closed():
-            loop.close()
+        def close() -> None:
+            if not loop.is_closed():
+                loop.close()
 
-    return _recorded(traced, loop, execute, close, capture)
+        return _recorded(traced, loop, execute, close, capture)

@@ -61,6 +61,9 @@ class Labels:
         self._by_id: dict[int, tuple[Callable[[], Any], str]] = {}
         self._counters: dict[str, int] = {}
         self._fds: dict[int, str] = {}
+        # Every asyncio task label handed out, and "callbacks", the timeline's row of the
+        # callbacks that are no task's step: a name given twice gets a number (_task_label).
+        self._task_labels: set[str] = {"callbacks"}
 
     def _named(self, obj: Any, make: Callable[[], str]) -> str:
         entry = self._by_id.get(id(obj))
@@ -90,13 +93,20 @@ class Labels:
 
     def _task_label(self, task: Any) -> str:
         """A task's label: the name it is given at creation (in deterministic mode, a default
-        name is renumbered in order of appearance)."""
+        name is renumbered in order of appearance). A name an earlier task had already -- two
+        tasks both named ``worker`` -- gets a number, ``worker#2``: one label, one task."""
         name = str(task.get_name())
         if _DEFAULT_TASK_NAME.match(name):
             name = _name_being_given(task) or name
         if self.deterministic and _DEFAULT_TASK_NAME.match(name):
-            return self._numbered("Task")
-        return name
+            label = self._numbered("Task")
+        else:
+            label, n = name, 1
+            while label in self._task_labels:
+                n += 1
+                label = f"{name}#{n}"
+        self._task_labels.add(label)
+        return label
 
     def fd(self, fd: int) -> str:
         if not self.deterministic:

@@ -36,8 +36,10 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import codecs
 import contextlib
 import importlib.util
+import inspect
 import io
 import json
 import runpy
@@ -61,6 +63,7 @@ __all__ = [
     "UsageError",
     "add_arguments",
     "add_script_arguments",
+    "as_script",
     "command",
     "load",
     "new_event_loops",
@@ -98,8 +101,15 @@ def load(path: str | Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path} as a Python script")
     module = importlib.util.module_from_spec(spec)
-    with _script_folder_on_path(path):
-        spec.loader.exec_module(module)
+    # In sys.modules, as an imported module is: dataclasses, typing.get_type_hints and
+    # pickle look a class's module up there by name.
+    sys.modules[name] = module
+    try:
+        with _script_folder_on_path(path):
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 
@@ -112,14 +122,19 @@ def trace(
     on_record: Callable[[Record], object] | None = None,
 ) -> Traced:
     """Run the script's ``main()`` on a recording kernel; return the records and outcome."""
-    recorder = Recorder(deterministic=deterministic, on_record=on_record)
-    main = _main_of(path, aio)
-    traced = Traced(str(path), aio, deterministic, as_main=main is None)
-    kernel = Kernel(clock=VirtualClock() if deterministic else None, tracer=recorder)
-    recorder.attach(kernel)
-    return _recorded(
-        traced, recorder, lambda: _execute(kernel, main, aio, Path(path)), kernel.close, capture
-    )
+    with as_script(path):
+        recorder = Recorder(deterministic=deterministic, on_record=on_record)
+        main = _main_of(path, aio)
+        traced = Traced(str(path), aio, deterministic, as_main=main is None)
+        kernel = Kernel(clock=VirtualClock() if deterministic else None, tracer=recorder)
+        recorder.attach(kernel)
+        return _recorded(
+            traced,
+            recorder,
+            lambda: _execute(kernel, main, aio, Path(path)),
+            kernel.close,
+            capture,
+        )
 
 
 class _Notes(Protocol):
@@ -139,19 +154,28 @@ def _recorded(
 ) -> Traced:
     """Run the program (``execute()``) and keep in ``traced`` what it returns or raises, and
     the records. Unless ``capture`` is false, what it prints becomes ``output`` records; at the
-    end comes a ``close`` note, then ``close()`` (the kernel's, or the loop's)."""
-    output = _Output(recorder) if capture else None
+    end comes a ``close`` note, then ``close()`` (the kernel's, or the loop's).
+
+    ``sys.exit(n)`` is kept like an exception, so that the views still show the run up to
+    it; ``sys.exit()`` or ``sys.exit(0)`` is a normal end."""
+    lines = _Lines(recorder) if capture else None
     try:
         with contextlib.ExitStack() as stack:
-            if output is not None:
-                stack.enter_context(contextlib.redirect_stdout(output))
+            if lines is not None:
+                stack.enter_context(contextlib.redirect_stdout(_text_over(lines)))
             try:
                 traced.result = execute()
+            except UsageError:
+                raise  # how the view was asked to run it: not part of the story
             except Exception as error:  # the program's own failure: part of the story
                 traced.error = error
+            except SystemExit as exit:
+                if exit.code not in (None, 0):
+                    traced.error = exit
             finally:
-                if output is not None:
-                    output.flush()
+                if lines is not None:
+                    sys.stdout.flush()  # (the text layer's: redirect_stdout has it there)
+                    lines.finish()
                 recorder.note("close")
                 close()
     finally:
@@ -161,9 +185,10 @@ def _recorded(
 
 def run(path: str | Path, *, aio: bool = False, clock: Clock | None = None) -> Any:
     """Run the script's ``main()`` on a kernel with no tracer; return what it returns."""
-    main = _main_of(path, aio)
-    with Kernel(clock=clock) as kernel:
-        return _execute(kernel, main, aio, Path(path))
+    with as_script(path):
+        main = _main_of(path, aio)
+        with Kernel(clock=clock) as kernel:
+            return _execute(kernel, main, aio, Path(path))
 
 
 def _main_of(path: str | Path, aio: bool) -> Callable[[], Any] | None:
@@ -253,9 +278,22 @@ def _execute(kernel: Kernel, main: Callable[[], Any] | None, aio: bool, path: Pa
 def _run_until_complete(kernel: Kernel, main: Callable[[], Any]) -> Any:
     loop = aio.EventLoop(kernel)
     try:
-        return loop.run_until_complete(main())
+        return loop.run_until_complete(awaitable_of(main))
     finally:
         loop.close()
+
+
+def awaitable_of(main: Callable[[], Any]) -> Any:
+    """What ``main()`` returns, for ``run_until_complete``: it must be awaitable."""
+    started = main()
+    if not inspect.isawaitable(started):
+        raise UsageError(
+            f"an asyncio script's main() must be an async def (its coroutine is run with "
+            f"loop.run_until_complete); this one returned {started!r}. A main() that calls "
+            f"asyncio.run() itself: call it under 'if __name__ == \"__main__\":' and name it "
+            f"otherwise, and the script is run as __main__, its loop recorded"
+        )
+    return started
 
 
 def _run_as_main(kernel: Kernel, path: Path) -> None:
@@ -325,6 +363,20 @@ def _first_then(
 
 
 @contextlib.contextmanager
+def as_script(path: str | Path) -> Iterator[None]:
+    """While inside, the world looks to the script as it would to ``python script.py``:
+    ``sys.argv`` is ``[script]`` (not ``python -m kernel``'s arguments), and the script's
+    folder is first on ``sys.path`` -- for the whole run, since ``main()`` may import too."""
+    saved_argv = sys.argv
+    sys.argv = [str(path)]
+    try:
+        with _script_folder_on_path(Path(path)):
+            yield
+    finally:
+        sys.argv = saved_argv
+
+
+@contextlib.contextmanager
 def _script_folder_on_path(path: Path) -> Iterator[None]:
     """As ``python script.py`` does: the script's folder first on ``sys.path``."""
     folder = str(path.resolve().parent)
@@ -336,28 +388,47 @@ def _script_folder_on_path(path: Path) -> Iterator[None]:
             sys.path.remove(folder)
 
 
-class _Output(io.TextIOBase):
-    """A stdout that turns each line the program prints into an ``output`` record."""
+def _text_over(lines: _Lines) -> io.TextIOWrapper:
+    """A stdout that turns each line the program prints into an ``output`` record.
+
+    A real text stream over a binary one, like ``sys.stdout``: a program that writes bytes
+    to ``sys.stdout.buffer`` or asks for ``sys.stdout.encoding`` behaves as it does in a
+    terminal. Nothing is buffered (``write_through``), so text and bytes keep their order."""
+    return io.TextIOWrapper(
+        lines,  # type: ignore[arg-type]  # (a raw stream: write-through needs no buffer)
+        encoding="utf-8",
+        errors="backslashreplace",
+        write_through=True,
+    )
+
+
+class _Lines(io.RawIOBase):
+    """The bytes under ``_output_to``'s stream, cut into lines, each an ``output`` record."""
 
     def __init__(self, recorder: _Notes) -> None:
         super().__init__()
         self._recorder = recorder
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._line = ""
 
     def writable(self) -> bool:
         return True
 
-    def write(self, text: str) -> int:
-        self._line += text
+    def write(self, data: Any) -> int:
+        with memoryview(data) as view:
+            self._line += self._decoder.decode(view)
+            size = view.nbytes
         *lines, self._line = self._line.split("\n")
         for line in lines:
             self._recorder.note("output", text=line)
-        return len(text)
+        return size
 
-    def flush(self) -> None:
-        if self._line:
-            line, self._line = self._line, ""
-            self._recorder.note("output", text=line)
+    def finish(self) -> None:
+        """The program has ended: a line it left unfinished is a record too. (Not on
+        ``flush()``: ``print(..., end="", flush=True)`` does not end a line.)"""
+        rest, self._line = self._line + self._decoder.decode(b"", final=True), ""
+        if rest:
+            self._recorder.note("output", text=rest)
 
 
 # -- the command line ---------------------------------------------------------------------------

@@ -73,6 +73,7 @@ def pytest_fixture_setup(
     """pytest's half of an async fixture: its value is a ``_Pending`` (see the docstring)."""
     func = fixturedef.func
     if not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
+        _refuse_async_arguments(fixturedef, request)
         return (yield)
     name = fixturedef.argname
     if fixturedef.scope != "function":
@@ -89,6 +90,20 @@ def pytest_fixture_setup(
         return (yield)  # pytest's own setup calls it, and caches what it returns
     finally:
         fixturedef.func = func  # type: ignore[misc]
+
+
+def _refuse_async_arguments(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    """A sync fixture would get an async one's placeholder, not its value: say so."""
+    for argname in fixturedef.argnames:
+        if argname != "request" and isinstance(request.getfixturevalue(argname), _Pending):
+            pytest.fail(
+                f"fixture {fixturedef.argname!r} is not async, but uses the async fixture "
+                f"{argname!r}, whose value exists only in the test's kernel: make "
+                f"{fixturedef.argname!r} an async def too",
+                pytrace=False,
+            )
 
 
 def _fixture_function(
@@ -108,12 +123,19 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     func = pyfuncitem.obj
     names = pyfuncitem._fixtureinfo.argnames
     kwargs: dict[str, Any] = {name: pyfuncitem.funcargs[name] for name in names}
+    # Every async fixture the test uses, in pytest's order: its arguments, and those it
+    # does not take (autouse, usefixtures), which must be set up all the same.
+    pending = {
+        name: value
+        for name in pyfuncitem.fixturenames
+        if isinstance(value := pyfuncitem.funcargs.get(name), _Pending)
+    }
     if not inspect.iscoroutinefunction(func):
-        pending = [name for name, value in kwargs.items() if isinstance(value, _Pending)]
         if pending:
             pytest.fail(
                 f"{pyfuncitem.nodeid} is not async, but uses the async fixture "
-                f"{pending[0]!r}, which only a kernel can set up: make the test `async def`",
+                f"{next(iter(pending))!r} (as an argument, autouse or usefixtures), which only "
+                f"a kernel can set up: make the test `async def`",
                 pytrace=False,
             )
         return None  # not ours: let pytest call it
@@ -129,8 +151,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     clock: Clock = MonotonicClock()
     if not realtime:
         clock = cast(Clock, pyfuncitem.funcargs["virtual_clock"]) if requested else VirtualClock()
-    if any(isinstance(value, _Pending) for value in kwargs.values()):
-        main = cast("types.CoroutineType[Any, Any, None]", _with_async_fixtures(func, kwargs))
+    if pending:
+        main = cast(
+            "types.CoroutineType[Any, Any, None]", _with_async_fixtures(func, kwargs, pending)
+        )
         main.__name__, main.__qualname__ = func.__name__, func.__qualname__  # the task's name
         run(main, clock=clock)
     else:
@@ -138,12 +162,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-async def _with_async_fixtures(test: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    """The test's main task: set up its async fixtures, run it, tear them down."""
+async def _with_async_fixtures(
+    test: Callable[..., Any], kwargs: dict[str, Any], pending: dict[str, _Pending]
+) -> None:
+    """The test's main task: set up its async fixtures (``pending``, in pytest's order), run
+    it, tear them down."""
     async with contextlib.AsyncExitStack() as teardowns:
         values: dict[int, Any] = {}  # id(pending) -> its value: one set-up per fixture
+        for value in pending.values():
+            await _set_up(value, values, teardowns)
         for name, value in kwargs.items():
-            kwargs[name] = await _set_up(value, values, teardowns)
+            kwargs[name] = await _set_up(value, values, teardowns)  # (set up: looked up)
         await test(**kwargs)
 
 

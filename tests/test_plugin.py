@@ -181,6 +181,71 @@ def test_async_fixture_mistakes_are_explained(pytester: pytest.Pytester) -> None
     )
 
 
+def test_async_fixtures_the_test_does_not_take_are_set_up_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import kernel
+
+        EVENTS = []
+
+        @pytest.fixture
+        async def resource():
+            EVENTS.append("resource")
+
+        class TestConnected:
+            @pytest.fixture(autouse=True)
+            async def connected(self):
+                await kernel.sleep(1)
+                EVENTS.append("set up")
+                yield
+                EVENTS.append("torn down")
+
+            async def test_autouse(self, virtual_clock):
+                assert EVENTS[-1] == "set up" and virtual_clock.now() == 1.0
+
+            @pytest.mark.usefixtures("resource")
+            async def test_usefixtures(self):
+                assert EVENTS[-2:] == ["set up", "resource"]
+
+            def test_sync(self):
+                pass
+
+        def test_log():
+            assert EVENTS == ["set up", "torn down", "set up", "resource", "torn down"]
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_sync is not async, but uses the async fixture 'connected' (as an argument, auto*"]
+    )
+
+
+def test_a_sync_fixture_cannot_take_an_async_ones_value(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        async def resource():
+            return 1
+
+        @pytest.fixture
+        def doubled(resource):
+            return resource * 2
+
+        async def test_doubled(doubled):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*fixture 'doubled' is not async, but uses the async fixture 'resource'*make 'doubled'*"]
+    )
+
+
 def test_an_overridden_virtual_clock_can_wait_for_a_thread(pytester: pytest.Pytester) -> None:
     # The recipe in getting-started.md for a test whose task waits on a worker thread.
     pytester.makepyfile(

@@ -144,6 +144,16 @@ def test_wide_and_combining_names_keep_the_chart_in_line(axis: str, tmp_path: Pa
     assert wide_text == render_text(narrow, axis=axis, width=60)
 
 
+def test_control_characters_in_a_name_do_not_break_its_row(tmp_path: Path) -> None:
+    chart = render_text(timeline_of_names(tmp_path, ["two\nlines", "tab\there"]), width=60)
+    rows = [line for line in chart.splitlines() if "(task " in line]
+    assert [row.split("  ")[0] for row in rows] == [
+        "main (task 1)",
+        "two\\nlines (task 2)",
+        "tab\\there (task 3)",
+    ]
+
+
 # -- the model, on records written by hand ---------------------------------------------------------
 
 
@@ -261,6 +271,24 @@ def test_without_the_virtual_clock_the_axis_is_time(
     assert "0.01" in ruler or "0.02" in ruler  # a time ruler, in seconds
     napper = next(line for line in lines if line.startswith("napper (task 2)"))
     assert napper.split()[-1].endswith("X") and "." in napper  # blocked, then over
+
+
+def test_a_program_shorter_than_a_millisecond_has_its_times_shown() -> None:
+    """In real time, a short program's ruler and length are in microseconds, not all "0"."""
+    records = [
+        record(0, "spawn", "main (task 1)"),
+        record(1, "turn", t=0.0),
+        record(1, "run", "main (task 1)", t=0.0),
+        record(1, "trap", "main (task 1)", t=0.0, trap="sleep", args=["0"]),
+        record(1, "park", "main (task 1)", t=0.0, why="SLEEPING", to="sleeping", until=0.0),
+        record(2, "turn", t=0.00012),
+        record(2, "run", "main (task 1)", t=0.00012),
+        record(2, "exit", "main (task 1)", t=0.00019, cancelled=False, result="None"),
+    ]
+    chart = render_text(build(records, virtual=False), axis="time", width=100)
+    ruler = next(line for line in chart.splitlines() if line.startswith("t "))
+    assert ruler.split() == ["t", "0", "0.00005", "0.0001", "0.00015"]
+    assert "0.00019 s in real time" in chart
 
 
 def test_a_program_that_fails_still_gets_its_timeline(

@@ -46,7 +46,7 @@ def summary(timeline: Timeline) -> str:
     clock = "on the virtual clock" if timeline.virtual else "in real time"
     return (
         f"{_count(timeline.turns, 'turn')} of the loop, {_count(len(timeline.slices), 'slice')}, "
-        f"{format_seconds(timeline.duration)} s {clock}."
+        f"{format_seconds(timeline.duration, _digits(timeline.duration, 2))} s {clock}."
     )
 
 
@@ -102,7 +102,9 @@ def _time_chart(timeline: Timeline, width: int) -> list[str]:
         return min(room - 1, int(seconds / span * room))
 
     step = time_step(span, room)
-    marks = [(at(k * step), format_seconds(k * step)) for k in range(int(span / step + 1e-9) + 1)]
+    digits = _digits(step, 1)
+    count = int(span / step + 1e-9) + 1
+    marks = [(at(k * step), format_seconds(k * step, digits)) for k in range(count)]
     lines = [_ruler("t", label_width, marks, room)]
     for row in timeline.rows:
         symbols: dict[int, str] = {}
@@ -119,6 +121,14 @@ def _time_chart(timeline: Timeline, width: int) -> list[str]:
         if any(cell != " " for cell in cells):
             lines.append((_label(row, label_width) + "".join(cells)).rstrip())
     return lines
+
+
+def _digits(seconds: float, significant: int) -> int:
+    """How many decimals show ``seconds`` with that many significant digits: 3 (a
+    millisecond) unless it is shorter -- a program that ran for 80 µs is not "0 s" long."""
+    if seconds <= 0 or seconds >= 0.001:
+        return 3
+    return -math.floor(math.log10(seconds)) + significant - 1
 
 
 def time_step(span: float, room: float) -> float:
@@ -141,16 +151,26 @@ def _ruler(name: str, label_width: int, marks: list[tuple[int, str]], room: int)
 
 
 def _label_width(timeline: Timeline) -> int:
-    return min(max((_columns(row) for row in timeline.rows), default=4), LABEL_MAX) + 2
+    widest = max((_columns(_printable(row)) for row in timeline.rows), default=4)
+    return min(widest, LABEL_MAX) + 2
 
 
 def _label(text: str, width: int) -> str:
     """A row's name in ``width`` columns; a long one is cut, keeping its "(task n)"."""
+    text = _printable(text)
     if _columns(text) > width - 2:
         name, task, number = text.rpartition(" (task ")
         suffix = task + number if name else ""
         text = _cut(name or text, width - 4 - _columns(suffix)) + ".." + suffix
     return text + " " * (width - _columns(text))
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters written as escapes: a task named ``"a\\nb"`` must not
+    break its row in two."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _columns(text: str) -> int:

@@ -22,16 +22,16 @@ import errno
 import os
 import socket as _stdlib
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .iotable import EVENT_READ, EVENT_WRITE
 from .lifecycle import let_go_of
 from .resolver import names_a_host, numeric_address
 from .resource import AsyncResource
 from .streams import CHUNK_SIZE, SocketStream
-from .traps import _io_release, _io_wait
+from .traps import IO_WAIT, _io_release, _io_wait, prepared_trap
 
-__all__ = ["Socket", "flat_bytes"]
+__all__ = ["Forwarded", "Socket", "flat_bytes", "forward_names"]
 
 T = TypeVar("T")
 
@@ -60,6 +60,9 @@ class Socket(AsyncResource):
         self._recv = sock.recv
         self._send = sock.send
         self._drained = False  # the last recv emptied the receive buffer (see recv)
+        # recv's wait for data, built once: ``await _io_wait(sock, EVENT_READ)`` without a
+        # generator and a tuple per message (see kernel.traps.PreparedTrap).
+        self._wait_readable = prepared_trap(IO_WAIT, sock, EVENT_READ)
 
     def __repr__(self) -> str:
         sock = self.__dict__.get("_socket")  # absent in an instance made by __new__ alone
@@ -73,12 +76,9 @@ class Socket(AsyncResource):
         if sock is not None:
             let_go_of(sock)
 
-    def __getattr__(self, name: str) -> Any:
-        # Asked only for what the instance lacks. An instance made by __new__ alone (as
-        # copy and pickle make them) lacks _socket itself: looking it up here would recurse.
-        if name == "_socket":
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute '_socket'")
-        return getattr(self._socket, name)
+    if TYPE_CHECKING:  # (at run time, Forwarded descriptors: see forward_names below)
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __getstate__(self) -> NoReturn:
         """Refuse, as the stdlib socket does: ``TypeError`` from ``copy``, ``deepcopy`` and
@@ -151,12 +151,15 @@ class Socket(AsyncResource):
         if flags or maxsize <= 0:
             return await self._recv_at_once(maxsize, flags)
         if self._drained:
-            await _io_wait(self._socket, EVENT_READ)
+            await self._wait_readable
+        # (Through a local: on 3.11, ``self._recv(...)`` -- a call of a function kept on
+        # the instance -- takes the slow, general lookup every time; reading it does not.)
+        recv = self._recv
         while True:
             try:
-                data = self._recv(maxsize, flags)
+                data = recv(maxsize, flags)
             except BlockingIOError:
-                await _io_wait(self._socket, EVENT_READ)
+                await self._wait_readable
             else:
                 self._drained = 0 < len(data) < maxsize
                 return data
@@ -201,8 +204,9 @@ class Socket(AsyncResource):
         sent = 0
         try:
             if type(data) is bytes:  # the common case: one call takes it all
+                send = self._send  # (a local, as recv's: faster on 3.11 than self._send(...))
                 try:  # noqa: SIM105 -- the hot path: a try is free, a context manager is not
-                    sent = self._send(data, flags)
+                    sent = send(data, flags)
                 except BlockingIOError:
                     pass
                 if sent == len(data):
@@ -346,6 +350,46 @@ class Socket(AsyncResource):
 
     def dup(self) -> Socket:
         return type(self)(self._socket.dup())
+
+
+class Forwarded:
+    """A name a ``Socket`` hands on to the socket it wraps: ``sock.bind`` is
+    ``sock._socket.bind``. Set on the class for every name the wrapped type answers that
+    the ``Socket`` does not define itself (``forward_names``).
+
+    Discussion: why not ``__getattr__``, which would forward whatever is asked? On CPython
+    3.11, a class with a ``__getattr__`` gets none of the interpreter's fast paths for
+    attribute lookups (``sock.recv``, ``self._drained``...): every one on its instances
+    takes the slow, general route -- measured, about a ninth of an echo server's Python
+    work per message. A descriptor per name costs the hot path nothing. It has no
+    ``__set__``, so an attribute set on the instance still wins. The price: only the
+    names of the stdlib's socket type are forwarded, not those a subclass of it adds
+    (``stdlib_socket`` reaches them).
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, sock: Any, owner: Any = None) -> Any:
+        if sock is None:
+            return self
+        return getattr(sock._socket, self.name)
+
+    def __repr__(self) -> str:
+        return f"<forwarded to the wrapped socket: {self.name}>"
+
+
+def forward_names(cls: type, names: Any) -> None:
+    """Forward to the wrapped socket each of ``names`` that ``cls`` lacks (dunders aside)."""
+    for name in names:
+        if not (name.startswith("__") and name.endswith("__")) and not hasattr(cls, name):
+            setattr(cls, name, Forwarded(name))
+
+
+# Everything of the stdlib socket's that Socket does not define: bind, listen, family...
+forward_names(Socket, dir(_stdlib.socket))
 
 
 def flat_bytes(view: memoryview) -> memoryview:

@@ -173,7 +173,7 @@ def install_slow_task_watch(kernel: Kernel, threshold: float) -> None:
         context: contextvars.Context | None = None,
     ) -> Task:
         task = plain_new_task(coro, daemon, name, context)
-        task._coro = WatchedCoroutine(task._coro, task, watch)  # type: ignore[assignment]
+        task.wrap_coro(WatchedCoroutine(task._coro, task, watch))
         return task
 
     kernel._new_task = new_task  # type: ignore[method-assign]

@@ -104,6 +104,7 @@ class Task:
         "_no_cancel",
         "_observed",
         "_result",
+        "_send",
         "_timeout",
         "_timeout_entry",
         "_wait_entry",
@@ -133,6 +134,8 @@ class Task:
         self.cancelled = False
         self._kernel = kernel
         self._coro = coro
+        # What the loop resumes it with: _send(coro, value) (see wrap_coro).
+        self._send: Callable[[Any, Any], Any] = type(coro).send
         # Its own context variables: each step runs inside this (see Kernel._new_task).
         self._context = context
         self._next_value: Any = None
@@ -157,6 +160,19 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task id={self.id} name={self.name!r} state={self.state}>"
+
+    def wrap_coro(self, wrapper: Any) -> None:
+        """Step the task through ``wrapper`` (the tracer's or the slow-step watch's), which
+        wraps its coroutine. Keeps ``_send``, the ``send`` the loop calls, in step.
+
+        Discussion: the loop calls ``_send(coro, value)`` once per step. ``_send`` is the
+        coroutine type's own ``send`` function, looked up once per task: ``coro.send``
+        would make a bound method object on every step, and ``type(coro).send`` is a
+        lookup on a class, which 3.11 does not speed up. (Not bound once per task either:
+        that would be one more object per task, kept for as long as the task lives.)
+        """
+        self._coro = wrapper
+        self._send = type(wrapper).send
 
     @property
     def coro(self) -> CoroutineLike:

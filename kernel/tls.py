@@ -15,7 +15,7 @@ import ssl as _ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .asyncsocket import Socket, flat_bytes
+from .asyncsocket import Socket, flat_bytes, forward_names
 from .iotable import EVENT_READ, EVENT_WRITE
 from .traps import _io_wait
 
@@ -185,6 +185,20 @@ def wrap_ssl(
             _close_half_built(error, fd)
         raise
     return SSLSocket(wrapped)
+
+
+# What an ``ssl.SSLSocket`` adds (getpeercert, cipher, ...), and what it keeps on its
+# instances rather than its class; the rest its Socket base forwards already.
+forward_names(
+    SSLSocket,
+    [
+        *dir(_ssl.SSLSocket),
+        "server_side",
+        "server_hostname",
+        "do_handshake_on_connect",
+        "suppress_ragged_eofs",
+    ],
+)
 
 
 def _close_half_built(error: BaseException, fd: int) -> None:

@@ -50,8 +50,10 @@ __all__ = [
     "WAIT_ON",
     "WAIT_TASK",
     "WAKE",
+    "PreparedTrap",
     "Trap",
     "TrapCall",
+    "prepared_trap",
 ]
 
 Trap: TypeAlias = tuple[Any, ...]
@@ -120,6 +122,37 @@ def _sleep(seconds: float) -> Generator[Trap, Any, None]:
 def _io_wait(fileobj: Any, event: int) -> Generator[Trap, Any, None]:
     """Park in the I/O wait table until ``fileobj`` is ready for ``event`` (selectors.EVENT_*)."""
     yield (IO_WAIT, fileobj, event)
+
+
+class PreparedTrap(tuple):  # type: ignore[type-arg]
+    """A trap built once and awaited many times: ``await prepared`` yields it to the kernel.
+
+    Discussion: each call of a trap function above makes a generator -- a Python frame --
+    and a tuple, and the kernel resumes that frame once more just to let it finish. A hot
+    path that parks with the same trap over and over (a socket's ``recv``, once per message
+    of a server) can build it once instead: this is a one-element tuple holding the trap,
+    whose ``__await__`` is the tuple's own iterator. Awaiting it yields the trap; resumed,
+    the iterator is done, and the ``await`` gives None. All of it runs in C. An exception
+    thrown in (a cancellation) is raised at the ``await``, as from a trap function.
+
+    The kernel must resume it with None (a tuple's iterator has no ``send``): it suits the
+    traps whose value is None, such as ``IO_WAIT``.
+    """
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+
+        def __await__(self) -> Generator[Trap, None, None]: ...
+
+    else:
+        __await__ = tuple.__iter__
+
+
+def prepared_trap(*trap: Any) -> PreparedTrap:
+    """``trap`` (the tuple ``_io_wait`` would yield, say), prepared to be awaited again and
+    again: ``await prepared_trap(IO_WAIT, sock, EVENT_READ)`` is ``await _io_wait(sock,
+    EVENT_READ)``."""
+    return PreparedTrap((trap,))
 
 
 @types.coroutine

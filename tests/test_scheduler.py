@@ -742,3 +742,25 @@ def test_closing_a_running_kernel_from_its_own_task_is_refused() -> None:
         answer = k.run(main, k)
         assert "while the kernel is running" in answer and "main task return" in answer
         assert k.run(kernel.sleep, 0) is None  # it was not closed
+
+
+def test_a_prepared_trap_yields_its_trap_each_time_it_is_awaited() -> None:
+    from kernel.traps import IO_WAIT, prepared_trap
+
+    trap = prepared_trap(IO_WAIT, "sock", EVENT_READ)
+
+    async def twice() -> str:
+        await trap
+        await trap
+        return "done"
+
+    coro = twice()
+    assert coro.send(None) == (IO_WAIT, "sock", EVENT_READ)
+    assert coro.send(None) == (IO_WAIT, "sock", EVENT_READ)
+    with pytest.raises(StopIteration) as finished:
+        coro.send(None)
+    assert finished.value.value == "done"
+    thrown = twice()
+    thrown.send(None)
+    with pytest.raises(TaskCancelled):  # thrown in: raised at the await, as a trap's would be
+        thrown.throw(TaskCancelled("cancelled while parked"))

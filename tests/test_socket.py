@@ -1148,3 +1148,18 @@ async def test_a_cancelled_sendfile_carries_bytes_sent_and_the_file_says_where_i
             assert io_waiters() == []
             assert await kernel.timeout_after(LIMIT, received, b, sent) == PAYLOAD[:sent]
     assert open_fds() == before
+
+
+async def test_the_stdlib_sockets_other_names_are_handed_on_to_it() -> None:
+    a, b = socket.socketpair()
+    async with a, b:
+        # (Descriptors on the class, not __getattr__: with one, 3.11 looks up every
+        # attribute of every Socket the slow way, recv and sendall included.)
+        assert "__getattr__" not in vars(socket.Socket)
+        assert a.family == stdlib_socket.AF_UNIX and a.fileno() == a.stdlib_socket.fileno()
+        a.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_SNDBUF, 65536)
+        assert a.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_SNDBUF) > 0
+        a.family = "shadowed"  # type: ignore[attr-defined]  # an instance attribute still wins
+        assert a.family == "shadowed" and b.family == stdlib_socket.AF_UNIX
+        with pytest.raises(AttributeError, match="no_such_thing"):
+            a.no_such_thing  # noqa: B018

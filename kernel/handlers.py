@@ -154,6 +154,12 @@ class TrapHandlers:
     def _trap_cancel(self, task: Task, trap: Trap) -> bool:
         """CANCEL target exc: make exc pending on target (delivered now if it is blocked)."""
         _, target, exc = trap
+        if target._kernel is not self:
+            task._next_exc = RuntimeError(
+                f"{target!r} belongs to another kernel: cancel it from one of that kernel's "
+                f"tasks (kernel.call_threadsafe hands work to a kernel from another thread)"
+            )
+            return True
         task._next_value = self._cancel_task(target, exc)
         return True
 

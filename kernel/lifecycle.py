@@ -17,6 +17,8 @@ Read next: ``kernel/asyncgens.py``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import os
 import signal
@@ -157,6 +159,8 @@ class KernelLifecycle:
         if self._closed:
             raise RuntimeError("this Kernel is closed; create a new one")
         if _current.kernel is not None:
+            if inspect.iscoroutine(corofunc):
+                corofunc.close()  # refused: not "never awaited"
             raise RuntimeError(
                 "kernel.run() was called inside a running kernel; from async code, `await` "
                 "the coroutine or `await kernel.spawn(...)` it instead"
@@ -168,10 +172,10 @@ class KernelLifecycle:
             self._run_until(lambda: main.done)
         finally:
             self._main = None
+        main._observed = True  # (its error, if any, travels with the fatal one below)
         if self._fatal is not None:
             fatal, self._fatal = self._fatal, None
             raise fatal from main._exception
-        main._observed = True
         if main._exception is not None:
             raise main._exception
         return main._result
@@ -223,15 +227,29 @@ class KernelLifecycle:
             raise fatal
 
     def _cancel_remaining_tasks(self) -> None:
-        for task in list(self._tasks.values()):
-            if not task.daemon:
-                log.warning(
-                    "%s was still running when the kernel closed; cancelling it (spawn "
-                    "it with daemon=True if it is meant to run until the end)",
-                    repr(task),  # now: the log record may be formatted later
-                )
-            self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
-        self._run_until(lambda: not self._tasks)
+        """Cancel every task left, and turn the loop until their cleanup is done.
+
+        Discussion: a task's cleanup may spawn another (a helper, in a ``finally``). That
+        one is cancelled in its turn: otherwise nothing would stop it, and close() would
+        wait for it for ever. Task ids only grow, and ``_tasks`` keeps them in order, so
+        the newest task is its last key: the loop stops when one newer than the last
+        cancelled appears."""
+        cancelled_up_to = 0  # the newest id cancelled so far
+        while self._tasks:
+            for task in [task for id, task in self._tasks.items() if id > cancelled_up_to]:
+                if not task.daemon:
+                    log.warning(
+                        "%s was still running when the kernel closed; cancelling it (spawn "
+                        "it with daemon=True if it is meant to run until the end)",
+                        repr(task),  # now: the log record may be formatted later
+                    )
+                self._cancel_task(task, TaskCancelled("the kernel is shutting down"))
+                cancelled_up_to = task.id
+            self._run_until(functools.partial(self._all_ended_or_newer, cancelled_up_to))
+
+    def _all_ended_or_newer(self, task_id: int) -> bool:
+        """Every task has ended, or one newer than ``task_id`` has been spawned."""
+        return not self._tasks or next(reversed(self._tasks)) > task_id
 
     def _drop_callbacks(self) -> None:
         """Forget every queued callback, timed callback and watcher (asyncio drops them when
@@ -302,6 +320,13 @@ class KernelLifecycle:
     @contextlib.contextmanager
     def _activated(self) -> Iterator[None]:
         """Mark this kernel as the thread's running one; own Ctrl-C while it runs."""
+        if _current.kernel is not None and _current.kernel is not self:
+            # (run() says so first; this catches close() with tasks left, from a task.)
+            raise RuntimeError(
+                f"{self!r} cannot turn its loop inside a task of {_current.kernel!r}, which "
+                f"is running in this thread: close it, or run it, outside that kernel (or "
+                f"in a thread of its own)"
+            )
         main_thread = threading.current_thread() is threading.main_thread()
         own_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         if own_sigint:

@@ -126,6 +126,9 @@ class TaskGroup:
         # The cancellation start() raised because the task it was starting was cancelled (by
         # this group, when a sibling failed): not the body being cancelled (see __aexit__).
         self._start_cancelled: BaseException | None = None
+        # Set once the group cancels its members (a failure, the block's end): from then
+        # on a newcomer -- spawned by a member's cleanup, say -- is cancelled as it joins.
+        self._cancelling = False
         self._waiters = WaitQueue(self)  # the parent, waiting for a member to end
         self._closed = False
         self._kernel: Kernel = None  # type: ignore[assignment]  # learnt from the first member
@@ -165,6 +168,8 @@ class TaskGroup:
         else:
             self._running[task] = None
             task.add_exit_callback(on_exit)
+            if self._cancelling:
+                self._kernel._cancel_task(task, TaskCancelled("cancelled by its TaskGroup"))
 
     def _on_exit(self, task: Task) -> None:
         """Runs in the kernel's context when a member ends (it must not block)."""
@@ -173,6 +178,7 @@ class TaskGroup:
         self._completed.append(task)
         if task._exception is not None and not ended_by_cancellation(task._exception):
             self._failed.append(task)
+            self._cancelling = True
             for sibling in self._running:
                 self._kernel._cancel_task(sibling, TaskCancelled(f"a sibling failed: {task!r}"))
         self._wake_parent()
@@ -275,7 +281,9 @@ class TaskGroup:
             yield task
 
     async def cancel_remaining(self) -> None:
-        """Cancel every member still running and wait until they have all ended."""
+        """Cancel every member still running and wait until they have all ended (one that
+        joins meanwhile is cancelled as it joins)."""
+        self._cancelling = True
         for task in list(self._running):
             await _cancel(task, TaskCancelled("cancelled by its TaskGroup"))
         while self._running:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import gc
+import inspect
 import logging
 import os
 import signal
@@ -303,6 +305,24 @@ def test_an_unjoined_crash_is_reported_with_its_traceback(
     assert all(r.exc_info is not None for r in caplog.records)
     assert "nobody saw me" in caplog.text and "Traceback" in caplog.text
     assert "seen" not in caplog.text
+
+
+def test_a_main_task_failing_after_ctrl_c_is_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        try:
+            signal.raise_signal(signal.SIGINT)
+            await kernel.sleep(1)
+        finally:
+            raise ValueError("cleanup failed")
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        kernel.run(main, clock=VirtualClock())
+    assert repr(stopped.value.__cause__) == "ValueError('cleanup failed')"
+    del stopped
+    gc.collect()
+    assert "cleanup failed" not in caplog.text  # not logged as well: it was seen
 
 
 def test_ctrl_c_cancels_main_runs_cleanup_then_raises_keyboard_interrupt() -> None:
@@ -764,3 +784,68 @@ def test_a_prepared_trap_yields_its_trap_each_time_it_is_awaited() -> None:
     thrown.send(None)
     with pytest.raises(TaskCancelled):  # thrown in: raised at the await, as a trap's would be
         thrown.throw(TaskCancelled("cancelled while parked"))
+
+
+async def test_a_refused_nested_run_and_a_kernel_closed_in_a_task_leave_this_one_running() -> None:
+    from kernel.lifecycle import current_kernel
+
+    this = current_kernel()
+
+    async def child() -> int:
+        return 1
+
+    refused = child()
+    with pytest.raises(RuntimeError, match="inside a running kernel"):
+        kernel.run(refused)
+    assert (
+        inspect.getcoroutinestate(refused) == "CORO_CLOSED"
+    )  # closed: no "never awaited" warning later
+    with Kernel():  # made and closed here, never run
+        pass
+    assert current_kernel() is this
+    async with kernel.Lock():  # (needs running_task(), so the thread's current kernel)
+        pass
+    with pytest.raises(RuntimeError, match="inside a running kernel"):
+        kernel.run(child)  # still refused
+
+
+def test_cancelling_a_task_of_another_kernel_is_refused() -> None:
+    tasks: list[kernel.Task] = []
+
+    async def start() -> None:
+        tasks.append(await kernel.spawn(kernel.sleep, 10, daemon=True))
+        await kernel.sleep(0)
+
+    async def cancel_it() -> None:
+        with pytest.raises(RuntimeError, match="belongs to another kernel"):
+            await tasks[0].cancel()
+
+    with Kernel() as first:
+        first.run(start)
+        kernel.run(cancel_it)
+        assert not tasks[0].done  # untouched: still parked in its own kernel
+
+
+def test_a_task_spawned_by_a_cleanup_at_close_is_cancelled_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock()
+    helpers: list[kernel.Task] = []
+
+    async def heartbeat() -> None:
+        while True:
+            await kernel.sleep(1)
+
+    async def worker() -> None:
+        try:
+            await kernel.sleep(100)
+        finally:  # its cleanup starts a helper, as the kernel closes
+            helpers.append(await kernel.spawn(heartbeat))
+
+    async def main() -> None:
+        await kernel.spawn(worker, daemon=True)
+        await kernel.sleep(0)
+
+    kernel.run(main, clock=clock)
+    assert helpers[0].cancelled and clock.now() == 0.0
+    assert "heartbeat" in caplog.text and "was still running when the kernel closed" in caplog.text

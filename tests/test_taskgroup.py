@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from typing import Any
 
@@ -454,3 +455,26 @@ async def test_a_finished_group_refuses_a_newcomer_before_it_runs(call: str) -> 
             await group.start(newcomer)
     await kernel.sleep(0)
     assert ran == []
+
+
+@pytest.mark.parametrize("how", ["wait=any", "a member failed"])
+async def test_a_member_that_joins_while_the_group_cancels_is_cancelled_too(
+    how: str, virtual_clock: VirtualClock
+) -> None:
+    late: list[kernel.Task] = []
+
+    async def member(group: TaskGroup) -> None:
+        try:
+            await kernel.sleep(10)
+        finally:  # its cleanup brings in one more member
+            late.append(await group.spawn(kernel.sleep, 100))
+
+    async def fail(seconds: float) -> None:
+        await kernel.sleep(seconds)
+        raise ValueError("failed")
+
+    with contextlib.suppress(BaseExceptionGroup):
+        async with TaskGroup(wait=any) as group:
+            await group.spawn(member, group)
+            await group.spawn(fail if how == "a member failed" else kernel.sleep, 0.5)
+    assert late[0].cancelled and virtual_clock.now() == 0.5

@@ -21,6 +21,7 @@ Read next: ``kernel/tracing.py``.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -125,6 +126,14 @@ class KernelCallbacks:
 
         Returns a handle for ``cancel_call``.
         """
+        try:
+            if not deadline >= -math.inf:  # (one comparison, per timer: NaN fails it)
+                raise ValueError(f"call_at() got a NaN deadline, for {callback!r}")
+        except TypeError:
+            raise TypeError(
+                f"call_at() takes a deadline in seconds on the kernel's clock (a number), "
+                f"not {deadline!r}"
+            ) from None
         return self._sleeping.push(deadline, callback, "call")
 
     def start_task(

@@ -20,6 +20,7 @@ Read next: ``kernel/task.py``.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
 
@@ -57,8 +58,13 @@ class VirtualClock:
     """
 
     def __init__(self, start: float = 0.0, autojump_threshold: float = 0.0) -> None:
-        if autojump_threshold < 0:
-            raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
+        if not (math.isfinite(autojump_threshold) and autojump_threshold >= 0):
+            raise ValueError(
+                f"autojump_threshold is a number of real seconds, 0 or more; got "
+                f"{autojump_threshold!r}"
+            )
+        if not math.isfinite(start):
+            raise ValueError(f"a VirtualClock starts at a finite time; got start={start!r}")
         self._now = float(start)
         self.autojump_threshold = autojump_threshold
 
@@ -72,6 +78,8 @@ class VirtualClock:
         """Move time forward by hand (tasks due by then wake on the kernel's next pass)."""
         if seconds < 0:
             raise ValueError(f"a clock cannot go backwards: advance({seconds!r})")
+        if not math.isfinite(seconds):
+            raise ValueError(f"advance() takes a finite number of seconds, not {seconds!r}")
         self._now += seconds
 
     def real_timeout(self, timeout: float | None) -> float | None:

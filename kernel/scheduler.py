@@ -275,11 +275,16 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
                     waiter._wait_entry = None
                     waiter.state = "READY"
                 append(waiter)
-        if not woken and deadline is not None and not self._threadsafe:
+        if not woken and deadline is not None and not self._threads_woke_us():
             # Discussion: with a virtual clock this is where time jumps forward -- every task
             # is blocked and select() found nothing, so the next thing that can happen is the
             # nearest deadline. The real clock ignores this call.
             self._clock.idle(deadline)
+
+    def _threads_woke_us(self) -> bool:
+        """Did another thread hand work in while select() waited (``call_threadsafe``,
+        ``call_soon_threadsafe``)? Then the virtual clock must not jump: it runs first."""
+        return bool(self._threadsafe or self._ready or self._wakeup_pending)
 
     def _break_deadlock(self) -> bool:
         """Phase 1 is about to block with no deadline and no I/O waiter: is it for good?

@@ -78,11 +78,14 @@ class _Universal:
             self._serve_requested = False  # a request to a closed kernel will never run
         return kernel
 
-    def _check_sync_call(self, method: str, timeout: object) -> None:
+    def _check_sync_call(self, method: str, timeout: float | None) -> float | None:
         """Refuse a ``*_sync`` call that cannot work: a bad ``timeout``, or the wrong thread.
+        Return the timeout to wait with.
 
         ``timeout`` is None (wait as long as it takes) or a number of seconds >= 0, as for
         ``queue.Queue.get``; anything else would fail deep inside ``threading``, or not at all.
+        ``math.inf`` -- or anything longer than ``threading`` can wait -- means None, as it
+        does for the kernel's own timeouts (``threading`` would raise ``OverflowError``).
         """
         if timeout is not None:
             what = f"{type(self).__name__}.{method}_sync(timeout=...)"
@@ -91,12 +94,15 @@ class _Universal:
                     f"{what} got {timeout!r}: a thread cannot wait a negative time; pass 0 "
                     f"to only look, or None to wait as long as it takes"
                 )
+            if timeout >= threading.TIMEOUT_MAX:
+                timeout = None
         # A blocking call would freeze every task of the kernel running in this thread.
         if current_kernel() is not None:
             raise RuntimeError(
                 f"{type(self).__name__}.{method}_sync() was called in a kernel's thread, where "
                 f"blocking stops every task; use `await {method}()` in a task"
             )
+        return timeout
 
     def _request_serve(self) -> None:
         """From a thread, lock held: have the kernel run ``_serve`` soon (once is enough)."""
@@ -248,7 +254,7 @@ class UniversalQueue(_Universal, Generic[T]):
 
         Raises ``queue.Full`` if there is still no room after ``timeout`` seconds.
         """
-        self._check_sync_call("put", timeout)
+        timeout = self._check_sync_call("put", timeout)
         with self._lock:
             if self.full():
                 self._thread_putters += 1
@@ -268,7 +274,7 @@ class UniversalQueue(_Universal, Generic[T]):
 
         Raises ``queue.Empty`` if there is still nothing after ``timeout`` seconds.
         """
-        self._check_sync_call("get", timeout)
+        timeout = self._check_sync_call("get", timeout)
         with self._lock:
             if not self._items:
                 self._thread_getters += 1
@@ -352,7 +358,7 @@ class UniversalEvent(_Universal):
 
     def wait_sync(self, timeout: float | None = None) -> bool:
         """From a thread: block until the event is set; False if ``timeout`` ran out first."""
-        self._check_sync_call("wait", timeout)
+        timeout = self._check_sync_call("wait", timeout)
         with self._lock:
             if self._flag:
                 return True

@@ -1034,3 +1034,15 @@ def test_debug_mode_tracks_where_coroutines_were_made_while_it_runs(aio_loop: Ev
     aio_loop.run_until_complete(main())
     assert depths == [before, 10, before, 10, 10, before]
     assert sys.get_coroutine_origin_tracking_depth() == before  # put back when it stops
+
+
+def test_a_nan_timer_runs_at_once_as_on_asyncios_loop(aio_loop: EventLoop) -> None:
+    ran: list[float] = []
+
+    async def main() -> None:
+        aio_loop.call_later(float("nan"), lambda: ran.append(aio_loop.time()))
+        await asyncio.sleep(float("nan"))
+        await asyncio.sleep(1)
+
+    aio_loop.run_until_complete(main())
+    assert ran == [0.0]

@@ -34,3 +34,17 @@ def test_autojump_threshold_lets_real_io_arrive_first() -> None:
     clock = VirtualClock(autojump_threshold=0.25)
     assert clock.real_timeout(10.0) == 0.25
     assert clock.real_timeout(0.1) == 0.1
+
+
+def test_a_virtual_clock_refuses_times_that_are_not_finite() -> None:
+    import math
+
+    import pytest
+
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="starts at a finite time"):
+            VirtualClock(start=bad)
+        with pytest.raises(ValueError, match="autojump_threshold is a number of real seconds"):
+            VirtualClock(autojump_threshold=bad)
+        with pytest.raises(ValueError, match="advance\\(\\) takes a finite number"):
+            VirtualClock().advance(bad)

@@ -849,3 +849,45 @@ def test_a_task_spawned_by_a_cleanup_at_close_is_cancelled_too(
     kernel.run(main, clock=clock)
     assert helpers[0].cancelled and clock.now() == 0.0
     assert "heartbeat" in caplog.text and "was still running when the kernel closed" in caplog.text
+
+
+def test_work_a_thread_hands_in_runs_before_virtual_time_jumps() -> None:
+    ran_at: list[float] = []
+    waiting = threading.Event()  # the kernel waits in select(), up to the threshold
+
+    class Record:
+        def _run(self) -> None:
+            ran_at.append(k.time())
+
+    def hand_in() -> None:
+        waiting.wait()
+        k.call_soon_threadsafe(Record())
+
+    async def main() -> None:
+        threading.Thread(target=hand_in).start()
+        await kernel.sleep(10)
+
+    with Kernel(clock=VirtualClock(autojump_threshold=60)) as k:
+        real_select = k._io.select
+
+        def select(timeout: float | None) -> list[Any]:
+            if timeout and not waiting.is_set():  # the first wait: the thread ends it
+                waiting.set()
+                return real_select(timeout)
+            return real_select(0)  # (later ones: no need to wait out the threshold)
+
+        k._io.select = select  # type: ignore[method-assign]
+        k.run(main)
+    assert ran_at == [0.0]
+
+
+def test_call_at_refuses_a_deadline_that_is_not_a_number() -> None:
+    class Record:
+        def _run(self) -> None:
+            pass
+
+    with Kernel() as k:
+        with pytest.raises(ValueError, match="NaN deadline"):
+            k.call_at(float("nan"), Record())
+        with pytest.raises(TypeError, match=r"takes a deadline in seconds.*not '1'"):
+            k.call_at("1", Record())  # type: ignore[arg-type]

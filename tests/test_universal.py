@@ -9,6 +9,7 @@ thread is bounded (``WAIT``); nothing sleeps to synchronise.
 
 from __future__ import annotations
 
+import math
 import queue
 import re
 import threading
@@ -406,3 +407,16 @@ def test_put_from_asyncio_code_on_the_kernels_loop_says_what_to_do() -> None:
         kernel.aio.run(asyncio_code())
     assert full._task_putters == 0
     assert full.get_sync() == 0 and full.empty()
+
+
+async def test_an_infinite_thread_timeout_waits_as_long_as_none() -> None:
+    q: UniversalQueue[int] = UniversalQueue(maxsize=1)
+    event = UniversalEvent()
+    getting = kernel.run_in_thread(q.get_sync, math.inf)
+    waiting = kernel.run_in_thread(event.wait_sync, math.inf)
+    async with kernel.TaskGroup() as group:
+        got = await group.spawn(getting)
+        set_ = await group.spawn(waiting)
+        await q.put(7)
+        event.set()
+    assert (got.result, set_.result) == (7, True)

@@ -474,7 +474,10 @@ class EventLoop(ProcessMixin, NetworkMixin, ServicesMixin, asyncio.AbstractEvent
         if timer._source_traceback:
             # debug mode: end the traceback at our caller (drop __init__, _timer, call_at)
             del timer._source_traceback[-3:]
-        timer._entry = self._kernel_call_at(when, timer)
+        if when != when:  # NaN: asyncio's loop runs such a timer at once, and so do we
+            timer._entry = self._kernel_call_at(self._kernel.time(), timer)
+        else:
+            timer._entry = self._kernel_call_at(when, timer)
         timer._scheduled = True
         return timer
 

@@ -464,6 +464,11 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
             # The program is being asked to stop: clean up like Ctrl-C, then raise it.
             task._observed = True
             self._stop_program(exc)
+        elif isinstance(exc, BaseExceptionGroup) and (stop := _stop_in(exc)) is not None:
+            # The same, passed on by a TaskGroup (the program may be stopping already).
+            task._observed = True
+            if self._fatal is None:
+                self._stop_program(stop)
         else:
             # Discussion: the crash is reported if nobody ever looks at it (join, result,
             # exception, a TaskGroup). The task reports itself when it is garbage collected
@@ -485,6 +490,16 @@ class Kernel(KernelLifecycle, KernelCallbacks, TrapHandlers):
             self._fatal = exc
             if self._main is not None:
                 self._cancel_task(self._main, TaskCancelled(f"stopping: {exc!r}"))
+
+
+def _stop_in(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The first ``KeyboardInterrupt`` or ``SystemExit`` in ``group``, however deep."""
+    for error in group.exceptions:
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            return error
+        if isinstance(error, BaseExceptionGroup) and (stop := _stop_in(error)) is not None:
+            return stop
+    return None
 
 
 def run(

@@ -326,6 +326,8 @@ def as_coroutine(
     # callable spares ``spawn(func)`` the ABC's check, which costs more than the rest.)
     if not callable(corofunc) and isinstance(corofunc, _COROUTINE_TYPES):
         if args:
+            with contextlib.suppress(AttributeError):  # refused: it will never run, so no
+                corofunc.close()  # "never awaited" warning for it
             raise TypeError(
                 f"{caller}() got a coroutine object *and* arguments {args!r}; pass either "
                 f"{caller}({before}func, *args) or {caller}({before}func(*args))"

@@ -348,7 +348,13 @@ class TaskGroup:
             raise
         finally:
             self._closed = True
-        unseen = [t for t in self._failed if not t._observed]
+        # (A member's KeyboardInterrupt or SystemExit has been seen -- by the kernel, which
+        # stops the program for it -- but the block must not end as if all went well.)
+        unseen = [
+            t
+            for t in self._failed
+            if not t._observed or isinstance(t._exception, KeyboardInterrupt | SystemExit)
+        ]
         for task in unseen:
             task._observed = True
         errors = [t._exception for t in unseen if t._exception is not None]

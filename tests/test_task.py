@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Generator
 from typing import Any
 
@@ -234,7 +235,7 @@ class TestSpawnErrors:
         coro = returns(1)
         with pytest.raises(TypeError, match=r"coroutine object \*and\* arguments"):
             await kernel.spawn(coro, 2)
-        coro.close()
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"  # no "never awaited"
 
     async def test_callable_returning_something_else(self) -> None:
         class Weird:

@@ -478,3 +478,27 @@ async def test_a_member_that_joins_while_the_group_cancels_is_cancelled_too(
             await group.spawn(member, group)
             await group.spawn(fail if how == "a member failed" else kernel.sleep, 0.5)
     assert late[0].cancelled and virtual_clock.now() == 0.5
+
+
+def test_a_members_system_exit_leaves_the_block_and_stops_the_program(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    after: list[str] = []
+
+    async def child() -> None:
+        await kernel.sleep(0)
+        raise SystemExit(3)
+
+    async def worker() -> None:
+        async with TaskGroup() as group:
+            await group.spawn(child)
+            await group.spawn(kernel.sleep, 1)
+        after.append("the body went on")  # as if every member had succeeded
+
+    async def main() -> None:
+        await (await kernel.spawn(worker)).join()
+
+    with pytest.raises(SystemExit) as stopped:
+        kernel.run(main, clock=VirtualClock())
+    assert stopped.value.code == 3 and after == []
+    assert "nobody looked at its exception" not in caplog.text  # the program stopped for it

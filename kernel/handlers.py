@@ -82,12 +82,18 @@ class TrapHandlers:
         return True
 
     def _bad_yield(self, task: Task, value: Any) -> bool:
-        """Handling what ``task`` yielded failed. If it is not a well-formed trap, that is the
-        task's mistake: a TypeError is thrown into it and this returns True. If it is one, the
-        handler itself failed -- a kernel bug -- and this returns False.
+        """Handling what ``task`` yielded failed. If it is not a well-formed trap, or one
+        with arguments of the wrong kind (``("sleep", "0.1")``, yielded by hand), that is
+        the task's mistake: a TypeError is thrown into it and this returns True. Otherwise
+        the handler itself failed -- a kernel bug -- and this returns False.
         """
         if _is_well_formed(value):
-            return False
+            mistake = _bad_arguments(value)
+            if mistake is None:
+                return False
+            task._next_exc = TypeError(f"{task!r} yielded the trap {value!r}, but {mistake}")
+            self._ready.append(task)
+            return True
         if _is_asyncio_future(value):
             # ``await future`` in a kernel task: the future yields itself, as asyncio's
             # tasks expect. That is the FUTURE_WAIT trap under another spelling.
@@ -363,6 +369,36 @@ def _is_well_formed(value: Any) -> bool:
         return False
     arguments = TRAPS.get(value[0])
     return arguments is not None and len(value) == 1 + len(arguments)
+
+
+def _bad_arguments(trap: Trap) -> str | None:
+    """What is wrong with a well-formed trap's arguments, as far as their kind can tell.
+
+    Asked only once its handler has failed: the handlers check nothing on the way in (the
+    kernel's own calls, ``kernel.sleep`` and the rest, check what users pass them)."""
+    for name, value in zip(TRAPS[trap[0]], trap[1:], strict=True):
+        check = _ARGUMENT_CHECKS.get(name)
+        if check is not None and not check[0](value):
+            return f"its {name} must be {check[1]}, not {value!r}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _is_task(value: Any) -> bool:
+    from .task import Task  # (here: the task module needs the kernel's, at import)
+
+    return isinstance(value, Task)
+
+
+_ARGUMENT_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seconds": (_is_number, "a number (not NaN)"),
+    "task": (_is_task, "a kernel Task"),
+    "queue": (lambda value: isinstance(value, WaitQueue), "a kernel WaitQueue"),
+    "n": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an int"),
+}
 
 
 def _explain_bad_yield(value: Any) -> str:

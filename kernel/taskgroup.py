@@ -240,7 +240,9 @@ class TaskGroup:
         try:
             while not status.is_started and not task.done:
                 await _wait_on(self._waiters, "TASKGROUP_START")
-        except BaseException:
+        except BaseException as error:
+            if self._closed_outside_a_step(error):
+                raise
             # The task is still this call's, so it goes with it (trio's rule). Left running, it
             # would hold the group's exit open, and a failure of it would reach nobody.
             if not status.is_started:
@@ -338,12 +340,16 @@ class TaskGroup:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
+        if exc is not None and self._closed_outside_a_step(exc):
+            return False  # (no trap may be yielded: see _closed_outside_a_step)
         try:
             if exc is not None:
                 await self.cancel_remaining()
             else:
                 await self._wait_for_policy()
-        except BaseException:
+        except BaseException as error:
+            if self._closed_outside_a_step(error):
+                raise
             await self._cancel_remaining_shielded()
             raise
         finally:
@@ -367,13 +373,22 @@ class TaskGroup:
         if isinstance(exc, CancelledError):
             # The body is being cancelled (or timed out): that must go on propagating as it is,
             # so the failures cannot travel with it. Report them rather than drop them.
-            for error in errors:
-                log.error("task failed in a TaskGroup being cancelled", exc_info=error)
+            for failure in errors:
+                log.error("task failed in a TaskGroup being cancelled", exc_info=failure)
             return False
         if exc is not None:
             errors.insert(0, exc)
         n = len(unseen)
         raise BaseExceptionGroup(f"{n} task{'s' if n > 1 else ''} in a TaskGroup failed", errors)
+
+    def _closed_outside_a_step(self, error: BaseException) -> bool:
+        """Is the task being closed by the kernel as it abandons its tasks (a second Ctrl-C,
+        a kernel error)? Then it may not yield a trap -- Python would report it as ignoring
+        ``GeneratorExit`` -- and the members are being abandoned with it. (An async
+        generator closed by ``aclose()`` in a task is closed *in* a step: it cleans up.)"""
+        return isinstance(error, GeneratorExit) and (
+            self._kernel is None or not self._kernel._in_task_step()
+        )
 
     async def _wait_for_policy(self) -> None:
         wait = self._wait

@@ -207,6 +207,18 @@ class TestBadYields:
         message = self.run_yielding(("sleep",))
         assert "a malformed trap: it should be a tuple of 2, ('sleep', 'seconds')" in message
 
+    @pytest.mark.parametrize(
+        ("trap", "says"),
+        [
+            (("sleep", "0.1"), "its seconds must be a number (not NaN), not '0.1'"),
+            (("cancel", 5, TaskCancelled()), "its task must be a kernel Task, not 5"),
+            (("wait_on", None, "X"), "its queue must be a kernel WaitQueue, not None"),
+        ],
+    )
+    def test_a_trap_with_arguments_of_the_wrong_kind(self, trap: Any, says: str) -> None:
+        message = self.run_yielding(trap)
+        assert f"yielded the trap {trap!r}, but {says}" in message
+
     def test_bare_yield(self) -> None:
         assert "a bare `yield`" in self.run_yielding(None)
 
@@ -234,12 +246,18 @@ def test_an_exception_inside_a_trap_handler_is_a_kernel_error() -> None:
         finally:
             log.append("victim closed")
 
+    def handler_with_a_bug(task: Any, trap: Any) -> bool:
+        raise TypeError("a bug in the sleep handler")
+
     def breaks_the_kernel() -> Generator[Any, Any, None]:
-        yield ("sleep", "not a number")  # bypasses sleep()'s checks: the handler fails
+        yield ("sleep", 1)  # a well-formed trap, whose handler fails: the kernel's fault
 
     async def main() -> None:
         await kernel.spawn(victim)
         await kernel.sleep(0)
+        running = kernel.current_kernel()
+        assert running is not None
+        running._handlers["sleep"] = handler_with_a_bug
         await (await kernel.spawn(breaks_the_kernel())).join()
 
     with pytest.raises(KernelError, match="internal error in the kernel") as info:

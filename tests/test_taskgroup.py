@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import signal
 from typing import Any
 
 import pytest
@@ -502,3 +503,37 @@ def test_a_members_system_exit_leaves_the_block_and_stops_the_program(
         kernel.run(main, clock=VirtualClock())
     assert stopped.value.code == 3 and after == []
     assert "nobody looked at its exception" not in caplog.text  # the program stopped for it
+
+
+def test_a_group_closed_as_the_kernel_abandons_its_tasks_yields_no_trap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    async def worker() -> None:
+        try:
+            async with TaskGroup() as group:
+                await group.spawn(kernel.sleep, 100)
+        except BaseException as error:
+            seen.append(type(error).__name__)
+            raise
+
+    async def presses_ctrl_c_twice() -> None:
+        await kernel.sleep(1)
+        signal.raise_signal(signal.SIGINT)  # the first: main is cancelled, cleans up
+        await kernel.sleep(0)
+        signal.raise_signal(signal.SIGINT)  # the second: stop at once, abandoning tasks
+
+    async def main() -> None:
+        await kernel.spawn(worker)
+        await kernel.spawn(presses_ctrl_c_twice)
+        try:
+            await kernel.sleep(100)
+        except TaskCancelled:
+            await kernel.sleep(10)  # a long cleanup, cut short by the second Ctrl-C
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        kernel.run(main, clock=VirtualClock())
+    assert seen == ["GeneratorExit"]
+    assert "ignored GeneratorExit" not in caplog.text and "abandoning" not in caplog.text

@@ -1013,7 +1013,8 @@ def test_debug_mode_warns_of_slow_callbacks_and_task_steps(
     warnings = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert len(warnings) == 3, warnings
     first, second, third = warnings
-    assert re.fullmatch(r"Executing <Handle .*takes\(0\.25\) at .*> took 0\.250 seconds", first)
+    # (3.13's asyncio shows a callback's arguments only in debug mode, and not always then.)
+    assert re.fullmatch(r"Executing <Handle .*takes\(.*\) at .*> took 0\.250 seconds", first)
     assert re.fullmatch(r"Executing <Task .* name='slow' .*> took 0\.125 seconds", second)
     assert re.fullmatch(r"Executing <TimerHandle when=1\.0 .*> took 0\.500 seconds", third)
 
@@ -1037,12 +1038,14 @@ def test_debug_mode_tracks_where_coroutines_were_made_while_it_runs(aio_loop: Ev
 
 
 def test_a_nan_timer_runs_at_once_as_on_asyncios_loop(aio_loop: EventLoop) -> None:
+    # (As on asyncio's loop up to 3.12; 3.13's fails in select(), and its asyncio.sleep
+    # refuses NaN before it gets there.)
     ran: list[float] = []
 
     async def main() -> None:
         aio_loop.call_later(float("nan"), lambda: ran.append(aio_loop.time()))
-        await asyncio.sleep(float("nan"))
+        aio_loop.call_at(float("nan"), lambda: ran.append(aio_loop.time()))
         await asyncio.sleep(1)
 
     aio_loop.run_until_complete(main())
-    assert ran == [0.0]
+    assert ran == [0.0, 0.0]

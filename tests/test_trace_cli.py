@@ -423,3 +423,12 @@ def test_an_asyncio_main_that_is_not_async_is_a_usage_error(
     line = usage_error(capsys, view, str(script), *flags)
     assert "main() must be an async def" in line and "returned 5" in line
     assert "if __name__ ==" in line
+
+
+def test_a_task_filter_that_matches_no_task_says_which_there_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = str(ROOT / "examples/03_spawn_join.py")
+    line = usage_error(capsys, "explain", script, "--deterministic", "--task", "nosuch")
+    assert "--task 'nosuch' matches no task of this run" in line
+    assert "'main (task 1)', 'nap-1 (task 2)'" in line

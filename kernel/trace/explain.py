@@ -39,7 +39,7 @@ from .narrator import Step, _deadline, _t, _wrap
 from .narrator_asyncio import _AsyncioNarrator
 from .narrator_kernel import _KernelNarrator
 from .records import Record
-from .script import add_script_arguments, trace
+from .script import UsageError, add_script_arguments, trace
 
 __all__ = ["Step", "add_arguments", "command", "narrate", "render", "select", "steps"]
 
@@ -74,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(args: argparse.Namespace) -> int:
     """``python -m kernel explain``: run the script recorded, print the narration."""
     traced = trace(args.script, aio=args.aio, deterministic=args.deterministic)
+    if args.task is not None and not select(
+        steps(traced.records, asyncio=args.aio), task=args.task, limit=1
+    ):
+        tasks = sorted({r["task"] for r in traced.records if r.get("task")})
+        raise UsageError(
+            f"--task {args.task!r} matches no task of this run; give a task's name, label "
+            f"or id: {', '.join(map(repr, tasks)) or 'it spawned none'}"
+        )
     if args.json:
         chosen = select(steps(traced.records, asyncio=args.aio), task=args.task, limit=args.limit)
         print(json.dumps([record for step in chosen for record in step.records], indent=1))

@@ -26,6 +26,8 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from .errors import ResourceBusy, TaskTimeout
+from .task import Task
+from .time import _check_seconds
 from .traps import FUTURE_WAIT, TRAPS, Trap
 from .waitqueue import WaitQueue, in_use_elsewhere
 
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from .callbacks import Callback
     from .clock import Clock
     from .iotable import IOWaitTable
-    from .task import CoroutineLike, Task
+    from .task import CoroutineLike
     from .timequeue import SleepingQueue
 
 __all__ = ["TrapHandlers"]
@@ -377,25 +379,19 @@ def _bad_arguments(trap: Trap) -> str | None:
     Asked only once its handler has failed: the handlers check nothing on the way in (the
     kernel's own calls, ``kernel.sleep`` and the rest, check what users pass them)."""
     for name, value in zip(TRAPS[trap[0]], trap[1:], strict=True):
+        if name == "seconds":
+            try:  # (kernel.sleep's own check, and its message)
+                _check_seconds(value, f"the {trap[0]} trap")
+            except (TypeError, ValueError) as error:
+                return str(error)
         check = _ARGUMENT_CHECKS.get(name)
         if check is not None and not check[0](value):
             return f"its {name} must be {check[1]}, not {value!r}"
     return None
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-def _is_task(value: Any) -> bool:
-    from .task import Task  # (here: the task module needs the kernel's, at import)
-
-    return isinstance(value, Task)
-
-
 _ARGUMENT_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seconds": (_is_number, "a number (not NaN)"),
-    "task": (_is_task, "a kernel Task"),
+    "task": (lambda value: isinstance(value, Task), "a kernel Task"),
     "queue": (lambda value: isinstance(value, WaitQueue), "a kernel WaitQueue"),
     "n": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an int"),
 }

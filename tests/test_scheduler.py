@@ -210,7 +210,7 @@ class TestBadYields:
     @pytest.mark.parametrize(
         ("trap", "says"),
         [
-            (("sleep", "0.1"), "its seconds must be a number (not NaN), not '0.1'"),
+            (("sleep", "0.1"), "the sleep trap takes a number of seconds, not '0.1'"),
             (("cancel", 5, TaskCancelled()), "its task must be a kernel Task, not 5"),
             (("wait_on", None, "X"), "its queue must be a kernel WaitQueue, not None"),
         ],

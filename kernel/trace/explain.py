@@ -74,9 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(args: argparse.Namespace) -> int:
     """``python -m kernel explain``: run the script recorded, print the narration."""
     traced = trace(args.script, aio=args.aio, deterministic=args.deterministic)
-    if args.task is not None and not select(
-        steps(traced.records, asyncio=args.aio), task=args.task, limit=1
-    ):
+    # (A step involves the task if one of its records does: the records tell, unnarrated.)
+    if args.task is not None and not any(_involves(r, args.task) for r in traced.records):
         tasks = sorted({r["task"] for r in traced.records if r.get("task")})
         raise UsageError(
             f"--task {args.task!r} matches no task of this run; give a task's name, label "

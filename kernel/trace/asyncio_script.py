@@ -29,7 +29,6 @@ from .script import (
     _first_then,
     _main_of,
     _recorded,
-    _script_folder_on_path,
     as_script,
     awaitable_of,
     new_event_loops,
@@ -60,7 +59,7 @@ def trace(path: str | Path, *, deterministic: bool = False, capture: bool = True
             # Later loops are asyncio's own, unrecorded (asyncio.new_event_loop, taken
             # before new_event_loops replaces it).
             loops = new_event_loops(_first_then(lambda: loop, asyncio.new_event_loop))
-            with loops, _script_folder_on_path(Path(path)):
+            with loops:  # (the script's folder is on the path already: as_script)
                 runpy.run_path(str(path), run_name="__main__")
             return None
 

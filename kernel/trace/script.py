@@ -309,7 +309,7 @@ def _run_as_main(kernel: Kernel, path: Path) -> None:
     unrecorded = aio.new_event_loop  # taken now: new_event_loops replaces it
     try:
         loops = new_event_loops(_first_then(recording_loop, unrecorded))
-        with loops, _script_folder_on_path(path):
+        with loops:  # (the script's folder is on the path already: as_script)
             runpy.run_path(str(path), run_name="__main__")
     finally:
         for loop in made:
@@ -403,7 +403,7 @@ def _text_over(lines: _Lines) -> io.TextIOWrapper:
 
 
 class _Lines(io.RawIOBase):
-    """The bytes under ``_output_to``'s stream, cut into lines, each an ``output`` record."""
+    """The bytes under ``_text_over``'s stream, cut into lines, each an ``output`` record."""
 
     def __init__(self, recorder: _Notes) -> None:
         super().__init__()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -510,48 +512,57 @@ def test_a_lock_cannot_be_shared_by_two_open_kernels() -> None:
             second.run(wait_for_it)
 
 
-@pytest.mark.parametrize("lock_type", [Lock, RLock])
-def test_a_lock_is_not_handed_to_another_kernels_waiter(lock_type: type[Lock]) -> None:
-    """A lock a task of this kernel holds, with a task of another kernel (another thread)
-    parked on it: release() refuses before the lock changes hands -- it stays with its
-    holder, who can release it once the other kernel has closed."""
-    lock = lock_type()
-    parked = threading.Event()  # kernel B's task waits on the lock
-    released = threading.Event()  # kernel A tried to release it: B may stop waiting
+@contextlib.asynccontextmanager
+async def a_task_of_another_kernel_waiting(wait: Callable[[], Any]) -> AsyncIterator[None]:
+    """Inside: a task of another kernel, run in a thread of its own, is parked in ``wait()``.
+    On the way out it is cancelled, and that kernel has closed, with no error."""
+    parked = threading.Event()  # the other kernel's task waits
+    done = threading.Event()  # this kernel is done with it: it may stop waiting
     errors: list[BaseException] = []
 
     async def other_kernel() -> None:
-        waiter = await kernel.spawn(lock.acquire)
+        waiter = await kernel.spawn(wait)
         await settle()
-        assert len(lock._waiters) == 1
         parked.set()
-        assert await kernel.run_in_thread(released.wait, 10)
+        assert await kernel.run_in_thread(done.wait, 10)
         await waiter.cancel()
         assert waiter.cancelled
 
-    def thread_b() -> None:
+    def in_its_thread() -> None:
         try:
             kernel.run(other_kernel, clock=VirtualClock())
         except BaseException as error:
             errors.append(error)
             parked.set()
 
+    thread = threading.Thread(target=in_its_thread, daemon=True)
+    thread.start()
+    try:
+        assert await kernel.run_in_thread(parked.wait, 10)
+        yield
+    finally:
+        done.set()
+        await kernel.run_in_thread(thread.join, 10)
+    assert not thread.is_alive() and errors == []
+
+
+@pytest.mark.parametrize("lock_type", [Lock, RLock])
+def test_a_lock_is_not_handed_to_another_kernels_waiter(lock_type: type[Lock]) -> None:
+    """A lock a task of this kernel holds, with a task of another kernel (another thread)
+    parked on it: release() refuses before the lock changes hands -- it stays with its
+    holder, who can release it once the other kernel has closed."""
+    lock = lock_type()
+
     async def this_kernel() -> None:
         await lock.acquire()  # uncontended: the lock's line belongs to no kernel yet
-        thread.start()
-        try:
-            assert await kernel.run_in_thread(parked.wait, 10)
+        async with a_task_of_another_kernel_waiting(lock.acquire):
+            assert len(lock._waiters) == 1
             with pytest.raises(RuntimeError, match="in use by another kernel"):
                 await lock.release()
-            assert lock._owner is await kernel.current_task()  # not kernel B's parked task
-        finally:
-            released.set()
-            await kernel.run_in_thread(thread.join, 10)
-        assert not thread.is_alive() and errors == []
-        await lock.release()  # B's kernel has closed: its line is free again
+            assert lock._owner is await kernel.current_task()  # not the other's parked task
+        await lock.release()  # the other kernel has closed: its line is free again
         assert not lock.locked()
 
-    thread = threading.Thread(target=thread_b, daemon=True)
     kernel.run(this_kernel, clock=VirtualClock())
 
 
@@ -559,35 +570,11 @@ def test_an_event_with_another_kernels_waiter_refuses_set_and_stays_unset() -> N
     """As a lock's release: the check comes before the event changes, so an error leaves
     it as it was -- not set, with nobody woken."""
     event = Event()
-    parked = threading.Event()  # kernel B's task waits on the event
-    tried = threading.Event()  # kernel A tried to set it: B may stop waiting
-    errors: list[BaseException] = []
-
-    async def other_kernel() -> None:
-        waiter = await kernel.spawn(event.wait)
-        await settle()
-        parked.set()
-        assert await kernel.run_in_thread(tried.wait, 10)
-        await waiter.cancel()
-
-    def thread_b() -> None:
-        try:
-            kernel.run(other_kernel, clock=VirtualClock())
-        except BaseException as error:
-            errors.append(error)
-            parked.set()
 
     async def this_kernel() -> None:
-        thread.start()
-        try:
-            assert await kernel.run_in_thread(parked.wait, 10)
+        async with a_task_of_another_kernel_waiting(event.wait):
             with pytest.raises(RuntimeError, match="in use by another kernel"):
                 await event.set()
             assert not event.is_set()
-        finally:
-            tried.set()
-            await kernel.run_in_thread(thread.join, 10)
-        assert not thread.is_alive() and errors == []
 
-    thread = threading.Thread(target=thread_b, daemon=True)
     kernel.run(this_kernel, clock=VirtualClock())
